@@ -1,0 +1,31 @@
+//! Domain types and rules for ECOM. Nothing in this crate does I/O: values are parsed
+//! once at the boundary (`parse`) and trusted everywhere after.
+
+pub mod account;
+pub mod host;
+pub mod ids;
+pub mod tenant;
+
+pub use account::{AccountKind, Email, NewPassword, Realm, StaffRole};
+pub use host::{HostTarget, resolve_host};
+pub use ids::{AccountId, TenantId};
+pub use tenant::{Currency, Locale, Slug, Tenant, TenantStatus};
+
+/// A value that failed to parse, with a message fit to show the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    /// The field or setting the value was meant for, e.g. `email`.
+    pub field: &'static str,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

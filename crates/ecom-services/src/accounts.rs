@@ -1,0 +1,277 @@
+//! Sign-up, sign-in, password change and password reset for all three kinds of
+//! account. The web layer turns the results into cookies; nothing here knows HTTP.
+
+use crate::ratelimit::Limit;
+use crate::{Mailer, RateLimits, Result, ServiceError, passwords};
+use chrono::{Duration, Utc};
+use ecom_core::{AccountId, Email, NewPassword, Realm};
+use ecom_store::accounts::{self as repo, Credential, NewAccount};
+use ecom_store::{DatabaseTransaction, Db, tokens};
+use sha2::{Digest, Sha256};
+
+/// How long a reset link works.
+pub const RESET_TOKEN_TTL_MINUTES: i64 = 60;
+
+const BAD_LOGIN: &str = "That email and password do not match an account.";
+const BAD_TOKEN: &str = "This reset link has expired or was already used. Ask for a new one.";
+
+/// Who is signed in, as a session records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub realm: Realm,
+    pub id: AccountId,
+    pub auth_version: i32,
+}
+
+/// The account use cases.
+#[derive(Clone)]
+pub struct Accounts {
+    db: Db,
+    limits: RateLimits,
+    mailer: Mailer,
+}
+
+impl Accounts {
+    pub fn new(db: Db, limits: RateLimits, mailer: Mailer) -> Self {
+        Self { db, limits, mailer }
+    }
+
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    async fn txn(&self, realm: Realm) -> Result<DatabaseTransaction> {
+        Ok(match realm.tenant() {
+            Some(t) => self.db.tenant_txn(t).await?,
+            None => self.db.platform_txn().await?,
+        })
+    }
+
+    fn check(&self, limit: Limit, key: &str) -> Result<()> {
+        self.limits
+            .check(limit, key)
+            .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })
+    }
+
+    /// Creates an account without rate limits or sign-in: for seeding, the CLI and
+    /// store creation.
+    pub async fn create(
+        &self,
+        realm: Realm,
+        email: &Email,
+        name: &str,
+        password: &NewPassword,
+        role: ecom_core::StaffRole,
+    ) -> Result<AccountId> {
+        let hash = passwords::hash(password.expose().to_owned()).await?;
+        let txn = self.txn(realm).await?;
+        let id = repo::insert(
+            &txn,
+            NewAccount {
+                realm,
+                email,
+                name,
+                password_hash: &hash,
+                role,
+            },
+        )
+        .await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(id)
+    }
+
+    /// A shopper creating their account in a store (or any realm that allows it).
+    pub async fn sign_up(
+        &self,
+        realm: Realm,
+        ip: &str,
+        email: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<SignedIn> {
+        self.check(Limit::SignupPerIp, ip)?;
+        let email = Email::parse(email)?;
+        let password = NewPassword::parse(password)?;
+        let name = name.trim();
+        if name.chars().count() > 200 {
+            return Err(ecom_core::Invalid::new("name", "use at most 200 characters").into());
+        }
+        let id = self
+            .create(realm, &email, name, &password, ecom_core::StaffRole::Staff)
+            .await?;
+        Ok(SignedIn {
+            realm,
+            id,
+            auth_version: 1,
+        })
+    }
+
+    /// Checks an email and password. Unknown email and wrong password give the same
+    /// answer after the same amount of work.
+    pub async fn sign_in(
+        &self,
+        realm: Realm,
+        ip: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<SignedIn> {
+        self.check(Limit::LoginPerIp, ip)?;
+        let Ok(email) = Email::parse(email) else {
+            return Err(ServiceError::Unauthorized(BAD_LOGIN));
+        };
+        self.check(Limit::LoginPerAccount, &account_key(realm, &email))?;
+        if password.len() > 4 * NewPassword::MAX_CHARS {
+            return Err(ServiceError::Unauthorized(BAD_LOGIN));
+        }
+        let txn = self.txn(realm).await?;
+        let found = repo::find_by_email(&txn, realm, &email).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        let Some(cred) = found else {
+            passwords::verify_dummy(password.to_owned()).await?;
+            return Err(ServiceError::Unauthorized(BAD_LOGIN));
+        };
+        if !passwords::verify(password.to_owned(), cred.password_hash.clone()).await? {
+            tracing::info!(account.id = %cred.id, "failed sign-in");
+            return Err(ServiceError::Unauthorized(BAD_LOGIN));
+        }
+        Ok(SignedIn {
+            realm,
+            id: cred.id,
+            auth_version: cred.auth_version,
+        })
+    }
+
+    /// The account behind a session, if the session is still valid (the account exists
+    /// and its password has not changed since the session was issued).
+    pub async fn current(&self, session: &SignedIn) -> Result<Option<Credential>> {
+        let txn = self.txn(session.realm).await?;
+        let found = repo::find_by_id(&txn, session.realm, session.id).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(found.filter(|c| c.auth_version == session.auth_version))
+    }
+
+    /// Changes the password of a signed-in account after checking the current one;
+    /// every other session of the account ends. Returns the refreshed session.
+    pub async fn change_password(
+        &self,
+        session: &SignedIn,
+        current: &str,
+        new: &str,
+    ) -> Result<SignedIn> {
+        let Some(cred) = self.current(session).await? else {
+            return Err(ServiceError::Unauthorized(
+                "Your session has ended. Sign in again.",
+            ));
+        };
+        self.check(
+            Limit::LoginPerAccount,
+            &format!("{}:{}", session.realm.kind().as_str(), cred.email),
+        )?;
+        let new = NewPassword::parse(new)?;
+        if !passwords::verify(current.to_owned(), cred.password_hash).await? {
+            return Err(ServiceError::Unauthorized(
+                "The current password is not right.",
+            ));
+        }
+        let hash = passwords::hash(new.expose().to_owned()).await?;
+        let txn = self.txn(session.realm).await?;
+        let version = repo::set_password(&txn, session.realm, session.id, &hash)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        tokens::void_all(&txn, session.realm, session.id, Utc::now()).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(SignedIn {
+            auth_version: version,
+            ..session.clone()
+        })
+    }
+
+    /// Emails a one-time reset link when the email has an account. The answer is the
+    /// same either way, so the form cannot be used to find out who has an account.
+    /// `link_base` is the reset page's absolute URL; `?token=…` is appended.
+    pub async fn request_reset(
+        &self,
+        realm: Realm,
+        ip: &str,
+        email: &str,
+        link_base: &str,
+        store_name: &str,
+    ) -> Result<()> {
+        self.check(Limit::ResetPerIp, ip)?;
+        let email = Email::parse(email)?;
+        self.check(Limit::ResetPerAccount, &account_key(realm, &email))?;
+        let txn = self.txn(realm).await?;
+        if let Some(cred) = repo::find_by_email(&txn, realm, &email).await? {
+            let token = new_token();
+            let expires = Utc::now() + Duration::minutes(RESET_TOKEN_TTL_MINUTES);
+            tokens::insert(&txn, realm, cred.id, &token_hash(&token), expires).await?;
+            let body = format!(
+                "Hello{name},\n\nSomeone asked to reset the password of your {store_name} account ({email}).\n\
+                 To choose a new password, open this link within {RESET_TOKEN_TTL_MINUTES} minutes:\n\n{link_base}?token={token}\n\n\
+                 If it was not you, ignore this message; your password stays as it is.\n",
+                name = if cred.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", cred.name)
+                },
+            );
+            self.mailer
+                .send(
+                    &txn,
+                    realm.tenant(),
+                    email.as_str(),
+                    &format!("Reset your {store_name} password"),
+                    &body,
+                )
+                .await?;
+        }
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Whether a reset token would still work (to decide between the form and an error).
+    pub async fn reset_token_usable(&self, realm: Realm, token: &str) -> Result<bool> {
+        let txn = self.txn(realm).await?;
+        let ok = tokens::is_usable(&txn, realm, &token_hash(token), Utc::now()).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(ok)
+    }
+
+    /// Sets a new password with a reset token; the token and every other outstanding
+    /// token of the account stop working, and so do existing sessions.
+    pub async fn reset_password(&self, realm: Realm, token: &str, new: &str) -> Result<SignedIn> {
+        let new = NewPassword::parse(new)?;
+        let hash = passwords::hash(new.expose().to_owned()).await?;
+        let now = Utc::now();
+        let txn = self.txn(realm).await?;
+        let Some(id) = tokens::consume(&txn, realm, &token_hash(token), now).await? else {
+            return Err(ServiceError::Unauthorized(BAD_TOKEN));
+        };
+        let version = repo::set_password(&txn, realm, id, &hash)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        tokens::void_all(&txn, realm, id, now).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(SignedIn {
+            realm,
+            id,
+            auth_version: version,
+        })
+    }
+}
+
+fn account_key(realm: Realm, email: &Email) -> String {
+    match realm.tenant() {
+        Some(t) => format!("{}:{t}:{email}", realm.kind().as_str()),
+        None => format!("{}:{email}", realm.kind().as_str()),
+    }
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}

@@ -1,0 +1,51 @@
+//! Use cases shared by the storefront, the panels and the APIs. Handlers and
+//! resolvers call these; no business rule lives in a handler or a template.
+
+pub mod accounts;
+pub mod demo;
+pub mod directory;
+pub mod mail;
+pub mod passwords;
+pub mod ratelimit;
+
+pub use accounts::Accounts;
+pub use directory::{Directory, Site};
+pub use mail::Mailer;
+pub use ratelimit::{Limit, RateLimits};
+
+use ecom_core::Invalid;
+use ecom_store::StoreError;
+
+/// Why a use case refused or failed. Each variant maps to one HTTP status and one
+/// GraphQL error code in the web layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Input that does not parse; the message is for the person who typed it.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Wrong email or password, or an expired token. Deliberately vague.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Too many attempts; try again after this many seconds.
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Something the request wanted to create exists already.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    /// Everything else: logged in full, shown as an opaque 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(what),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -1,0 +1,182 @@
+//! The database handle: connection pool, migrations, and tenant-scoped transactions.
+
+use crate::migration::{self, APP_ROLE};
+use crate::{Result, StoreError};
+use ecom_core::TenantId;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    TransactionTrait,
+};
+use std::time::Duration;
+
+/// Which engine is behind the handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the pool.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// `sqlite://path?mode=rwc` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// Connection counts for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// The shared database handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+    max_connections: u32,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens the pool. SQLite files are created when missing and run in WAL mode.
+    pub async fn connect(options: &DbOptions) -> Result<Self> {
+        let backend =
+            if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+                Backend::Postgres
+            } else if options.url.starts_with("sqlite:") {
+                Backend::Sqlite
+            } else {
+                return Err(StoreError::Db(sea_orm::DbErr::Custom(
+                    "database URL must start with sqlite: or postgres://".into(),
+                )));
+            };
+        let mut opts = ConnectOptions::new(options.url.clone());
+        opts.max_connections(options.max_connections)
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .sqlx_logging(false);
+        if backend == Backend::Sqlite {
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5))
+            });
+        }
+        let conn = Database::connect(opts).await?;
+        Ok(Self {
+            conn,
+            backend,
+            max_connections: options.max_connections,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The raw connection, for the few callers that manage their own transactions
+    /// (migrations, tests). Tenant data must go through [`Db::tenant_txn`].
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Brings the schema up to date. On PostgreSQL an advisory lock makes concurrent
+    /// starts of several nodes wait for each other instead of racing.
+    pub async fn migrate(&self) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            let pool = self.conn.get_postgres_connection_pool();
+            let mut lock_conn = pool.acquire().await.map_err(sqlx_err)?;
+            const LOCK_KEY: i64 = 0x0ec0_0001;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .execute(&mut *lock_conn)
+                .await
+                .map_err(sqlx_err)?;
+            let result = migration::run(&self.conn).await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(LOCK_KEY)
+                .execute(&mut *lock_conn)
+                .await
+                .map_err(sqlx_err)?;
+            result?;
+        } else {
+            migration::run(&self.conn).await?;
+        }
+        Ok(())
+    }
+
+    /// `SELECT 1`, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        self.conn.ping().await?;
+        Ok(())
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle) = match self.backend {
+            Backend::Postgres => {
+                let p = self.conn.get_postgres_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
+            Backend::Sqlite => {
+                let p = self.conn.get_sqlite_connection_pool();
+                (p.size(), p.num_idle() as u32)
+            }
+        };
+        PoolStats {
+            size,
+            idle,
+            max: self.max_connections,
+        }
+    }
+
+    /// A transaction that can see and write one tenant's rows only. On PostgreSQL it
+    /// drops to the plain application role and sets `ecom.tenant_id` for this
+    /// transaction alone, so row-level security backs up the `tenant_id` filters.
+    pub async fn tenant_txn(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
+        let txn = self.conn.begin().await?;
+        if self.backend == Backend::Postgres {
+            // The id is a formatted UUID, never user text, so it is safe to inline;
+            // one round trip sets both.
+            txn.execute_unprepared(&format!(
+                "SET LOCAL ROLE {APP_ROLE}; SELECT set_config('ecom.tenant_id', '{}', true)",
+                tenant.0
+            ))
+            .await?;
+        }
+        Ok(txn)
+    }
+
+    /// A transaction for platform-level work that spans tenants: resolving a host,
+    /// the super-admin panel, platform accounts. Row-level security lets it through
+    /// because it declares platform scope; tenant-facing code never calls it.
+    pub async fn platform_txn(&self) -> Result<DatabaseTransaction> {
+        let txn = self.conn.begin().await?;
+        if self.backend == Backend::Postgres {
+            txn.execute_unprepared(&format!(
+                "SET LOCAL ROLE {APP_ROLE}; SELECT set_config('ecom.scope', 'platform', true)"
+            ))
+            .await?;
+        }
+        Ok(txn)
+    }
+}
+
+fn sqlx_err(e: sqlx::Error) -> StoreError {
+    StoreError::Db(sea_orm::DbErr::Custom(format!("database: {e}")))
+}

@@ -1,0 +1,44 @@
+//! Persistence for ECOM: one schema and one set of migrations that run on SQLite and
+//! PostgreSQL from the same code, and repositories that always take the tenant.
+//!
+//! Tenant isolation has two lines of defence: every repository query filters by
+//! `tenant_id`, and on PostgreSQL every tenant table has a row-level security policy
+//! that hides rows unless the transaction has set `ecom.tenant_id` (see [`Db::tenant_txn`]).
+
+pub mod accounts;
+mod db;
+pub mod entities;
+pub mod mailbox;
+mod migration;
+pub mod tenants;
+pub mod tokens;
+
+pub use db::{Backend, Db, DbOptions, PoolStats};
+pub use migration::TENANT_TABLES;
+pub use sea_orm::{DatabaseTransaction, TransactionSession};
+
+/// What can go wrong in the persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; the string names what was taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// A row read back from the database did not hold a valid value; a bug or a
+    /// hand-edited row, never user input.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Db`.
+    pub(crate) fn conflict_or_db(err: sea_orm::DbErr, what: &'static str) -> Self {
+        match err.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::Conflict(what),
+            _ => Self::Db(err),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,299 @@
+//! The schema, as one ordered list of migrations shared by SQLite and PostgreSQL.
+//!
+//! Rules: a migration that has shipped is never edited; add a new one. Table
+//! definitions use the query builder so both backends get the same schema; the only
+//! backend-specific statements are PostgreSQL's row-level security, which SQLite lacks.
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::prelude::*;
+
+/// Every table that holds tenant data. Each has a `tenant_id` column, and on PostgreSQL
+/// a row-level security policy keyed on `ecom.tenant_id`.
+pub const TENANT_TABLES: &[&str] = &[
+    "tenant_domains",
+    "staff",
+    "customers",
+    "password_resets",
+    "dev_mailbox",
+];
+
+pub(crate) struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Foundation)]
+    }
+}
+
+fn name(s: &str) -> Alias {
+    Alias::new(s)
+}
+
+fn id() -> ColumnDef {
+    ColumnDef::new(name("id"))
+        .uuid()
+        .not_null()
+        .primary_key()
+        .to_owned()
+}
+
+fn created_at() -> ColumnDef {
+    ColumnDef::new(name("created_at"))
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+/// `tenant_id` referencing `tenants(id)`; nullable where platform-level rows share the
+/// table (an admin's password reset, a platform email in the dev mailbox).
+fn tenant_ref(table: &str, nullable: bool) -> (ColumnDef, ForeignKeyCreateStatement) {
+    let mut col = ColumnDef::new(name("tenant_id")).uuid().to_owned();
+    if !nullable {
+        col.not_null();
+    }
+    let fk = ForeignKey::create()
+        .name(format!("fk_{table}_tenant"))
+        .from(name(table), name("tenant_id"))
+        .to(name("tenants"), name("id"))
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned();
+    (col, fk)
+}
+
+/// Columns shared by the three account tables.
+fn account_table(table: &str, tenant_scoped: bool) -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table(name(table)).if_not_exists().col(id());
+    if tenant_scoped {
+        let (col, mut fk) = tenant_ref(table, false);
+        t.col(col).foreign_key(&mut fk);
+    }
+    t.col(ColumnDef::new(name("email")).string_len(254).not_null())
+        .col(
+            ColumnDef::new(name("name"))
+                .string_len(200)
+                .not_null()
+                .default(""),
+        )
+        .col(
+            ColumnDef::new(name("password_hash"))
+                .string_len(200)
+                .not_null(),
+        )
+        // Bumped on every password change; sessions carry it, so changing the
+        // password signs out every other device without a server-side session store.
+        .col(
+            ColumnDef::new(name("auth_version"))
+                .integer()
+                .not_null()
+                .default(1),
+        )
+        .col(created_at())
+        .to_owned()
+}
+
+struct M0001Foundation;
+
+impl MigrationName for M0001Foundation {
+    fn name(&self) -> &str {
+        "m0001_foundation"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Foundation {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(name("tenants"))
+                .if_not_exists()
+                .col(id())
+                .col(
+                    ColumnDef::new(name("slug"))
+                        .string_len(40)
+                        .not_null()
+                        .unique_key(),
+                )
+                .col(ColumnDef::new(name("name")).string_len(200).not_null())
+                .col(ColumnDef::new(name("status")).string_len(20).not_null())
+                .col(ColumnDef::new(name("currency")).string_len(3).not_null())
+                .col(ColumnDef::new(name("locale")).string_len(20).not_null())
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+
+        let (tenant_col, mut fk) = tenant_ref("tenant_domains", false);
+        m.create_table(
+            Table::create()
+                .table(name("tenant_domains"))
+                .if_not_exists()
+                .col(id())
+                .col(tenant_col)
+                .col(
+                    ColumnDef::new(name("domain"))
+                        .string_len(253)
+                        .not_null()
+                        .unique_key(),
+                )
+                .col(
+                    ColumnDef::new(name("is_primary"))
+                        .boolean()
+                        .not_null()
+                        .default(false),
+                )
+                .col(created_at())
+                .foreign_key(&mut fk)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("tenant_domains", &["tenant_id"], false))
+            .await?;
+
+        m.create_table(
+            account_table("platform_admins", false)
+                .index(
+                    Index::create()
+                        .name("uq_platform_admins_email")
+                        .col(name("email"))
+                        .unique(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            account_table("staff", true)
+                .col(ColumnDef::new(name("role")).string_len(20).not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("staff", &["tenant_id", "email"], true))
+            .await?;
+        m.create_table(account_table("customers", true)).await?;
+        m.create_index(index("customers", &["tenant_id", "email"], true))
+            .await?;
+
+        let (tenant_col, mut fk) = tenant_ref("password_resets", true);
+        m.create_table(
+            Table::create()
+                .table(name("password_resets"))
+                .if_not_exists()
+                .col(id())
+                .col(tenant_col)
+                .col(
+                    ColumnDef::new(name("account_kind"))
+                        .string_len(20)
+                        .not_null(),
+                )
+                .col(ColumnDef::new(name("account_id")).uuid().not_null())
+                .col(
+                    ColumnDef::new(name("token_hash"))
+                        .string_len(64)
+                        .not_null()
+                        .unique_key(),
+                )
+                .col(
+                    ColumnDef::new(name("expires_at"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(name("used_at"))
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(created_at())
+                .foreign_key(&mut fk)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("password_resets", &["account_id"], false))
+            .await?;
+
+        let (tenant_col, mut fk) = tenant_ref("dev_mailbox", true);
+        m.create_table(
+            Table::create()
+                .table(name("dev_mailbox"))
+                .if_not_exists()
+                .col(id())
+                .col(tenant_col)
+                .col(ColumnDef::new(name("to_addr")).string_len(254).not_null())
+                .col(ColumnDef::new(name("subject")).string_len(500).not_null())
+                .col(ColumnDef::new(name("body_text")).text().not_null())
+                .col(created_at())
+                .foreign_key(&mut fk)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("dev_mailbox", &["tenant_id", "created_at"], false))
+            .await?;
+
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, TENANT_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration(
+            "the foundation migration cannot be reverted".into(),
+        ))
+    }
+}
+
+fn index(table: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
+    let kind = if unique { "uq" } else { "ix" };
+    let mut idx = Index::create();
+    idx.name(format!("{kind}_{table}_{}", cols.join("_")))
+        .table(name(table))
+        .if_not_exists();
+    for c in cols {
+        idx.col(name(c));
+    }
+    if unique {
+        idx.unique();
+    }
+    idx.to_owned()
+}
+
+/// The role the application switches to for its work (`SET LOCAL ROLE`): a plain role,
+/// so row-level security binds it even when the login role owns the tables or is a
+/// superuser.
+pub(crate) const APP_ROLE: &str = "ecom_app";
+
+/// Turns on row-level security for `tables`, forced so that it binds the tables' owner
+/// too. A row is visible when its `tenant_id` equals the transaction's `ecom.tenant_id`,
+/// or when the transaction declared platform scope (`ecom.scope = 'platform'`, used only
+/// by operator paths such as host resolution and the super-admin panel).
+async fn enable_row_level_security(m: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
+    let db = m.get_connection();
+    db.execute_unprepared(&format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+             CREATE ROLE {APP_ROLE} NOLOGIN;
+           END IF;
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+         END $$;
+         GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE};"
+    ))
+    .await?;
+    for table in tables {
+        db.execute_unprepared(&format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON {table}
+               USING (tenant_id = NULLIF(current_setting('ecom.tenant_id', true), '')::uuid
+                      OR current_setting('ecom.scope', true) = 'platform')
+               WITH CHECK (tenant_id = NULLIF(current_setting('ecom.tenant_id', true), '')::uuid
+                      OR current_setting('ecom.scope', true) = 'platform');"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}

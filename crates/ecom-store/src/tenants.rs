@@ -1,0 +1,162 @@
+//! Stores and their domains. These are platform-level lookups (a request's host is
+//! resolved before any tenant is known), so they run in platform scope.
+
+use crate::entities::{tenant, tenant_domain};
+use crate::{Db, Result, StoreError};
+use ecom_core::{Currency, Locale, Slug, Tenant, TenantId, TenantStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+/// What it takes to open a store.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: Slug,
+    pub name: String,
+    pub currency: Currency,
+    pub locale: Locale,
+}
+
+fn to_tenant(m: tenant::Model) -> Result<Tenant> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "tenants",
+        detail,
+    };
+    Ok(Tenant {
+        id: TenantId(m.id),
+        slug: Slug::parse(&m.slug).map_err(|e| corrupt(e.to_string()))?,
+        name: m.name,
+        status: TenantStatus::parse(&m.status)
+            .ok_or_else(|| corrupt(format!("status {}", m.status)))?,
+        currency: Currency::parse(&m.currency).map_err(|e| corrupt(e.to_string()))?,
+        locale: Locale::parse(&m.locale).map_err(|e| corrupt(e.to_string()))?,
+    })
+}
+
+pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
+    let id = TenantId::new();
+    let txn = db.platform_txn().await?;
+    tenant::Entity::insert(tenant::ActiveModel {
+        id: Set(id.0),
+        slug: Set(new.slug.as_str().to_owned()),
+        name: Set(new.name.clone()),
+        status: Set(TenantStatus::Active.as_str().to_owned()),
+        currency: Set(new.currency.code().to_owned()),
+        locale: Set(new.locale.as_str().to_owned()),
+        created_at: Set(chrono::Utc::now()),
+    })
+    .exec_without_returning(&txn)
+    .await
+    .map_err(|e| StoreError::conflict_or_db(e, "that store address"))?;
+    txn.commit().await?;
+    Ok(Tenant {
+        id,
+        slug: new.slug.clone(),
+        name: new.name.clone(),
+        status: TenantStatus::Active,
+        currency: new.currency,
+        locale: new.locale.clone(),
+    })
+}
+
+pub async fn find_by_slug(db: &Db, slug: &str) -> Result<Option<Tenant>> {
+    let txn = db.platform_txn().await?;
+    let row = tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug))
+        .one(&txn)
+        .await?;
+    txn.commit().await?;
+    row.map(to_tenant).transpose()
+}
+
+pub async fn find_by_id(db: &Db, id: TenantId) -> Result<Option<Tenant>> {
+    let txn = db.platform_txn().await?;
+    let row = tenant::Entity::find_by_id(id.0).one(&txn).await?;
+    txn.commit().await?;
+    row.map(to_tenant).transpose()
+}
+
+/// The store that owns a custom domain (already normalised: lower case, no port).
+pub async fn find_by_domain(db: &Db, domain: &str) -> Result<Option<Tenant>> {
+    let txn = db.platform_txn().await?;
+    let Some(d) = tenant_domain::Entity::find()
+        .filter(tenant_domain::Column::Domain.eq(domain))
+        .one(&txn)
+        .await?
+    else {
+        txn.commit().await?;
+        return Ok(None);
+    };
+    let row = tenant::Entity::find_by_id(d.tenant_id).one(&txn).await?;
+    txn.commit().await?;
+    row.map(to_tenant).transpose()
+}
+
+pub async fn add_domain(db: &Db, tenant: TenantId, domain: &str, primary: bool) -> Result<()> {
+    let txn = db.tenant_txn(tenant).await?;
+    if primary {
+        tenant_domain::Entity::update_many()
+            .col_expr(tenant_domain::Column::IsPrimary, Expr::value(false))
+            .filter(tenant_domain::Column::TenantId.eq(tenant.0))
+            .exec(&txn)
+            .await?;
+    }
+    tenant_domain::Entity::insert(tenant_domain::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        domain: Set(domain.to_owned()),
+        is_primary: Set(primary),
+        created_at: Set(chrono::Utc::now()),
+    })
+    .exec_without_returning(&txn)
+    .await
+    .map_err(|e| StoreError::conflict_or_db(e, "that domain"))?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The store's custom domains, primary first.
+pub async fn domains(db: &Db, tenant: TenantId) -> Result<Vec<String>> {
+    let txn = db.tenant_txn(tenant).await?;
+    let rows = tenant_domain::Entity::find()
+        .filter(tenant_domain::Column::TenantId.eq(tenant.0))
+        .order_by_desc(tenant_domain::Column::IsPrimary)
+        .order_by_asc(tenant_domain::Column::Domain)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(rows.into_iter().map(|d| d.domain).collect())
+}
+
+pub async fn set_status(db: &Db, tenant: TenantId, status: TenantStatus) -> Result<bool> {
+    let txn = db.platform_txn().await?;
+    let res = tenant::Entity::update_many()
+        .col_expr(tenant::Column::Status, Expr::value(status.as_str()))
+        .filter(tenant::Column::Id.eq(tenant.0))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Stores, newest first, for the super-admin panel.
+pub async fn list(db: &Db, limit: u64, offset: u64) -> Result<Vec<Tenant>> {
+    let txn = db.platform_txn().await?;
+    let rows = tenant::Entity::find()
+        .order_by_desc(tenant::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    rows.into_iter().map(to_tenant).collect()
+}
+
+pub async fn count(db: &Db) -> Result<u64> {
+    let txn = db.platform_txn().await?;
+    let n = tenant::Entity::find().count(&txn).await?;
+    txn.commit().await?;
+    Ok(n)
+}

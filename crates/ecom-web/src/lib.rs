@@ -1,0 +1,63 @@
+//! HTTP for ECOM: one axum router serving every host. The `Host` header decides
+//! whether a request is for the platform (landing page, super-admin panel) or for a
+//! store (storefront, customer account, merchant panel).
+
+mod admin;
+mod auth;
+mod csrf;
+mod error;
+mod merchant;
+mod ops;
+mod session;
+mod site;
+mod state;
+mod storefront;
+mod telemetry;
+mod templates;
+
+pub use ops::install_metrics_recorder;
+pub use state::{AppState, WebConfig};
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let app = Router::new()
+        .route("/", get(site::home))
+        .route("/static/{file}", get(ops::static_file))
+        .route("/manifest.webmanifest", get(ops::not_yet))
+        // Sign-in flows, one set of handlers for the three areas:
+        // /account (customers), /merchant (staff), /admin (platform admins).
+        .route("/{area}/login", get(auth::login_form).post(auth::login))
+        .route("/{area}/logout", post(auth::logout))
+        .route("/{area}/signup", get(auth::signup_form).post(auth::signup))
+        .route(
+            "/{area}/password",
+            get(auth::password_form).post(auth::change_password),
+        )
+        .route("/{area}/forgot", get(auth::forgot_form).post(auth::forgot))
+        .route("/{area}/reset", get(auth::reset_form).post(auth::reset))
+        .route("/account", get(storefront::account))
+        .route("/merchant", get(merchant::home))
+        .route("/admin", get(admin::home))
+        .route("/admin/mailbox", get(admin::mailbox))
+        .fallback(site::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::security_headers,
+        ));
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    app.merge(ops)
+        .layer(middleware::from_fn(telemetry::record_metrics))
+        .layer(telemetry::trace_layer())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,105 @@
+//! Sessions in encrypted, authenticated cookies (AES-256-GCM via the cookie crate's
+//! private jar). No server-side store: any node with the same secret can serve any
+//! request. Each area has its own cookie, scoped by path, and the cookie names the
+//! realm (kind and store) it was issued for, so a cookie carried to another store's
+//! host (or another area) is simply not a session there.
+
+use crate::error::WebResult;
+use crate::state::AppState;
+use axum_extra::extract::PrivateCookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use ecom_core::{AccountId, AccountKind, Realm};
+use ecom_services::accounts::SignedIn;
+use ecom_store::accounts::Credential;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    realm: Realm,
+    id: AccountId,
+    v: i32,
+    /// Expiry, seconds since the epoch; checked on the server, not left to the browser.
+    exp: i64,
+}
+
+/// Cookie name, path and lifetime per area.
+fn cookie_spec(kind: AccountKind) -> (&'static str, &'static str, i64) {
+    match kind {
+        AccountKind::Customer => ("ecom_customer", "/", 30 * 24 * 3600),
+        AccountKind::Staff => ("ecom_staff", "/merchant", 12 * 3600),
+        AccountKind::Admin => ("ecom_admin", "/admin", 8 * 3600),
+    }
+}
+
+/// Adds the session cookie for a signed-in account.
+pub fn start(state: &AppState, jar: PrivateCookieJar, who: &SignedIn) -> PrivateCookieJar {
+    let (name, path, ttl) = cookie_spec(who.realm.kind());
+    let payload = Payload {
+        realm: who.realm,
+        id: who.id,
+        v: who.auth_version,
+        exp: chrono::Utc::now().timestamp() + ttl,
+    };
+    let value = serde_json::to_string(&payload).unwrap_or_default();
+    let cookie = Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.secure)
+        .max_age(time_duration(ttl))
+        .build();
+    jar.add(cookie)
+}
+
+/// Removes the session cookie of an area.
+pub fn end(jar: PrivateCookieJar, kind: AccountKind) -> PrivateCookieJar {
+    let (name, path, _) = cookie_spec(kind);
+    jar.remove(Cookie::build(name).path(path))
+}
+
+fn time_duration(secs: i64) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(secs)
+}
+
+/// The session's claims for `realm`, if the cookie is valid, unexpired and for this realm.
+pub fn claims(jar: &PrivateCookieJar, realm: Realm) -> Option<SignedIn> {
+    let (name, _, _) = cookie_spec(realm.kind());
+    let cookie = jar.get(name)?;
+    let p: Payload = serde_json::from_str(cookie.value()).ok()?;
+    (p.realm == realm && p.exp > chrono::Utc::now().timestamp()).then_some(SignedIn {
+        realm: p.realm,
+        id: p.id,
+        auth_version: p.v,
+    })
+}
+
+/// The signed-in account for `realm`, checked against the database (it still exists
+/// and its password has not changed since).
+pub async fn current(
+    state: &AppState,
+    jar: &PrivateCookieJar,
+    realm: Realm,
+) -> WebResult<Option<Credential>> {
+    let Some(who) = claims(jar, realm) else {
+        return Ok(None);
+    };
+    Ok(state.accounts.current(&who).await?)
+}
+
+/// What templates may show of an account.
+#[derive(Serialize)]
+pub struct AccountView {
+    pub email: String,
+    pub name: String,
+    pub role: Option<&'static str>,
+}
+
+impl From<&Credential> for AccountView {
+    fn from(c: &Credential) -> Self {
+        Self {
+            email: c.email.clone(),
+            name: c.name.clone(),
+            role: c.role.map(|r| r.as_str()),
+        }
+    }
+}

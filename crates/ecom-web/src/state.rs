@@ -1,0 +1,74 @@
+//! The application state handed to every handler.
+
+use axum::extract::FromRef;
+use axum_extra::extract::cookie::Key;
+use ecom_services::{Accounts, Directory};
+use ecom_store::Db;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+
+/// Settings the web layer needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` and send HSTS: on when the public URL is https.
+    pub secure: bool,
+    /// `http` or `https`, for links in emails.
+    pub public_scheme: String,
+}
+
+/// Everything a handler may need. Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: Db,
+    /// Host to site resolution, cached.
+    pub directory: Directory,
+    /// Sign-up, sign-in and password use cases.
+    pub accounts: Accounts,
+    /// Encrypts and authenticates session cookies; derived from the secret key.
+    pub cookie_key: Key,
+    /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
+    pub csrf_key: Arc<[u8; 32]>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    pub config: Arc<WebConfig>,
+}
+
+impl AppState {
+    /// Derives the cookie and CSRF keys from the platform secret.
+    pub fn new(
+        db: Db,
+        directory: Directory,
+        accounts: Accounts,
+        secret: &[u8],
+        metrics: PrometheusHandle,
+        config: WebConfig,
+    ) -> Self {
+        use hmac::{Hmac, Mac};
+        let derive = |label: &[u8]| -> [u8; 32] {
+            let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
+                unreachable!("HMAC accepts keys of any length")
+            };
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        let mut cookie_material = [0u8; 64];
+        cookie_material[..32].copy_from_slice(&derive(b"ecom cookie key 1"));
+        cookie_material[32..].copy_from_slice(&derive(b"ecom cookie key 2"));
+        Self {
+            db,
+            directory,
+            accounts,
+            cookie_key: Key::from(&cookie_material),
+            csrf_key: Arc::new(derive(b"ecom csrf key")),
+            metrics,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl FromRef<AppState> for Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.cookie_key.clone()
+    }
+}

@@ -1,0 +1,170 @@
+//! `ecom`: the multi-tenant commerce platform in one binary.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ecom::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ecom",
+    version,
+    about = "ECOM: a multi-tenant e-commerce platform in one binary",
+    long_about = "ECOM: a multi-tenant e-commerce platform in one binary.\n\n\
+        With no configuration it runs on embedded parts (SQLite in ./ecom-data). Settings come from \
+        an optional ecom.toml and ECOM_* environment variables; see the README's configuration reference."
+)]
+struct Cli {
+    /// Configuration file (keys as in the README); read when it exists.
+    #[arg(long, global = true, env = "ECOM_CONFIG", default_value = "ecom.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (storefronts, merchant and admin panels, APIs) and run background
+    /// work in this process. Runs pending migrations first.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080; env ECOM_LISTEN].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory for the SQLite database and local files [default: ./ecom-data; env ECOM_DATA_DIR].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seed demo stores and logins into an empty database, and print them.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Bring the database schema up to date, then exit.
+    Migrate {
+        /// Data directory for the SQLite database [default: ./ecom-data; env ECOM_DATA_DIR].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the effective configuration (secrets hidden) and exit.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let explicit_config = std::env::var_os("ECOM_CONFIG").is_some()
+        || std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+    let mut config = match Config::load(&cli.config, explicit_config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ecom: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match &cli.command {
+        Command::Serve {
+            listen, data_dir, ..
+        } => {
+            if let Some(l) = listen {
+                config.listen = *l;
+            }
+            if let Some(d) = data_dir {
+                config.data_dir.clone_from(d);
+            }
+        }
+        Command::Migrate { data_dir } => {
+            if let Some(d) = data_dir {
+                config.data_dir.clone_from(d);
+            }
+        }
+        Command::Config => {}
+    }
+    ecom::telemetry::init(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecom: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ecom: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Migrate { .. } => {
+            ecom::open_database(&config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Config => {
+            println!("{config:#?}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let app = ecom::Application::build(&config, demo).await?;
+    let addr = app.local_addr();
+    let port = if addr.port() == 80 {
+        String::new()
+    } else {
+        format!(":{}", addr.port())
+    };
+    let scheme = match config.public_scheme {
+        ecom::config::Scheme::Http => "http",
+        ecom::config::Scheme::Https => "https",
+    };
+    let domain = &config.platform_domain;
+    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "ready");
+    if demo {
+        println!("\nECOM is running with demo data on {addr}.\n");
+        println!("  Super-admin panel   {scheme}://{domain}{port}/admin");
+        for login in &app.demo_logins {
+            if let Some(slug) = &login.store {
+                if login.path == "/merchant" {
+                    println!("  Storefront          {scheme}://{slug}.{domain}{port}/");
+                }
+                println!(
+                    "  {:<19} {scheme}://{slug}.{domain}{port}{}",
+                    short(&login.what),
+                    login.path
+                );
+            }
+        }
+        println!(
+            "\n  Logins (password for all: {}):",
+            app.demo_logins.first().map_or("", |l| l.password.as_str())
+        );
+        for login in &app.demo_logins {
+            println!("    {:<28} {}", login.what, login.email);
+        }
+        println!(
+            "\n  Browsers resolve *.localhost to 127.0.0.1; with curl: curl -H 'Host: demo.{domain}' http://{addr}/\n"
+        );
+    }
+    app.run_until_stopped(ecom::shutdown_signal())
+        .await
+        .context("server stopped with an error")
+}
+
+fn short(what: &str) -> &str {
+    if what.ends_with("merchant") {
+        "Merchant panel"
+    } else if what.ends_with("customer") {
+        "Customer account"
+    } else {
+        what
+    }
+}
