@@ -118,9 +118,12 @@ impl Config {
                 .into_iter()
                 .map(|e| {
                     let key = e.path.join(".");
-                    let from = match e.metadata.as_ref().map(|m| m.name.to_string()) {
-                        Some(name) if name.contains("environment") => env_name(&key),
-                        Some(name) => format!("`{key}` in {name}"),
+                    let from = match e.metadata.as_ref() {
+                        Some(m) if m.name.contains("environment") => env_name(&key),
+                        Some(m) => match &m.source {
+                            Some(figment::Source::File(path)) => format!("`{key}` in {}", path.display()),
+                            _ => format!("`{key}` in {}", m.name),
+                        },
                         None => format!("`{key}`"),
                     };
                     let what = match &e.kind {
