@@ -19,9 +19,14 @@ fn env() -> &'static Environment<'static> {
             }
         });
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        minijinja_embed::load_templates!(&mut env);
+        load_builtin(&mut env);
         env
     })
+}
+
+#[expect(clippy::expect_used, reason = "minijinja-embed checks the templates when the crate is built")]
+fn load_builtin(mut env: &mut Environment<'static>) {
+    minijinja_embed::load_templates!(env);
 }
 
 /// A serde value for a template context.
