@@ -1,1 +1,286 @@
-fn main() {}
+//! `ecom-bench`: seeds stores and drives load at a running `ecom serve` from a second
+//! process, over loopback. The scripts beside it run the scenarios and write reports.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ecom_core::{Currency, Email, Locale, Realm, Slug, StaffRole};
+use ecom_store::{Db, DbOptions, accounts, tenants};
+use rand::RngExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "ECOM load generator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create stores s0 … s{N-1}, each with an owner and a customer (password: bench-password).
+    Seed {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        stores: u32,
+    },
+    /// Measure tenant resolution + storefront, and customer login, across N stores.
+    Tenancy {
+        /// e.g. http://127.0.0.1:18090
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        stores: u32,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+pub const PASSWORD: &str = "bench-password";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Seed {
+            database_url,
+            stores,
+        } => seed(&database_url, stores).await,
+        Command::Tenancy {
+            base,
+            stores,
+            secs,
+            concurrency,
+        } => tenancy(&base, stores, secs, concurrency).await,
+    }
+}
+
+async fn seed(url: &str, stores: u32) -> anyhow::Result<()> {
+    let db = Db::connect(&DbOptions {
+        url: url.into(),
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+    })
+    .await?;
+    db.migrate().await?;
+    // One hash for every account: hashing 2 × N passwords would dominate the seeding.
+    let hash = ecom_services::passwords::hash(PASSWORD.into())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    for i in 0..stores {
+        let tenant = tenants::create(
+            &db,
+            &tenants::NewTenant {
+                slug: Slug::parse(&format!("s{i}"))?,
+                name: format!("Bench Store {i}"),
+                currency: Currency::parse("USD")?,
+                locale: Locale::parse("en-US")?,
+            },
+        )
+        .await?;
+        let txn = db.tenant_txn(tenant.id).await?;
+        for (realm, email) in [
+            (Realm::Staff(tenant.id), "owner@bench.test"),
+            (Realm::Customer(tenant.id), "customer@bench.test"),
+        ] {
+            let email = Email::parse(email)?;
+            accounts::insert(
+                &txn,
+                accounts::NewAccount {
+                    realm,
+                    email: &email,
+                    name: "Bench",
+                    password_hash: &hash,
+                    role: StaffRole::Owner,
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        if (i + 1) % 1000 == 0 || i + 1 == stores {
+            eprintln!(
+                "seeded {}/{stores} stores ({:.1} s)",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Latencies of one scenario.
+struct Sample {
+    name: &'static str,
+    latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let idx = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[idx].as_secs_f64() * 1000.0
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "scenario": self.name,
+            "requests": self.latencies.len(),
+            "errors": self.errors,
+            "rps": self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            "p50_ms": self.pct(0.50),
+            "p90_ms": self.pct(0.90),
+            "p99_ms": self.pct(0.99),
+        })
+    }
+}
+
+fn client(base: &str, stores: u32) -> anyhow::Result<reqwest::Client> {
+    let addr: std::net::SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .context("--base must be http://IP:PORT")?;
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .pool_max_idle_per_host(64);
+    for i in 0..stores {
+        builder = builder.resolve(&format!("s{i}.localhost"), addr);
+    }
+    Ok(builder.build()?)
+}
+
+/// Runs `op` from `concurrency` tasks for `secs` seconds; each call returns its own
+/// measured latency (so set-up requests can be left out).
+async fn drive<F, Fut>(name: &'static str, secs: u64, concurrency: usize, op: F) -> Sample
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
+{
+    let op = Arc::new(op);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..concurrency {
+        let op = op.clone();
+        handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut n = w as u64;
+            while Instant::now() < deadline {
+                match op(n).await {
+                    Ok(d) => lat.push(d),
+                    Err(_) => errors += 1,
+                }
+                n += concurrency as u64;
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        if let Ok((l, e)) = h.await {
+            latencies.extend(l);
+            errors += e;
+        }
+    }
+    latencies.sort_unstable();
+    Sample {
+        name,
+        latencies,
+        errors,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn csrf_of(body: &str) -> anyhow::Result<String> {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = body.find(marker).context("no CSRF field")? + marker.len();
+    Ok(body
+        .get(start..start + 64)
+        .context("short CSRF token")?
+        .to_owned())
+}
+
+async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyhow::Result<()> {
+    let port = base.rsplit(':').next().unwrap_or("80").to_owned();
+    let http = client(base, stores)?;
+    // Storefront home on a random store each time: host resolution + page render.
+    let storefront = {
+        let http = http.clone();
+        let port = port.clone();
+        drive(
+            "storefront home (random store)",
+            secs,
+            concurrency,
+            move |_| {
+                let http = http.clone();
+                let url = format!(
+                    "http://s{}.localhost:{port}/",
+                    rand::rng().random_range(0..stores)
+                );
+                async move {
+                    let t = Instant::now();
+                    let resp = http.get(&url).send().await?;
+                    if resp.status() != 200 {
+                        bail!("status {}", resp.status());
+                    }
+                    resp.bytes().await?;
+                    Ok(t.elapsed())
+                }
+            },
+        )
+        .await
+    };
+    // Customer sign-in on a random store: form (for the CSRF token, not timed) + POST.
+    let login = {
+        let http = http.clone();
+        let port = port.clone();
+        drive(
+            "customer sign-in (random store)",
+            secs,
+            concurrency,
+            move |_| {
+                let http = http.clone();
+                let host = format!(
+                    "http://s{}.localhost:{port}",
+                    rand::rng().random_range(0..stores)
+                );
+                async move {
+                    let form = http
+                        .get(format!("{host}/account/login"))
+                        .send()
+                        .await?
+                        .text()
+                        .await?;
+                    let token = csrf_of(&form)?;
+                    let t = Instant::now();
+                    let resp = http
+                        .post(format!("{host}/account/login"))
+                        .form(&[
+                            ("email", "customer@bench.test"),
+                            ("password", PASSWORD),
+                            ("_csrf", token.as_str()),
+                        ])
+                        .send()
+                        .await?;
+                    if resp.status() != 303 {
+                        bail!("status {}", resp.status());
+                    }
+                    Ok(t.elapsed())
+                }
+            },
+        )
+        .await
+    };
+    let report = serde_json::json!({ "stores": stores, "concurrency": concurrency, "secs": secs, "results": [storefront.json(), login.json()] });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

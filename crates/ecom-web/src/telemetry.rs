@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{MakeSpan, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, MakeSpan, TraceLayer};
 use tracing::Span;
 
 #[derive(Clone, Copy)]
@@ -34,8 +34,21 @@ impl<B> MakeSpan<B> for RequestSpan {
     }
 }
 
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan> {
-    TraceLayer::new_for_http().make_span_with(RequestSpan)
+/// One access-log line per request (status and latency), inside the request span so
+/// it carries the request id.
+pub fn trace_layer() -> TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    RequestSpan,
+    tower_http::trace::DefaultOnRequest,
+    DefaultOnResponse,
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(RequestSpan)
+        .on_response(
+            DefaultOnResponse::new()
+                .level(tracing::Level::INFO)
+                .latency_unit(tower_http::LatencyUnit::Micros),
+        )
 }
 
 /// Counts requests by route and status and records their latency.

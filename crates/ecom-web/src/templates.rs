@@ -24,7 +24,10 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-#[expect(clippy::expect_used, reason = "minijinja-embed checks the templates when the crate is built")]
+#[expect(
+    clippy::expect_used,
+    reason = "minijinja-embed checks the templates when the crate is built"
+)]
 fn load_builtin(mut env: &mut Environment<'static>) {
     minijinja_embed::load_templates!(env);
 }

@@ -22,7 +22,8 @@ fn help_explains_each_command() {
     for cmd in ["serve", "migrate", "config"] {
         assert!(text.contains(cmd), "--help mentions {cmd}: {text}");
     }
-    let serve = String::from_utf8(ecom().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    let serve =
+        String::from_utf8(ecom().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
     assert!(serve.contains("--demo") && serve.contains("--listen") && serve.contains("--data-dir"));
 }
 
@@ -39,35 +40,129 @@ fn a_bad_config_value_fails_at_start_naming_the_key() {
         ("ECOM_DATABSE_URL", "sqlite://typo.db"),
     ];
     for (key, value) in cases {
-        let out = ecom().current_dir(dir.path()).env(key, value).arg("migrate").output().unwrap();
+        let out = ecom()
+            .current_dir(dir.path())
+            .env(key, value)
+            .arg("migrate")
+            .output()
+            .unwrap();
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(2), "{key}={value} must fail: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{key}={value} must fail: {stderr}"
+        );
         assert!(stderr.contains(key), "the message names {key}: {stderr}");
         if key == "ECOM_SECRET_KEY" {
-            assert!(!stderr.contains(value), "a secret never appears in messages");
+            assert!(
+                !stderr.contains(value),
+                "a secret never appears in messages"
+            );
         }
     }
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "rate_limits = \"sometimes\"\n").unwrap();
-    let out = ecom().current_dir(dir.path()).args(["--config", toml.to_str().unwrap(), "migrate"]).output().unwrap();
+    let out = ecom()
+        .current_dir(dir.path())
+        .args(["--config", toml.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("rate_limits") && stderr.contains("bad.toml"), "{stderr}");
-    let missing = ecom().current_dir(dir.path()).args(["--config", "nope.toml", "migrate"]).output().unwrap();
+    assert!(
+        stderr.contains("rate_limits") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+    let missing = ecom()
+        .current_dir(dir.path())
+        .args(["--config", "nope.toml", "migrate"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
 
 #[test]
 fn migrate_creates_the_sqlite_database_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ecom().current_dir(dir.path()).args(["migrate", "--data-dir", "data"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ecom()
+        .current_dir(dir.path())
+        .args(["migrate", "--data-dir", "data"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("data/ecom.db").exists());
-    assert!(dir.path().join("data/ecom.db-wal").exists() || {
-        // WAL is a property of the file: check the header's read/write version bytes (2 = WAL).
-        let header = std::fs::read(dir.path().join("data/ecom.db")).unwrap();
-        header[18] == 2 && header[19] == 2
-    });
+    assert!(
+        dir.path().join("data/ecom.db-wal").exists() || {
+            // WAL is a property of the file: check the header's read/write version bytes (2 = WAL).
+            let header = std::fs::read(dir.path().join("data/ecom.db")).unwrap();
+            header[18] == 2 && header[19] == 2
+        }
+    );
     // Running it again is a no-op.
-    assert!(ecom().current_dir(dir.path()).args(["migrate", "--data-dir", "data"]).output().unwrap().status.success());
+    assert!(
+        ecom()
+            .current_dir(dir.path())
+            .args(["migrate", "--data-dir", "data"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ecom()
+        .current_dir(dir.path())
+        .env("ECOM_LOG_FORMAT", "json")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
+        let v: serde_json::Value =
+            serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "ready" {
+            addr = v["fields"]["addr"].as_str().map(str::to_owned);
+        }
+        line.clear();
+    }
+    let addr = addr.expect("a ready line with the address");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nx-request-id: req-abc-123\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains("x-request-id: req-abc-123"),
+        "the request id is echoed: {resp}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap();
+    assert!(code.success(), "exits 0 after SIGTERM: {code:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let request_line = rest
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["span"]["request_id"] == "req-abc-123")
+        .unwrap_or_else(|| panic!("a log line carries the request id: {rest}"));
+    assert_eq!(request_line["span"]["route"], "/healthz");
+    assert!(rest.contains("shutting down"), "{rest}");
 }

@@ -28,13 +28,17 @@ macro_rules! both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await {
+                if let Some(app) =
+                    $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await
+                {
                     super::$name(app).await;
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
+                if let Some(app) =
+                    $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await
+                {
                     super::$name(app).await;
                 }
             }
@@ -56,12 +60,21 @@ pub struct TestApp {
 /// Whether PostgreSQL answers; in CI a missing PostgreSQL fails the test instead of
 /// skipping it.
 async fn postgres_available() -> bool {
-    let ok = tokio::time::timeout(std::time::Duration::from_secs(3), sqlx::PgPool::connect(PG_ADMIN_URL)).await.is_ok_and(|r| r.is_ok());
+    let ok = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        sqlx::PgPool::connect(PG_ADMIN_URL),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("PostgreSQL is not reachable at {PG_ADMIN_URL}, and CI=true: start it (see DESIGN.md) instead of skipping");
+            panic!(
+                "PostgreSQL is not reachable at {PG_ADMIN_URL}, and CI=true: start it (see DESIGN.md) instead of skipping"
+            );
         }
-        eprintln!("SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL}; this test ran on SQLite only");
+        eprintln!(
+            "SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL}; this test ran on SQLite only"
+        );
     }
     ok
 }
@@ -75,14 +88,19 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("ecom.db").display()),
+            Backend::Sqlite => {
+                format!("sqlite://{}?mode=rwc", dir.path().join("ecom.db").display())
+            }
             Backend::Postgres => {
                 if !postgres_available().await {
                     return None;
                 }
                 let name = format!("ecom_test_{}", uuid::Uuid::now_v7().simple());
                 let pool = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
                 pool.close().await;
                 format!("postgres://postgres@127.0.0.1:5432/{name}")
             }
@@ -91,11 +109,15 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             database_url: Some(Secret(database_url.clone())),
-            secret_key: Some(Secret("test-secret-key-that-is-long-enough-0123456789".into())),
+            secret_key: Some(Secret(
+                "test-secret-key-that-is-long-enough-0123456789".into(),
+            )),
             ..Config::default()
         };
         tweak(&mut config);
-        let app = Application::build(&config, false).await.expect("app builds");
+        let app = Application::build(&config, false)
+            .await
+            .expect("app builds");
         let addr = app.local_addr();
         let db = app.db.clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -103,7 +125,16 @@ impl TestApp {
             let _ = rx.await;
         }));
         let accounts = Accounts::new(db.clone(), RateLimits::new(false), Mailer);
-        Some(Self { addr, db, backend, accounts, database_url, shutdown: Some(tx), server: Some(server), _dir: dir })
+        Some(Self {
+            addr,
+            db,
+            backend,
+            accounts,
+            database_url,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        })
     }
 
     /// Stops the server gracefully and waits for it.
@@ -119,11 +150,24 @@ impl TestApp {
     /// A browser: keeps cookies per host, does not follow redirects, and resolves the
     /// test hosts (`*.localhost` and the custom domains given) to the app.
     pub fn browser(&self, extra_hosts: &[&str]) -> Browser {
-        let mut builder = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none());
-        for host in ["localhost", "demo.localhost", "acme.localhost", "nope.localhost"].iter().chain(extra_hosts) {
+        let mut builder = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none());
+        for host in [
+            "localhost",
+            "demo.localhost",
+            "acme.localhost",
+            "nope.localhost",
+        ]
+        .iter()
+        .chain(extra_hosts)
+        {
             builder = builder.resolve(host, self.addr);
         }
-        Browser { client: builder.build().unwrap(), port: self.addr.port() }
+        Browser {
+            client: builder.build().unwrap(),
+            port: self.addr.port(),
+        }
     }
 
     pub fn url(&self, host: &str, path: &str) -> String {
@@ -145,11 +189,23 @@ impl TestApp {
         .unwrap();
         let pw = NewPassword::parse(PASSWORD).unwrap();
         self.accounts
-            .create(Realm::Staff(tenant.id), &Email::parse(&format!("owner@{slug}.test")).unwrap(), "Owner", &pw, StaffRole::Owner)
+            .create(
+                Realm::Staff(tenant.id),
+                &Email::parse(&format!("owner@{slug}.test")).unwrap(),
+                "Owner",
+                &pw,
+                StaffRole::Owner,
+            )
             .await
             .unwrap();
         self.accounts
-            .create(Realm::Customer(tenant.id), &Email::parse("pat@example.com").unwrap(), "Pat", &pw, StaffRole::Staff)
+            .create(
+                Realm::Customer(tenant.id),
+                &Email::parse("pat@example.com").unwrap(),
+                "Pat",
+                &pw,
+                StaffRole::Staff,
+            )
             .await
             .unwrap();
         tenant
@@ -157,7 +213,16 @@ impl TestApp {
 
     pub async fn admin(&self, email: &str) {
         let pw = NewPassword::parse(PASSWORD).unwrap();
-        self.accounts.create(Realm::Admin, &Email::parse(email).unwrap(), "Admin", &pw, StaffRole::Owner).await.unwrap();
+        self.accounts
+            .create(
+                Realm::Admin,
+                &Email::parse(email).unwrap(),
+                "Admin",
+                &pw,
+                StaffRole::Owner,
+            )
+            .await
+            .unwrap();
     }
 }
 
@@ -204,7 +269,13 @@ impl Browser {
     }
 
     /// Posts a form with the given fields plus the CSRF token from `form_path`.
-    pub async fn submit(&self, host: &str, form_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+    pub async fn submit(
+        &self,
+        host: &str,
+        form_path: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
         let token = self.get(host, form_path).await.csrf();
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("_csrf", &token));
@@ -212,12 +283,24 @@ impl Browser {
     }
 
     pub async fn post(&self, host: &str, action: &str, fields: &[(&str, &str)]) -> Page {
-        let resp = self.client.post(self.url(host, action)).form(fields).send().await.unwrap();
+        let resp = self
+            .client
+            .post(self.url(host, action))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
         to_page(resp).await
     }
 
     pub async fn login(&self, host: &str, area: &str, email: &str, password: &str) -> Page {
-        self.submit(host, &format!("{area}/login"), &format!("{area}/login"), &[("email", email), ("password", password)]).await
+        self.submit(
+            host,
+            &format!("{area}/login"),
+            &format!("{area}/login"),
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 }
 
@@ -225,5 +308,9 @@ async fn to_page(resp: reqwest::Response) -> Page {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.text().await.unwrap();
-    Page { status, headers, body }
+    Page {
+        status,
+        headers,
+        body,
+    }
 }
