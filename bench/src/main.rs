@@ -141,19 +141,32 @@ impl Sample {
     }
 }
 
-fn client(base: &str, stores: u32) -> anyhow::Result<reqwest::Client> {
-    let addr: std::net::SocketAddr = base
-        .trim_start_matches("http://")
-        .parse()
-        .context("--base must be http://IP:PORT")?;
-    let mut builder = reqwest::Client::builder()
+/// One connection pool for every store: requests go to the server's address with the
+/// store in the `Host` header, so the figures measure the server's per-request cost
+/// and not a new TCP connection per store host.
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .pool_max_idle_per_host(64);
-    for i in 0..stores {
-        builder = builder.resolve(&format!("s{i}.localhost"), addr);
+        .pool_max_idle_per_host(256)
+        .build()?)
+}
+
+async fn get_store_home(
+    http: &reqwest::Client,
+    base: &str,
+    store: u32,
+) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let resp = http
+        .get(format!("{base}/"))
+        .header("host", format!("s{store}.localhost"))
+        .send()
+        .await?;
+    if resp.status() != 200 {
+        bail!("status {}", resp.status());
     }
-    Ok(builder.build()?)
+    resp.bytes().await?;
+    Ok(t.elapsed())
 }
 
 /// Runs `op` from `concurrency` tasks for `secs` seconds; each call returns its own
@@ -162,6 +175,20 @@ async fn drive<F, Fut>(name: &'static str, secs: u64, concurrency: usize, op: F)
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
+{
+    let op = Arc::new(op);
+    drive_until(name, secs, concurrency, move |n| {
+        let op = op.clone();
+        async move { op(n).await.map(Some) }
+    })
+    .await
+}
+
+/// Like [`drive`], but stops early once `op` returns `Ok(None)` (work exhausted).
+async fn drive_until<F, Fut>(name: &'static str, secs: u64, concurrency: usize, op: F) -> Sample
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Option<Duration>>> + Send,
 {
     let op = Arc::new(op);
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -175,7 +202,8 @@ where
             let mut n = w as u64;
             while Instant::now() < deadline {
                 match op(n).await {
-                    Ok(d) => lat.push(d),
+                    Ok(Some(d)) => lat.push(d),
+                    Ok(None) => break,
                     Err(_) => errors += 1,
                 }
                 n += concurrency as u64;
@@ -210,60 +238,83 @@ fn csrf_of(body: &str) -> anyhow::Result<String> {
 }
 
 async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyhow::Result<()> {
-    let port = base.rsplit(':').next().unwrap_or("80").to_owned();
-    let http = client(base, stores)?;
-    // Storefront home on a random store each time: host resolution + page render.
-    let storefront = {
+    let base = base.trim_end_matches('/').to_owned();
+    let http = client()?;
+    // First visit to each store: the node has not seen the host, so it is resolved from
+    // the database (then cached).
+    let cold = {
         let http = http.clone();
-        let port = port.clone();
-        drive(
-            "storefront home (random store)",
+        let base = base.clone();
+        let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        drive_until(
+            "storefront home, first visit of each store (cache miss)",
             secs,
             concurrency,
             move |_| {
                 let http = http.clone();
-                let url = format!(
-                    "http://s{}.localhost:{port}/",
-                    rand::rng().random_range(0..stores)
-                );
+                let base = base.clone();
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 async move {
-                    let t = Instant::now();
-                    let resp = http.get(&url).send().await?;
-                    if resp.status() != 200 {
-                        bail!("status {}", resp.status());
+                    if i >= stores {
+                        return Ok(None);
                     }
-                    resp.bytes().await?;
-                    Ok(t.elapsed())
+                    get_store_home(&http, &base, i).await.map(Some)
                 }
             },
         )
         .await
     };
-    // Customer sign-in on a random store: form (for the CSRF token, not timed) + POST.
-    let login = {
+    // Random stores, all seen before: host resolution from the node's cache + render.
+    let warm = {
         let http = http.clone();
-        let port = port.clone();
+        let base = base.clone();
         drive(
-            "customer sign-in (random store)",
+            "storefront home, random store (cached)",
             secs,
             concurrency,
             move |_| {
                 let http = http.clone();
-                let host = format!(
-                    "http://s{}.localhost:{port}",
-                    rand::rng().random_range(0..stores)
-                );
+                let base = base.clone();
+                let store = rand::rng().random_range(0..stores);
+                async move { get_store_home(&http, &base, store).await }
+            },
+        )
+        .await
+    };
+    // Customer sign-in on a random store: the form (for the CSRF cookie and token, not
+    // timed), then the timed POST.
+    let login = {
+        let http = http.clone();
+        let base = base.clone();
+        drive(
+            "customer sign-in, random store",
+            secs,
+            concurrency,
+            move |_| {
+                let http = http.clone();
+                let base = base.clone();
+                let host = format!("s{}.localhost", rand::rng().random_range(0..stores));
                 async move {
                     let form = http
-                        .get(format!("{host}/account/login"))
+                        .get(format!("{base}/account/login"))
+                        .header("host", &host)
                         .send()
-                        .await?
-                        .text()
                         .await?;
-                    let token = csrf_of(&form)?;
+                    let cookie = form
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find(|c| c.starts_with("ecom_csrf="))
+                        .and_then(|c| c.split(';').next())
+                        .context("no CSRF cookie")?
+                        .to_owned();
+                    let token = csrf_of(&form.text().await?)?;
                     let t = Instant::now();
                     let resp = http
-                        .post(format!("{host}/account/login"))
+                        .post(format!("{base}/account/login"))
+                        .header("host", &host)
+                        .header("cookie", cookie)
                         .form(&[
                             ("email", "customer@bench.test"),
                             ("password", PASSWORD),
@@ -280,7 +331,7 @@ async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyh
         )
         .await
     };
-    let report = serde_json::json!({ "stores": stores, "concurrency": concurrency, "secs": secs, "results": [storefront.json(), login.json()] });
+    let report = serde_json::json!({ "stores": stores, "concurrency": concurrency, "secs": secs, "results": [cold.json(), warm.json(), login.json()] });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
