@@ -13,12 +13,21 @@ pub use tenant::{Currency, Locale, Slug, Tenant, TenantStatus};
 
 /// A value that failed to parse, with a message fit to show the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
+#[error("{}: {message}", label(field))]
 pub struct Invalid {
     /// The field or setting the value was meant for, e.g. `email`.
     pub field: &'static str,
     /// What was wrong and what was expected.
     pub message: String,
+}
+
+/// `platform_domain` → `Platform domain`, for messages people read.
+fn label(field: &str) -> String {
+    let spaced = field.replace('_', " ");
+    let mut chars = spaced.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 impl Invalid {

@@ -1,27 +1,18 @@
 //! The super-admin panel, on the platform host under `/admin`.
 
-use crate::auth::{AreaCtx, require};
+use crate::auth::SignedIn;
 use crate::error::WebResult;
-use crate::session::AccountView;
 use crate::state::AppState;
 use crate::templates::ser;
 use axum::extract::State;
 use axum::response::Response;
-use axum_extra::extract::PrivateCookieJar;
 use minijinja::context;
 
-pub async fn home(
-    State(state): State<AppState>,
-    ctx: AreaCtx,
-    jar: PrivateCookieJar,
-) -> WebResult<Response> {
-    let me = match require(&state, &ctx, &jar, "/admin").await? {
-        Ok(me) => me,
-        Err(redirect) => return Ok(redirect),
-    };
+pub async fn home(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
     let stores = ecom_store::tenants::list(&state.db, 50, 0).await?;
     let store_count = ecom_store::tenants::count(&state.db).await?;
-    let port = ctx
+    let port = page
+        .ctx
         .host
         .0
         .rsplit_once(':')
@@ -29,27 +20,18 @@ pub async fn home(
         .unwrap_or_default();
     let stores: Vec<_> = stores
         .iter()
-        .map(|t| context! { slug => t.slug.as_str(), name => t.name.clone(), status => t.status.as_str(), currency => t.currency.code(), locale => t.locale.as_str(),
-            url => state.directory.store_url(t, &state.config.public_scheme, &port) })
+        .map(|t| {
+            context! {
+                slug => t.slug.as_str(), name => t.name.clone(), status => t.status.as_str(),
+                currency => t.currency.code(), locale => t.locale.as_str(),
+                url => state.directory.store_url(t, &state.config.public_scheme, &port),
+            }
+        })
         .collect();
-    Ok(ctx.page(
-        "admin/home.html",
-        context! { me => ser(&AccountView::from(&me)), stores, store_count },
-    ))
+    Ok(page.page("admin/home.html", context! { stores, store_count }))
 }
 
-pub async fn mailbox(
-    State(state): State<AppState>,
-    ctx: AreaCtx,
-    jar: PrivateCookieJar,
-) -> WebResult<Response> {
-    let me = match require(&state, &ctx, &jar, "/admin/mailbox").await? {
-        Ok(me) => me,
-        Err(redirect) => return Ok(redirect),
-    };
+pub async fn mailbox(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
     let mails = ecom_store::mailbox::list_all(&state.db, 100).await?;
-    Ok(ctx.page(
-        "admin/mailbox.html",
-        context! { me => ser(&AccountView::from(&me)), mails => ser(&mails) },
-    ))
+    Ok(page.page("admin/mailbox.html", context! { mails => ser(&mails) }))
 }

@@ -322,15 +322,8 @@ pub struct PasswordForm {
     new: String,
 }
 
-pub async fn password_form(
-    State(state): State<AppState>,
-    ctx: AreaCtx,
-    jar: PrivateCookieJar,
-) -> WebResult<Response> {
-    if session::current(&state, &jar, ctx.realm).await?.is_none() {
-        return Ok(to_login(ctx.area, &format!("{}/password", ctx.area.path())));
-    }
-    Ok(ctx.page("auth/password.html", context! {}))
+pub async fn password_form(page: SignedIn) -> Response {
+    page.page("auth/password.html", context! {})
 }
 
 pub async fn change_password(
@@ -442,15 +435,37 @@ pub async fn reset(
     }
 }
 
-/// Signed-in account of an area or a redirect to its sign-in page.
-pub async fn require(
-    state: &AppState,
-    ctx: &AreaCtx,
-    jar: &PrivateCookieJar,
-    here: &str,
-) -> WebResult<Result<ecom_store::accounts::Credential, Response>> {
-    Ok(match session::current(state, jar, ctx.realm).await? {
-        Some(c) => Ok(c),
-        None => Err(to_login(ctx.area, here)),
-    })
+/// A page that needs a signed-in account of its area: the handler gets the area and
+/// the account; anyone else is sent to the area's sign-in page and brought back after.
+pub struct SignedIn {
+    pub ctx: AreaCtx,
+    pub me: ecom_store::accounts::Credential,
+}
+
+impl SignedIn {
+    /// Renders a page of the area with the signed-in account as `me`.
+    pub fn page(&self, template: &str, extra: Value) -> Response {
+        self.ctx.page(
+            template,
+            context! { me => ser(&session::AccountView::from(&self.me)), ..extra },
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ctx = AreaCtx::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let jar =
+            PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        match session::current(state, &jar, ctx.realm).await {
+            Ok(Some(me)) => Ok(Self { ctx, me }),
+            Ok(None) => Err(to_login(ctx.area, parts.uri.path())),
+            Err(e) => Err(e.into_response()),
+        }
+    }
 }

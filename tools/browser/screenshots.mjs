@@ -1,0 +1,52 @@
+// Screenshots of ECOM's pages at phone and desktop widths, signed in where needed.
+// Usage: node screenshots.mjs http://127.0.0.1:8080 out-dir
+// Expects `ecom serve --demo` on that address (demo logins, password demo-password).
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const base = new URL(process.argv[2] ?? "http://127.0.0.1:8080");
+const out = process.argv[3] ?? "screenshots";
+mkdirSync(out, { recursive: true });
+const port = base.port;
+const host = (h) => `http://${h}:${port}`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", `--host-resolver-rules=MAP *.localhost 127.0.0.1, MAP localhost 127.0.0.1`],
+});
+
+async function login(page, origin, area, email) {
+  await page.goto(`${origin}${area}/login`);
+  await page.fill("#email", email);
+  await page.fill("#password", "demo-password");
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+}
+
+const shots = [
+  { name: "storefront-home", url: host("demo.localhost") + "/" },
+  { name: "storefront-login", url: host("demo.localhost") + "/account/login" },
+  { name: "storefront-signup-error", url: host("demo.localhost") + "/account/signup", act: async (p) => {
+      await p.fill("#email", "x@example.com"); await p.fill("#password", "short12");
+      await p.evaluate(() => document.querySelector("#password").removeAttribute("minlength"));
+      await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]); } },
+  { name: "storefront-account", url: host("demo.localhost") + "/account", login: ["demo.localhost", "/account", "shopper@demo.test"] },
+  { name: "merchant-home", url: host("demo.localhost") + "/merchant", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "admin-home", url: host("localhost") + "/admin", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "admin-mailbox", url: host("localhost") + "/admin/mailbox", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "unknown-store-404", url: host("nope.localhost") + "/" },
+];
+
+for (const [label, viewport] of [["phone", { width: 390, height: 844 }], ["desktop", { width: 1280, height: 800 }]]) {
+  for (const s of shots) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    if (s.login) await login(page, host(s.login[0]), s.login[1], s.login[2]);
+    await page.goto(s.url);
+    if (s.act) await s.act(page);
+    await page.screenshot({ path: `${out}/${s.name}-${label}.png`, fullPage: true });
+    await context.close();
+  }
+}
+await browser.close();
+console.log(`screenshots written to ${out}/`);
