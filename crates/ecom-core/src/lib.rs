@@ -2,13 +2,16 @@
 //! once at the boundary (`parse`) and trusted everywhere after.
 
 pub mod account;
+pub mod catalog;
 pub mod host;
 pub mod ids;
+pub mod money;
 pub mod tenant;
 
 pub use account::{AccountKind, Email, NewPassword, Realm, StaffRole};
 pub use host::{HostTarget, resolve_host};
 pub use ids::{AccountId, TenantId};
+pub use money::Money;
 pub use tenant::{Currency, Locale, Slug, Tenant, TenantStatus};
 
 /// A value that failed to parse, with a message fit to show the person who typed it.
