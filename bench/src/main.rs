@@ -44,31 +44,17 @@ pub const PASSWORD: &str = "bench-password";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Seed {
-            database_url,
-            stores,
-        } => seed(&database_url, stores).await,
-        Command::Tenancy {
-            base,
-            stores,
-            secs,
-            concurrency,
-        } => tenancy(&base, stores, secs, concurrency).await,
+        Command::Seed { database_url, stores } => seed(&database_url, stores).await,
+        Command::Tenancy { base, stores, secs, concurrency } => tenancy(&base, stores, secs, concurrency).await,
     }
 }
 
 async fn seed(url: &str, stores: u32) -> anyhow::Result<()> {
-    let db = Db::connect(&DbOptions {
-        url: url.into(),
-        max_connections: 4,
-        acquire_timeout: Duration::from_secs(10),
-    })
-    .await?;
+    let db = Db::connect(&DbOptions { url: url.into(), max_connections: 4, acquire_timeout: Duration::from_secs(10) })
+        .await?;
     db.migrate().await?;
     // One hash for every account: hashing 2 × N passwords would dominate the seeding.
-    let hash = ecom_services::passwords::hash(PASSWORD.into())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = ecom_services::passwords::hash(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
     for i in 0..stores {
         let tenant = tenants::create(
@@ -82,10 +68,9 @@ async fn seed(url: &str, stores: u32) -> anyhow::Result<()> {
         )
         .await?;
         let txn = db.tenant_txn(tenant.id).await?;
-        for (realm, email) in [
-            (Realm::Staff(tenant.id), "owner@bench.test"),
-            (Realm::Customer(tenant.id), "customer@bench.test"),
-        ] {
+        for (realm, email) in
+            [(Realm::Staff(tenant.id), "owner@bench.test"), (Realm::Customer(tenant.id), "customer@bench.test")]
+        {
             let email = Email::parse(email)?;
             accounts::insert(
                 &txn,
@@ -101,11 +86,7 @@ async fn seed(url: &str, stores: u32) -> anyhow::Result<()> {
         }
         txn.commit().await?;
         if (i + 1) % 1000 == 0 || i + 1 == stores {
-            eprintln!(
-                "seeded {}/{stores} stores ({:.1} s)",
-                i + 1,
-                started.elapsed().as_secs_f64()
-            );
+            eprintln!("seeded {}/{stores} stores ({:.1} s)", i + 1, started.elapsed().as_secs_f64());
         }
     }
     Ok(())
@@ -145,23 +126,12 @@ impl Sample {
 /// store in the `Host` header, so the figures measure the server's per-request cost
 /// and not a new TCP connection per store host.
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(256)
-        .build()?)
+    Ok(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(256).build()?)
 }
 
-async fn get_store_home(
-    http: &reqwest::Client,
-    base: &str,
-    store: u32,
-) -> anyhow::Result<Duration> {
+async fn get_store_home(http: &reqwest::Client, base: &str, store: u32) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let resp = http
-        .get(format!("{base}/"))
-        .header("host", format!("s{store}.localhost"))
-        .send()
-        .await?;
+    let resp = http.get(format!("{base}/")).header("host", format!("s{store}.localhost")).send().await?;
     if resp.status() != 200 {
         bail!("status {}", resp.status());
     }
@@ -220,21 +190,13 @@ where
         }
     }
     latencies.sort_unstable();
-    Sample {
-        name,
-        latencies,
-        errors,
-        elapsed: started.elapsed(),
-    }
+    Sample { name, latencies, errors, elapsed: started.elapsed() }
 }
 
 fn csrf_of(body: &str) -> anyhow::Result<String> {
     let marker = "name=\"_csrf\" value=\"";
     let start = body.find(marker).context("no CSRF field")? + marker.len();
-    Ok(body
-        .get(start..start + 64)
-        .context("short CSRF token")?
-        .to_owned())
+    Ok(body.get(start..start + 64).context("short CSRF token")?.to_owned())
 }
 
 async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyhow::Result<()> {
@@ -246,39 +208,29 @@ async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyh
         let http = http.clone();
         let base = base.clone();
         let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        drive_until(
-            "storefront home, first visit of each store (cache miss)",
-            secs,
-            concurrency,
-            move |_| {
-                let http = http.clone();
-                let base = base.clone();
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                async move {
-                    if i >= stores {
-                        return Ok(None);
-                    }
-                    get_store_home(&http, &base, i).await.map(Some)
+        drive_until("storefront home, first visit of each store (cache miss)", secs, concurrency, move |_| {
+            let http = http.clone();
+            let base = base.clone();
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if i >= stores {
+                    return Ok(None);
                 }
-            },
-        )
+                get_store_home(&http, &base, i).await.map(Some)
+            }
+        })
         .await
     };
     // Random stores, all seen before: host resolution from the node's cache + render.
     let warm = {
         let http = http.clone();
         let base = base.clone();
-        drive(
-            "storefront home, random store (cached)",
-            secs,
-            concurrency,
-            move |_| {
-                let http = http.clone();
-                let base = base.clone();
-                let store = rand::rng().random_range(0..stores);
-                async move { get_store_home(&http, &base, store).await }
-            },
-        )
+        drive("storefront home, random store (cached)", secs, concurrency, move |_| {
+            let http = http.clone();
+            let base = base.clone();
+            let store = rand::rng().random_range(0..stores);
+            async move { get_store_home(&http, &base, store).await }
+        })
         .await
     };
     // Customer sign-in on a random store: the form (for the CSRF cookie and token, not
@@ -286,49 +238,36 @@ async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyh
     let login = {
         let http = http.clone();
         let base = base.clone();
-        drive(
-            "customer sign-in, random store",
-            secs,
-            concurrency,
-            move |_| {
-                let http = http.clone();
-                let base = base.clone();
-                let host = format!("s{}.localhost", rand::rng().random_range(0..stores));
-                async move {
-                    let form = http
-                        .get(format!("{base}/account/login"))
-                        .header("host", &host)
-                        .send()
-                        .await?;
-                    let cookie = form
-                        .headers()
-                        .get_all("set-cookie")
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .find(|c| c.starts_with("ecom_csrf="))
-                        .and_then(|c| c.split(';').next())
-                        .context("no CSRF cookie")?
-                        .to_owned();
-                    let token = csrf_of(&form.text().await?)?;
-                    let t = Instant::now();
-                    let resp = http
-                        .post(format!("{base}/account/login"))
-                        .header("host", &host)
-                        .header("cookie", cookie)
-                        .form(&[
-                            ("email", "customer@bench.test"),
-                            ("password", PASSWORD),
-                            ("_csrf", token.as_str()),
-                        ])
-                        .send()
-                        .await?;
-                    if resp.status() != 303 {
-                        bail!("status {}", resp.status());
-                    }
-                    Ok(t.elapsed())
+        drive("customer sign-in, random store", secs, concurrency, move |_| {
+            let http = http.clone();
+            let base = base.clone();
+            let host = format!("s{}.localhost", rand::rng().random_range(0..stores));
+            async move {
+                let form = http.get(format!("{base}/account/login")).header("host", &host).send().await?;
+                let cookie = form
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find(|c| c.starts_with("ecom_csrf="))
+                    .and_then(|c| c.split(';').next())
+                    .context("no CSRF cookie")?
+                    .to_owned();
+                let token = csrf_of(&form.text().await?)?;
+                let t = Instant::now();
+                let resp = http
+                    .post(format!("{base}/account/login"))
+                    .header("host", &host)
+                    .header("cookie", cookie)
+                    .form(&[("email", "customer@bench.test"), ("password", PASSWORD), ("_csrf", token.as_str())])
+                    .send()
+                    .await?;
+                if resp.status() != 303 {
+                    bail!("status {}", resp.status());
                 }
-            },
-        )
+                Ok(t.elapsed())
+            }
+        })
         .await
     };
     let report = serde_json::json!({ "stores": stores, "concurrency": concurrency, "secs": secs, "results": [cold.json(), warm.json(), login.json()] });

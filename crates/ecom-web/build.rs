@@ -1,3 +1,3 @@
 fn main() {
-    minijinja_embed::embed_templates!("templates", &[".html", ".txt"]);
+    minijinja_embed::embed_templates!("templates", &[".html", ".txt", ".xml"]);
 }

@@ -25,6 +25,10 @@ async function login(page, origin, area, email) {
 
 const shots = [
   { name: "storefront-home", url: host("demo.localhost") + "/" },
+  { name: "storefront-collection", url: host("demo.localhost") + "/collections/knitwear?option.Color=Charcoal" },
+  { name: "storefront-product", url: host("demo.localhost") + "/products/merino-crew-sweater?Size=M&Color=Forest" },
+  { name: "acme-home", url: host("acme.localhost") + "/" },
+  { name: "acme-category", url: host("acme.localhost") + "/categories/tools?sort=price-asc" },
   { name: "storefront-login", url: host("demo.localhost") + "/account/login" },
   { name: "storefront-signup-error", url: host("demo.localhost") + "/account/signup", act: async (p) => {
       await p.fill("#email", "x@example.com"); await p.fill("#password", "short12");

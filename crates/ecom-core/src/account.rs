@@ -126,16 +126,10 @@ impl NewPassword {
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         let chars = value.chars().count();
         if chars < Self::MIN_CHARS {
-            return Err(Invalid::new(
-                "password",
-                format!("use at least {} characters", Self::MIN_CHARS),
-            ));
+            return Err(Invalid::new("password", format!("use at least {} characters", Self::MIN_CHARS)));
         }
         if chars > Self::MAX_CHARS {
-            return Err(Invalid::new(
-                "password",
-                format!("use at most {} characters", Self::MAX_CHARS),
-            ));
+            return Err(Invalid::new("password", format!("use at most {} characters", Self::MAX_CHARS)));
         }
         Ok(Self(value.to_owned()))
     }
@@ -157,20 +151,8 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ann@Example.COM ").map(String::from),
-            Ok("ann@example.com".into())
-        );
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "ann@example",
-            "a b@example.com",
-            "ann@.com",
-            "ann@ex..com",
-        ] {
+        assert_eq!(Email::parse("  Ann@Example.COM ").map(String::from), Ok("ann@example.com".into()));
+        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "ann@.com", "ann@ex..com"] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -180,10 +162,7 @@ mod tests {
         assert!(NewPassword::parse("short").is_err());
         assert!(NewPassword::parse("long enough!").is_ok());
         assert!(NewPassword::parse(&"x".repeat(129)).is_err());
-        assert_eq!(
-            format!("{:?}", NewPassword::parse("long enough!")),
-            "Ok(NewPassword(..))"
-        );
+        assert_eq!(format!("{:?}", NewPassword::parse("long enough!")), "Ok(NewPassword(..))");
     }
 }
 

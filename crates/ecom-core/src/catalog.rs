@@ -45,16 +45,11 @@ impl Handle {
         if v.is_empty() || v.len() > 120 {
             return Err(Invalid::new("handle", "use 1 to 120 characters"));
         }
-        if !v
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        if !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             || v.starts_with('-')
             || v.ends_with('-')
         {
-            return Err(Invalid::new(
-                "handle",
-                "use letters a-z, digits and hyphens between them",
-            ));
+            return Err(Invalid::new("handle", "use letters a-z, digits and hyphens between them"));
         }
         Ok(Self(v))
     }
@@ -70,12 +65,8 @@ impl Handle {
             }
         }
         let trimmed: String = out.trim_matches('-').chars().take(120).collect();
-        Self::parse(trimmed.trim_end_matches('-')).map_err(|_| {
-            Invalid::new(
-                "handle",
-                "the title needs letters or digits to make a handle from",
-            )
-        })
+        Self::parse(trimmed.trim_end_matches('-'))
+            .map_err(|_| Invalid::new("handle", "the title needs letters or digits to make a handle from"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -143,10 +134,7 @@ impl ProductDraft {
     pub fn validate(&mut self, currency: crate::Currency) -> Result<(), Invalid> {
         self.title = self.title.trim().to_owned();
         if self.title.is_empty() || self.title.chars().count() > 255 {
-            return Err(Invalid::new(
-                "title",
-                "enter a title of at most 255 characters",
-            ));
+            return Err(Invalid::new("title", "enter a title of at most 255 characters"));
         }
         self.vendor = self.vendor.trim().to_owned();
         self.product_type = self.product_type.trim().to_owned();
@@ -164,48 +152,29 @@ impl ProductDraft {
             return Err(Invalid::new("attributes", "attribute values must be text"));
         }
         if self.options.len() > MAX_OPTIONS {
-            return Err(Invalid::new(
-                "options",
-                format!("a product has at most {MAX_OPTIONS} options"),
-            ));
+            return Err(Invalid::new("options", format!("a product has at most {MAX_OPTIONS} options")));
         }
         let mut names = HashSet::new();
         for o in &mut self.options {
             o.name = o.name.trim().to_owned();
             if o.name.is_empty() || !names.insert(o.name.to_lowercase()) {
-                return Err(Invalid::new(
-                    "options",
-                    "each option needs a name of its own",
-                ));
+                return Err(Invalid::new("options", "each option needs a name of its own"));
             }
         }
         if self.variants.is_empty() {
-            return Err(Invalid::new(
-                "variants",
-                "a product needs at least one variant",
-            ));
+            return Err(Invalid::new("variants", "a product needs at least one variant"));
         }
         if self.variants.len() > MAX_VARIANTS {
-            return Err(Invalid::new(
-                "variants",
-                format!("a product has at most {MAX_VARIANTS} variants"),
-            ));
+            return Err(Invalid::new("variants", format!("a product has at most {MAX_VARIANTS} variants")));
         }
         let mut combos = HashSet::new();
         for (i, v) in self.variants.iter_mut().enumerate() {
             let n = i + 1;
-            v.option_values = v
-                .option_values
-                .iter()
-                .map(|s| s.trim().to_owned())
-                .collect();
+            v.option_values = v.option_values.iter().map(|s| s.trim().to_owned()).collect();
             if v.option_values.len() != self.options.len() {
                 return Err(Invalid::new(
                     "variants",
-                    format!(
-                        "variant {n} needs one value for each of the {} options",
-                        self.options.len()
-                    ),
+                    format!("variant {n} needs one value for each of the {} options", self.options.len()),
                 ));
             }
             for (value, option) in v.option_values.iter().zip(&self.options) {
@@ -217,29 +186,16 @@ impl ProductDraft {
                 }
             }
             if !combos.insert(v.option_values.clone()) {
-                return Err(Invalid::new(
-                    "variants",
-                    format!("variant {n} repeats the options of another variant"),
-                ));
+                return Err(Invalid::new("variants", format!("variant {n} repeats the options of another variant")));
             }
-            if v.price.currency != currency || v.compare_at.is_some_and(|c| c.currency != currency)
-            {
-                return Err(Invalid::new(
-                    "variants",
-                    format!("variant {n}: prices are in {}", currency.code()),
-                ));
+            if v.price.currency != currency || v.compare_at.is_some_and(|c| c.currency != currency) {
+                return Err(Invalid::new("variants", format!("variant {n}: prices are in {}", currency.code())));
             }
             if v.price.minor < 0 {
-                return Err(Invalid::new(
-                    "variants",
-                    format!("variant {n}: the price cannot be negative"),
-                ));
+                return Err(Invalid::new("variants", format!("variant {n}: the price cannot be negative")));
             }
             if v.stock < 0 {
-                return Err(Invalid::new(
-                    "variants",
-                    format!("variant {n}: stock cannot be below zero"),
-                ));
+                return Err(Invalid::new("variants", format!("variant {n}: stock cannot be below zero")));
             }
             // A compare-at price only means something above the price.
             if v.compare_at.is_some_and(|c| c.minor <= v.price.minor) {
@@ -251,7 +207,7 @@ impl ProductDraft {
 }
 
 /// How a listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProductSort {
     #[default]
@@ -263,13 +219,7 @@ pub enum ProductSort {
 }
 
 impl ProductSort {
-    pub const ALL: [ProductSort; 5] = [
-        Self::Featured,
-        Self::Newest,
-        Self::PriceAsc,
-        Self::PriceDesc,
-        Self::TitleAsc,
-    ];
+    pub const ALL: [ProductSort; 5] = [Self::Featured, Self::Newest, Self::PriceAsc, Self::PriceDesc, Self::TitleAsc];
 
     pub fn parse(value: &str) -> Self {
         match value {
@@ -344,14 +294,8 @@ mod tests {
             tags: vec!["summer".into(), " Summer ".into(), "".into()],
             attributes: serde_json::Map::new(),
             options: vec![
-                ProductOption {
-                    name: "Size".into(),
-                    values: vec!["S".into(), "M".into()],
-                },
-                ProductOption {
-                    name: "Color".into(),
-                    values: vec!["Blue".into()],
-                },
+                ProductOption { name: "Size".into(), values: vec!["S".into(), "M".into()] },
+                ProductOption { name: "Color".into(), values: vec!["Blue".into()] },
             ],
             variants: vec![v("S", "Blue"), v("M", "Blue")],
         }
@@ -369,28 +313,16 @@ mod tests {
     fn catalog_rules_are_enforced() {
         let mut d = draft();
         d.variants[1].option_values = vec!["S".into(), "Blue".into()];
-        assert!(
-            d.validate(usd())
-                .is_err_and(|e| e.message.contains("repeats"))
-        );
+        assert!(d.validate(usd()).is_err_and(|e| e.message.contains("repeats")));
         let mut d = draft();
         d.variants[0].option_values = vec!["XL".into(), "Blue".into()];
-        assert!(
-            d.validate(usd())
-                .is_err_and(|e| e.message.contains("not a value of Size"))
-        );
+        assert!(d.validate(usd()).is_err_and(|e| e.message.contains("not a value of Size")));
         let mut d = draft();
         d.variants[0].option_values.pop();
         assert!(d.validate(usd()).is_err());
         let mut d = draft();
-        d.options.push(ProductOption {
-            name: "size".into(),
-            values: vec![],
-        });
-        assert!(
-            d.validate(usd()).is_err(),
-            "option names are unique, case-insensitively"
-        );
+        d.options.push(ProductOption { name: "size".into(), values: vec![] });
+        assert!(d.validate(usd()).is_err(), "option names are unique, case-insensitively");
         let mut d = draft();
         d.variants.clear();
         assert!(d.validate(usd()).is_err());
@@ -398,18 +330,12 @@ mod tests {
         d.variants[0].stock = -1;
         assert!(d.validate(usd()).is_err());
         let mut d = draft();
-        d.variants[0].price = Money::new(
-            100,
-            Currency::parse("EUR").unwrap_or_else(|_| unreachable!()),
-        );
+        d.variants[0].price = Money::new(100, Currency::parse("EUR").unwrap_or_else(|_| unreachable!()));
         assert!(d.validate(usd()).is_err());
         let mut d = draft();
         d.variants[0].compare_at = Some(Money::new(2000, usd()));
         assert_eq!(d.validate(usd()), Ok(()));
-        assert_eq!(
-            d.variants[0].compare_at, None,
-            "a compare-at price below the price is dropped"
-        );
+        assert_eq!(d.variants[0].compare_at, None, "a compare-at price below the price is dropped");
     }
 
     #[test]

@@ -25,10 +25,7 @@ pub fn resolve_host(host_header: &str, platform_domain: &str) -> HostTarget {
     if host == platform || host.strip_prefix("www.") == Some(platform.as_str()) {
         return HostTarget::Platform;
     }
-    if let Some(label) = host
-        .strip_suffix(platform.as_str())
-        .and_then(|rest| rest.strip_suffix('.'))
-    {
+    if let Some(label) = host.strip_suffix(platform.as_str()).and_then(|rest| rest.strip_suffix('.')) {
         // Only one label: `a.b.localhost` is not a store address.
         if !label.is_empty() && !label.contains('.') {
             return HostTarget::StoreSlug(label.to_owned());
@@ -57,9 +54,7 @@ pub fn normalise_host(host_header: &str) -> Option<String> {
     let valid = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     valid.then_some(host)
 }
@@ -70,35 +65,14 @@ mod tests {
 
     #[test]
     fn hosts_resolve_to_platform_store_or_custom_domain() {
-        assert_eq!(
-            resolve_host("localhost:8080", "localhost"),
-            HostTarget::Platform
-        );
-        assert_eq!(
-            resolve_host("www.example.com", "example.com"),
-            HostTarget::Platform
-        );
-        assert_eq!(
-            resolve_host("Demo.Localhost.:8080", "localhost"),
-            HostTarget::StoreSlug("demo".into())
-        );
-        assert_eq!(
-            resolve_host("shop.acme.com", "localhost"),
-            HostTarget::CustomDomain("shop.acme.com".into())
-        );
-        assert_eq!(
-            resolve_host("a.b.localhost", "localhost"),
-            HostTarget::Invalid
-        );
+        assert_eq!(resolve_host("localhost:8080", "localhost"), HostTarget::Platform);
+        assert_eq!(resolve_host("www.example.com", "example.com"), HostTarget::Platform);
+        assert_eq!(resolve_host("Demo.Localhost.:8080", "localhost"), HostTarget::StoreSlug("demo".into()));
+        assert_eq!(resolve_host("shop.acme.com", "localhost"), HostTarget::CustomDomain("shop.acme.com".into()));
+        assert_eq!(resolve_host("a.b.localhost", "localhost"), HostTarget::Invalid);
         assert_eq!(resolve_host("evil/..:80", "localhost"), HostTarget::Invalid);
-        assert_eq!(
-            resolve_host("demo.localhost:abc", "localhost"),
-            HostTarget::Invalid
-        );
+        assert_eq!(resolve_host("demo.localhost:abc", "localhost"), HostTarget::Invalid);
         assert_eq!(resolve_host("", "localhost"), HostTarget::Invalid);
-        assert_eq!(
-            resolve_host("[::1]:8080", "localhost"),
-            HostTarget::CustomDomain("[::1]".into())
-        );
+        assert_eq!(resolve_host("[::1]:8080", "localhost"), HostTarget::CustomDomain("[::1]".into()));
     }
 }

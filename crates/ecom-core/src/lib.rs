@@ -28,16 +28,11 @@ pub struct Invalid {
 fn label(field: &str) -> String {
     let spaced = field.replace('_', " ");
     let mut chars = spaced.chars();
-    chars
-        .next()
-        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 impl Invalid {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
-        }
+        Self { field, message: message.into() }
     }
 }

@@ -19,17 +19,8 @@ impl Money {
     /// into minor units, refusing more decimals than the currency has, negatives and
     /// amounts over a billion major units.
     pub fn parse(field: &'static str, text: &str, currency: Currency) -> Result<Self, Invalid> {
-        let cleaned: String = text
-            .trim()
-            .chars()
-            .filter(|c| *c != ',' && *c != '_' && !c.is_whitespace())
-            .collect();
-        let invalid = || {
-            Invalid::new(
-                field,
-                format!("\"{}\" is not an amount like 12.50", text.trim()),
-            )
-        };
+        let cleaned: String = text.trim().chars().filter(|c| *c != ',' && *c != '_' && !c.is_whitespace()).collect();
+        let invalid = || Invalid::new(field, format!("\"{}\" is not an amount like 12.50", text.trim()));
         if cleaned.is_empty() || cleaned.starts_with('-') {
             return Err(invalid());
         }
@@ -42,29 +33,16 @@ impl Money {
         }
         let digits = usize::from(currency.minor_units());
         if frac.len() > digits {
-            return Err(Invalid::new(
-                field,
-                format!("{} takes at most {digits} decimals", currency.code()),
-            ));
+            return Err(Invalid::new(field, format!("{} takes at most {digits} decimals", currency.code())));
         }
-        let whole: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| invalid())?
-        };
+        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
         if whole > 1_000_000_000 {
             return Err(Invalid::new(field, "amounts stop at one billion"));
         }
         let scale = 10i64.pow(u32::from(currency.minor_units()));
-        let frac_minor: i64 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<digits$}").parse().map_err(|_| invalid())?
-        };
-        Ok(Self {
-            minor: whole * scale + frac_minor,
-            currency,
-        })
+        let frac_minor: i64 =
+            if frac.is_empty() { 0 } else { format!("{frac:0<digits$}").parse().map_err(|_| invalid())? };
+        Ok(Self { minor: whole * scale + frac_minor, currency })
     }
 
     /// The amount as a plain decimal string, `1234.50`: for forms, CSV and JSON-LD.
@@ -76,23 +54,14 @@ impl Money {
         let scale = 10i64.pow(digits);
         let sign = if self.minor < 0 { "-" } else { "" };
         let abs = self.minor.unsigned_abs();
-        format!(
-            "{sign}{}.{:0width$}",
-            abs / scale.unsigned_abs(),
-            abs % scale.unsigned_abs(),
-            width = digits as usize
-        )
+        format!("{sign}{}.{:0width$}", abs / scale.unsigned_abs(), abs % scale.unsigned_abs(), width = digits as usize)
     }
 
     /// The amount for people: symbol, thousands separators, `$1,234.50`.
     pub fn display(&self) -> String {
         let plain = self.decimal();
-        let (int_part, frac_part) = plain
-            .split_once('.')
-            .map_or((plain.as_str(), None), |(i, f)| (i, Some(f)));
-        let (sign, digits) = int_part
-            .strip_prefix('-')
-            .map_or(("", int_part), |d| ("-", d));
+        let (int_part, frac_part) = plain.split_once('.').map_or((plain.as_str(), None), |(i, f)| (i, Some(f)));
+        let (sign, digits) = int_part.strip_prefix('-').map_or(("", int_part), |d| ("-", d));
         let mut grouped = String::new();
         for (i, c) in digits.chars().enumerate() {
             if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -135,27 +104,15 @@ mod tests {
 
     #[test]
     fn amounts_parse_to_minor_units() {
-        assert_eq!(
-            Money::parse("price", "12", usd()).map(|m| m.minor),
-            Ok(1200)
-        );
-        assert_eq!(
-            Money::parse("price", "12.5", usd()).map(|m| m.minor),
-            Ok(1250)
-        );
-        assert_eq!(
-            Money::parse("price", " 1,299.99 ", usd()).map(|m| m.minor),
-            Ok(129_999)
-        );
+        assert_eq!(Money::parse("price", "12", usd()).map(|m| m.minor), Ok(1200));
+        assert_eq!(Money::parse("price", "12.5", usd()).map(|m| m.minor), Ok(1250));
+        assert_eq!(Money::parse("price", " 1,299.99 ", usd()).map(|m| m.minor), Ok(129_999));
         assert_eq!(Money::parse("price", ".5", usd()).map(|m| m.minor), Ok(50));
         for bad in ["", "-1", "1.234", "abc", "1.2.3", ".", "9999999999"] {
             assert!(Money::parse("price", bad, usd()).is_err(), "{bad:?}");
         }
         let jpy = Currency::parse("JPY").unwrap_or_else(|_| unreachable!());
-        assert_eq!(
-            Money::parse("price", "1200", jpy).map(|m| m.minor),
-            Ok(1200)
-        );
+        assert_eq!(Money::parse("price", "1200", jpy).map(|m| m.minor), Ok(1200));
         assert!(Money::parse("price", "12.5", jpy).is_err());
     }
 

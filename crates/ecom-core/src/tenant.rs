@@ -44,26 +44,14 @@ impl Slug {
         if value.len() < 2 || value.len() > 40 {
             return Err(Invalid::new("slug", "use 2 to 40 characters"));
         }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(Invalid::new(
-                "slug",
-                "use only letters a-z, digits and hyphens",
-            ));
+        if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return Err(Invalid::new("slug", "use only letters a-z, digits and hyphens"));
         }
         if value.starts_with('-') || value.ends_with('-') || value.contains("--") {
-            return Err(Invalid::new(
-                "slug",
-                "hyphens go between letters or digits, one at a time",
-            ));
+            return Err(Invalid::new("slug", "hyphens go between letters or digits, one at a time"));
         }
         if RESERVED_SLUGS.contains(&value.as_str()) {
-            return Err(Invalid::new(
-                "slug",
-                format!("\"{value}\" is reserved by the platform"),
-            ));
+            return Err(Invalid::new("slug", format!("\"{value}\" is reserved by the platform")));
         }
         Ok(Self(value))
     }
@@ -185,17 +173,12 @@ impl Currency {
             .find(|(code, _)| *code == upper)
             .map(|(code, minor_units)| {
                 let b = code.as_bytes();
-                Self {
-                    code: [b[0], b[1], b[2]],
-                    minor_units: *minor_units,
-                }
+                Self { code: [b[0], b[1], b[2]], minor_units: *minor_units }
             })
             .ok_or_else(|| {
                 Invalid::new(
                     "currency",
-                    format!(
-                        "\"{value}\" is not a supported ISO 4217 currency code (e.g. USD, EUR)"
-                    ),
+                    format!("\"{value}\" is not a supported ISO 4217 currency code (e.g. USD, EUR)"),
                 )
             })
     }
@@ -230,12 +213,7 @@ pub struct Locale(String);
 
 impl Locale {
     pub fn parse(value: &str) -> Result<Self, Invalid> {
-        let invalid = || {
-            Invalid::new(
-                "locale",
-                format!("\"{value}\" is not a language tag like en or en-US"),
-            )
-        };
+        let invalid = || Invalid::new("locale", format!("\"{value}\" is not a language tag like en or en-US"));
         let mut parts = value.trim().split(['-', '_']);
         let lang = parts
             .next()
@@ -281,21 +259,8 @@ mod tests {
 
     #[test]
     fn slugs_are_dns_labels_and_not_reserved() {
-        assert_eq!(
-            Slug::parse(" Demo-Shop ").map(String::from),
-            Ok("demo-shop".into())
-        );
-        for bad in [
-            "a",
-            "-demo",
-            "demo-",
-            "de--mo",
-            "dé",
-            "admin",
-            "www",
-            "my shop",
-            &"x".repeat(41),
-        ] {
+        assert_eq!(Slug::parse(" Demo-Shop ").map(String::from), Ok("demo-shop".into()));
+        for bad in ["a", "-demo", "demo-", "de--mo", "dé", "admin", "www", "my shop", &"x".repeat(41)] {
             assert!(Slug::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -311,10 +276,7 @@ mod tests {
     #[test]
     fn locales_are_normalised_language_tags() {
         assert_eq!(Locale::parse("en_us").map(String::from), Ok("en-US".into()));
-        assert_eq!(
-            Locale::parse("es-419").map(String::from),
-            Ok("es-419".into())
-        );
+        assert_eq!(Locale::parse("es-419").map(String::from), Ok("es-419".into()));
         for bad in ["", "e", "english", "en-USA-x", "en-1"] {
             assert!(Locale::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -48,9 +48,7 @@ impl Accounts {
     }
 
     fn check(&self, limit: Limit, key: &str) -> Result<()> {
-        self.limits
-            .check(limit, key)
-            .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })
+        self.limits.check(limit, key).map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })
     }
 
     /// Creates an account without rate limits or sign-in: for seeding, the CLI and
@@ -65,30 +63,13 @@ impl Accounts {
     ) -> Result<AccountId> {
         let hash = passwords::hash(password.expose().to_owned()).await?;
         let txn = self.txn(realm).await?;
-        let id = repo::insert(
-            &txn,
-            NewAccount {
-                realm,
-                email,
-                name,
-                password_hash: &hash,
-                role,
-            },
-        )
-        .await?;
+        let id = repo::insert(&txn, NewAccount { realm, email, name, password_hash: &hash, role }).await?;
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(id)
     }
 
     /// A shopper creating their account in a store (or any realm that allows it).
-    pub async fn sign_up(
-        &self,
-        realm: Realm,
-        ip: &str,
-        email: &str,
-        name: &str,
-        password: &str,
-    ) -> Result<SignedIn> {
+    pub async fn sign_up(&self, realm: Realm, ip: &str, email: &str, name: &str, password: &str) -> Result<SignedIn> {
         self.check(Limit::SignupPerIp, ip)?;
         let email = Email::parse(email)?;
         let password = NewPassword::parse(password)?;
@@ -96,25 +77,13 @@ impl Accounts {
         if name.chars().count() > 200 {
             return Err(ecom_core::Invalid::new("name", "use at most 200 characters").into());
         }
-        let id = self
-            .create(realm, &email, name, &password, ecom_core::StaffRole::Staff)
-            .await?;
-        Ok(SignedIn {
-            realm,
-            id,
-            auth_version: 1,
-        })
+        let id = self.create(realm, &email, name, &password, ecom_core::StaffRole::Staff).await?;
+        Ok(SignedIn { realm, id, auth_version: 1 })
     }
 
     /// Checks an email and password. Unknown email and wrong password give the same
     /// answer after the same amount of work.
-    pub async fn sign_in(
-        &self,
-        realm: Realm,
-        ip: &str,
-        email: &str,
-        password: &str,
-    ) -> Result<SignedIn> {
+    pub async fn sign_in(&self, realm: Realm, ip: &str, email: &str, password: &str) -> Result<SignedIn> {
         self.check(Limit::LoginPerIp, ip)?;
         let Ok(email) = Email::parse(email) else {
             return Err(ServiceError::Unauthorized(BAD_LOGIN));
@@ -134,11 +103,7 @@ impl Accounts {
             tracing::info!(account.id = %cred.id, "failed sign-in");
             return Err(ServiceError::Unauthorized(BAD_LOGIN));
         }
-        Ok(SignedIn {
-            realm,
-            id: cred.id,
-            auth_version: cred.auth_version,
-        })
+        Ok(SignedIn { realm, id: cred.id, auth_version: cred.auth_version })
     }
 
     /// The account behind a session, if the session is still valid (the account exists
@@ -152,38 +117,22 @@ impl Accounts {
 
     /// Changes the password of a signed-in account after checking the current one;
     /// every other session of the account ends. Returns the refreshed session.
-    pub async fn change_password(
-        &self,
-        session: &SignedIn,
-        current: &str,
-        new: &str,
-    ) -> Result<SignedIn> {
+    pub async fn change_password(&self, session: &SignedIn, current: &str, new: &str) -> Result<SignedIn> {
         let Some(cred) = self.current(session).await? else {
-            return Err(ServiceError::Unauthorized(
-                "Your session has ended. Sign in again.",
-            ));
+            return Err(ServiceError::Unauthorized("Your session has ended. Sign in again."));
         };
-        self.check(
-            Limit::LoginPerAccount,
-            &format!("{}:{}", session.realm.kind().as_str(), cred.email),
-        )?;
+        self.check(Limit::LoginPerAccount, &format!("{}:{}", session.realm.kind().as_str(), cred.email))?;
         let new = NewPassword::parse(new)?;
         if !passwords::verify(current.to_owned(), cred.password_hash).await? {
-            return Err(ServiceError::Unauthorized(
-                "The current password is not right.",
-            ));
+            return Err(ServiceError::Unauthorized("The current password is not right."));
         }
         let hash = passwords::hash(new.expose().to_owned()).await?;
         let txn = self.txn(session.realm).await?;
-        let version = repo::set_password(&txn, session.realm, session.id, &hash)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let version =
+            repo::set_password(&txn, session.realm, session.id, &hash).await?.ok_or(ServiceError::NotFound)?;
         tokens::void_all(&txn, session.realm, session.id, Utc::now()).await?;
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
-        Ok(SignedIn {
-            auth_version: version,
-            ..session.clone()
-        })
+        Ok(SignedIn { auth_version: version, ..session.clone() })
     }
 
     /// Emails a one-time reset link when the email has an account. The answer is the
@@ -209,20 +158,10 @@ impl Accounts {
                 "Hello{name},\n\nSomeone asked to reset the password of your {store_name} account ({email}).\n\
                  To choose a new password, open this link within {RESET_TOKEN_TTL_MINUTES} minutes:\n\n{link_base}?token={token}\n\n\
                  If it was not you, ignore this message; your password stays as it is.\n",
-                name = if cred.name.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", cred.name)
-                },
+                name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) },
             );
             self.mailer
-                .send(
-                    &txn,
-                    realm.tenant(),
-                    email.as_str(),
-                    &format!("Reset your {store_name} password"),
-                    &body,
-                )
+                .send(&txn, realm.tenant(), email.as_str(), &format!("Reset your {store_name} password"), &body)
                 .await?;
         }
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
@@ -247,16 +186,10 @@ impl Accounts {
         let Some(id) = tokens::consume(&txn, realm, &token_hash(token), now).await? else {
             return Err(ServiceError::Unauthorized(BAD_TOKEN));
         };
-        let version = repo::set_password(&txn, realm, id, &hash)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let version = repo::set_password(&txn, realm, id, &hash).await?.ok_or(ServiceError::NotFound)?;
         tokens::void_all(&txn, realm, id, now).await?;
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
-        Ok(SignedIn {
-            realm,
-            id,
-            auth_version: version,
-        })
+        Ok(SignedIn { realm, id, auth_version: version })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Demo data for `ecom serve --demo`: a platform admin and two stores with owners.
 
-use crate::{Accounts, Result};
+use crate::{Accounts, Catalog, Result};
 use ecom_core::{Currency, Email, Locale, NewPassword, Realm, Slug, StaffRole};
 use ecom_store::{Db, accounts, tenants};
 
@@ -20,24 +20,15 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 
 /// Seeds the demo data when the database has no platform admin yet. Returns the
 /// logins either way, so they can be printed on every `--demo` start.
-pub async fn seed(db: &Db, accounts_svc: &Accounts) -> Result<Vec<DemoLogin>> {
+pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result<Vec<DemoLogin>> {
     let txn = db.platform_txn().await?;
     let admins = accounts::count(&txn, Realm::Admin).await?;
     txn.commit().await.map_err(ecom_store::StoreError::from)?;
     let password = NewPassword::parse(DEMO_PASSWORD)?;
-    let stores = [
-        ("demo", "Demo Outfitters", "USD", "en-US"),
-        ("acme", "Acme Hardware", "EUR", "en-GB"),
-    ];
+    let stores = [("demo", "Demo Outfitters", "USD", "en-US"), ("acme", "Acme Hardware", "EUR", "en-GB")];
     if admins == 0 {
         accounts_svc
-            .create(
-                Realm::Admin,
-                &Email::parse(ADMIN_EMAIL)?,
-                "Platform Admin",
-                &password,
-                StaffRole::Owner,
-            )
+            .create(Realm::Admin, &Email::parse(ADMIN_EMAIL)?, "Platform Admin", &password, StaffRole::Owner)
             .await?;
         for (slug, name, currency, locale) in stores {
             let tenant = tenants::create(
@@ -51,25 +42,12 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts) -> Result<Vec<DemoLogin>> {
             )
             .await?;
             let owner = Email::parse(&format!("owner@{slug}.test"))?;
-            accounts_svc
-                .create(
-                    Realm::Staff(tenant.id),
-                    &owner,
-                    "Store Owner",
-                    &password,
-                    StaffRole::Owner,
-                )
-                .await?;
+            accounts_svc.create(Realm::Staff(tenant.id), &owner, "Store Owner", &password, StaffRole::Owner).await?;
             let shopper = Email::parse(&format!("shopper@{slug}.test"))?;
             accounts_svc
-                .create(
-                    Realm::Customer(tenant.id),
-                    &shopper,
-                    "Sam Shopper",
-                    &password,
-                    StaffRole::Staff,
-                )
+                .create(Realm::Customer(tenant.id), &shopper, "Sam Shopper", &password, StaffRole::Staff)
                 .await?;
+            crate::demo_catalog::seed(catalog, &tenant).await?;
         }
         tracing::info!("demo data created");
     }

@@ -34,10 +34,7 @@ impl Directory {
             db,
             platform_domain: platform_domain.to_ascii_lowercase(),
             // Bounded, so a flood of made-up hosts cannot grow memory without limit.
-            cache: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
+            cache: Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
         }
     }
 
@@ -73,9 +70,6 @@ impl Directory {
 
     /// The address of a store's storefront on the platform domain.
     pub fn store_url(&self, tenant: &Tenant, scheme: &str, port_suffix: &str) -> String {
-        format!(
-            "{scheme}://{}.{}{port_suffix}",
-            tenant.slug, self.platform_domain
-        )
+        format!("{scheme}://{}.{}{port_suffix}", tenant.slug, self.platform_domain)
     }
 }

@@ -2,13 +2,16 @@
 //! resolvers call these; no business rule lives in a handler or a template.
 
 pub mod accounts;
+pub mod catalog;
 pub mod demo;
+mod demo_catalog;
 pub mod directory;
 pub mod mail;
 pub mod passwords;
 pub mod ratelimit;
 
 pub use accounts::Accounts;
+pub use catalog::Catalog;
 pub use directory::{Directory, Site};
 pub use mail::Mailer;
 pub use ratelimit::{Limit, RateLimits};

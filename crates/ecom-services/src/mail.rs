@@ -20,11 +20,7 @@ impl Mailer {
         body_text: &str,
     ) -> Result<()> {
         mailbox::insert(txn, tenant, to, subject, body_text).await?;
-        tracing::info!(
-            tenant.id = tenant.map(|t| t.to_string()),
-            subject,
-            "email filed in the dev mailbox"
-        );
+        tracing::info!(tenant.id = tenant.map(|t| t.to_string()), subject, "email filed in the dev mailbox");
         Ok(())
     }
 }

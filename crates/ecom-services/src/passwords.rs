@@ -30,20 +30,18 @@ fn pool() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         for i in 0..std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)) {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("ecom-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+            let spawned = std::thread::Builder::new().name(format!("ecom-hash-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
                     }
-                });
+                }
+            });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
@@ -62,8 +60,7 @@ async fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
         .map_err(|_| ServiceError::Internal("password hashing pool poisoned".into()))?
         .send(job)
         .map_err(|_| ServiceError::Internal("password hashing pool stopped".into()))?;
-    rx.await
-        .map_err(|_| ServiceError::Internal("password hashing task failed".into()))
+    rx.await.map_err(|_| ServiceError::Internal("password hashing task failed".into()))
 }
 
 thread_local! {
@@ -98,20 +95,12 @@ pub async fn hash(password: String) -> Result<String> {
 
 fn hash_now(password: &[u8]) -> Result<String> {
     use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
-    let fail =
-        |e: &dyn std::fmt::Display| ServiceError::Internal(format!("password hashing failed: {e}"));
+    let fail = |e: &dyn std::fmt::Display| ServiceError::Internal(format!("password hashing failed: {e}"));
     let argon = hasher();
     let params = argon.params().clone();
     let salt_bytes: [u8; 16] = rand::random();
     let mut out = [0u8; 32];
-    argon2_into(
-        &argon,
-        params.block_count(),
-        password,
-        &salt_bytes,
-        &mut out,
-    )
-    .map_err(|e| fail(&e))?;
+    argon2_into(&argon, params.block_count(), password, &salt_bytes, &mut out).map_err(|e| fail(&e))?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(argon2::Version::V0x13.into()),
@@ -181,15 +170,9 @@ mod tests {
         assert!(verify_now(b"correct horse", &phc));
         assert!(!verify_now(b"wrong horse", &phc));
         assert!(!verify_now(b"correct horse", "not a hash"));
-        assert!(
-            Argon2::default()
-                .verify_password(b"correct horse", phc.as_str())
-                .is_ok()
-        );
+        assert!(Argon2::default().verify_password(b"correct horse", phc.as_str()).is_ok());
         // A hash made by the library with its default parameters verifies too.
-        let reference = argon2::PasswordHasher::hash_password(&Argon2::default(), b"pw 1234567")
-            .unwrap()
-            .to_string();
+        let reference = argon2::PasswordHasher::hash_password(&Argon2::default(), b"pw 1234567").unwrap().to_string();
         assert!(verify_now(b"pw 1234567", &reference));
     }
 }

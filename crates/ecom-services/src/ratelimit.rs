@@ -22,13 +22,8 @@ pub enum Limit {
 }
 
 impl Limit {
-    const ALL: [Limit; 5] = [
-        Self::LoginPerIp,
-        Self::LoginPerAccount,
-        Self::SignupPerIp,
-        Self::ResetPerIp,
-        Self::ResetPerAccount,
-    ];
+    const ALL: [Limit; 5] =
+        [Self::LoginPerIp, Self::LoginPerAccount, Self::SignupPerIp, Self::ResetPerIp, Self::ResetPerAccount];
 
     /// (burst, one more allowed every …)
     fn budget(self) -> (u32, Duration) {
@@ -56,9 +51,8 @@ impl RateLimits {
             Arc::new(Limit::ALL.map(|l| {
                 let (burst, period) = l.budget();
                 let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-                let quota = Quota::with_period(period)
-                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                    .allow_burst(burst);
+                let quota =
+                    Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
                 RateLimiter::keyed(quota)
             }))
         });
@@ -98,20 +92,11 @@ mod tests {
     fn the_sixth_login_for_one_account_waits_about_a_minute() {
         let limits = RateLimits::new(true);
         for _ in 0..5 {
-            assert_eq!(
-                limits.check(Limit::LoginPerAccount, "ann@example.com"),
-                Ok(())
-            );
+            assert_eq!(limits.check(Limit::LoginPerAccount, "ann@example.com"), Ok(()));
         }
         let wait = limits.check(Limit::LoginPerAccount, "ann@example.com");
         assert!(matches!(wait, Err(s) if (55..=60).contains(&s)), "{wait:?}");
-        assert_eq!(
-            limits.check(Limit::LoginPerAccount, "bob@example.com"),
-            Ok(())
-        );
-        assert_eq!(
-            RateLimits::new(false).check(Limit::LoginPerAccount, "x"),
-            Ok(())
-        );
+        assert_eq!(limits.check(Limit::LoginPerAccount, "bob@example.com"), Ok(()));
+        assert_eq!(RateLimits::new(false).check(Limit::LoginPerAccount, "x"), Ok(()));
     }
 }

@@ -54,8 +54,7 @@ fn col(name: &str) -> Alias {
 /// `SELECT <credential columns> FROM <realm table> WHERE tenant_id = <realm tenant>`.
 fn select_in(realm: Realm) -> SelectStatement {
     let mut q = Query::select();
-    q.from(table(realm.kind()))
-        .columns(["id", "email", "name", "password_hash", "auth_version"].map(col));
+    q.from(table(realm.kind())).columns(["id", "email", "name", "password_hash", "auth_version"].map(col));
     if realm.kind() == AccountKind::Staff {
         q.column(col("role"));
     }
@@ -68,10 +67,7 @@ fn select_in(realm: Realm) -> SelectStatement {
 fn from_row(realm: Realm, row: &QueryResult) -> Result<Credential> {
     let role = if realm.kind() == AccountKind::Staff {
         let raw: String = row.try_get("", "role")?;
-        Some(StaffRole::parse(&raw).ok_or(StoreError::Corrupt {
-            table: "staff",
-            detail: format!("role {raw}"),
-        })?)
+        Some(StaffRole::parse(&raw).ok_or(StoreError::Corrupt { table: "staff", detail: format!("role {raw}") })?)
     } else {
         None
     };
@@ -87,14 +83,8 @@ fn from_row(realm: Realm, row: &QueryResult) -> Result<Credential> {
 
 pub async fn insert(txn: &DatabaseTransaction, new: NewAccount<'_>) -> Result<AccountId> {
     let id = AccountId::new();
-    let mut cols = vec![
-        col("id"),
-        col("email"),
-        col("name"),
-        col("password_hash"),
-        col("auth_version"),
-        col("created_at"),
-    ];
+    let mut cols =
+        vec![col("id"), col("email"), col("name"), col("password_hash"), col("auth_version"), col("created_at")];
     let mut vals: Vec<Expr> = vec![
         Expr::value(id.0),
         Expr::value(new.email.as_str()),
@@ -111,43 +101,19 @@ pub async fn insert(txn: &DatabaseTransaction, new: NewAccount<'_>) -> Result<Ac
         cols.push(col("role"));
         vals.push(Expr::value(new.role.as_str()));
     }
-    let stmt = Query::insert()
-        .into_table(table(new.realm.kind()))
-        .columns(cols)
-        .values_panic(vals)
-        .to_owned();
-    txn.execute(&stmt)
-        .await
-        .map_err(|e| StoreError::conflict_or_db(e, "an account with that email"))?;
+    let stmt = Query::insert().into_table(table(new.realm.kind())).columns(cols).values_panic(vals).to_owned();
+    txn.execute(&stmt).await.map_err(|e| StoreError::conflict_or_db(e, "an account with that email"))?;
     Ok(id)
 }
 
-pub async fn find_by_email(
-    txn: &DatabaseTransaction,
-    realm: Realm,
-    email: &Email,
-) -> Result<Option<Credential>> {
-    let q = select_in(realm)
-        .and_where(Expr::col(col("email")).eq(email.as_str()))
-        .to_owned();
-    txn.query_one(&q)
-        .await?
-        .map(|row| from_row(realm, &row))
-        .transpose()
+pub async fn find_by_email(txn: &DatabaseTransaction, realm: Realm, email: &Email) -> Result<Option<Credential>> {
+    let q = select_in(realm).and_where(Expr::col(col("email")).eq(email.as_str())).to_owned();
+    txn.query_one(&q).await?.map(|row| from_row(realm, &row)).transpose()
 }
 
-pub async fn find_by_id(
-    txn: &DatabaseTransaction,
-    realm: Realm,
-    id: AccountId,
-) -> Result<Option<Credential>> {
-    let q = select_in(realm)
-        .and_where(Expr::col(col("id")).eq(id.0))
-        .to_owned();
-    txn.query_one(&q)
-        .await?
-        .map(|row| from_row(realm, &row))
-        .transpose()
+pub async fn find_by_id(txn: &DatabaseTransaction, realm: Realm, id: AccountId) -> Result<Option<Credential>> {
+    let q = select_in(realm).and_where(Expr::col(col("id")).eq(id.0)).to_owned();
+    txn.query_one(&q).await?.map(|row| from_row(realm, &row)).transpose()
 }
 
 /// Stores a new password hash and bumps the auth version; returns the new version.
@@ -175,8 +141,7 @@ pub async fn set_password(
 /// the panels.
 pub async fn count(txn: &DatabaseTransaction, realm: Realm) -> Result<i64> {
     let mut q = Query::select();
-    q.from(table(realm.kind()))
-        .expr_as(Expr::col(col("id")).count(), col("n"));
+    q.from(table(realm.kind())).expr_as(Expr::col(col("id")).count(), col("n"));
     if let Some(tenant) = realm.tenant() {
         q.and_where(Expr::col(col("tenant_id")).eq(tenant.0));
     }
@@ -189,12 +154,6 @@ pub async fn count(txn: &DatabaseTransaction, realm: Realm) -> Result<i64> {
 /// Staff of a store, for the merchant panel.
 pub async fn list_staff(txn: &DatabaseTransaction, tenant: TenantId) -> Result<Vec<Credential>> {
     let realm = Realm::Staff(tenant);
-    let q = select_in(realm)
-        .order_by(col("email"), sea_orm::Order::Asc)
-        .to_owned();
-    txn.query_all(&q)
-        .await?
-        .iter()
-        .map(|row| from_row(realm, row))
-        .collect()
+    let q = select_in(realm).order_by(col("email"), sea_orm::Order::Asc).to_owned();
+    txn.query_all(&q).await?.iter().map(|row| from_row(realm, row)).collect()
 }

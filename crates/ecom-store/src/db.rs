@@ -3,10 +3,7 @@
 use crate::migration::{self, APP_ROLE};
 use crate::{Result, StoreError};
 use ecom_core::TenantId;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use std::time::Duration;
 
 /// Which engine is behind the handle.
@@ -43,25 +40,22 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
 impl Db {
     /// Opens the pool. SQLite files are created when missing and run in WAL mode.
     pub async fn connect(options: &DbOptions) -> Result<Self> {
-        let backend =
-            if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
-                Backend::Postgres
-            } else if options.url.starts_with("sqlite:") {
-                Backend::Sqlite
-            } else {
-                return Err(StoreError::Db(sea_orm::DbErr::Custom(
-                    "database URL must start with sqlite: or postgres://".into(),
-                )));
-            };
+        let backend = if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if options.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Db(sea_orm::DbErr::Custom(
+                "database URL must start with sqlite: or postgres://".into(),
+            )));
+        };
         let mut opts = ConnectOptions::new(options.url.clone());
         opts.max_connections(options.max_connections)
             .min_connections(0)
@@ -79,11 +73,7 @@ impl Db {
             });
         }
         let conn = Database::connect(opts).await?;
-        Ok(Self {
-            conn,
-            backend,
-            max_connections: options.max_connections,
-        })
+        Ok(Self { conn, backend, max_connections: options.max_connections })
     }
 
     pub fn backend(&self) -> Backend {
@@ -138,11 +128,7 @@ impl Db {
                 (p.size(), p.num_idle() as u32)
             }
         };
-        PoolStats {
-            size,
-            idle,
-            max: self.max_connections,
-        }
+        PoolStats { size, idle, max: self.max_connections }
     }
 
     /// A transaction that can see and write one tenant's rows only. On PostgreSQL it

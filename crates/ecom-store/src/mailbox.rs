@@ -5,10 +5,7 @@ use crate::entities::{dev_mail, tenant};
 use crate::{Db, Result};
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// One stored message.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,11 +42,7 @@ pub async fn insert(
 /// The newest messages across the platform, for the super-admin panel.
 pub async fn list_all(db: &Db, limit: u64) -> Result<Vec<Mail>> {
     let txn = db.platform_txn().await?;
-    let rows = dev_mail::Entity::find()
-        .order_by_desc(dev_mail::Column::Id)
-        .limit(limit)
-        .all(&txn)
-        .await?;
+    let rows = dev_mail::Entity::find().order_by_desc(dev_mail::Column::Id).limit(limit).all(&txn).await?;
     let mut tenant_ids: Vec<uuid::Uuid> = rows.iter().filter_map(|m| m.tenant_id).collect();
     tenant_ids.sort_unstable();
     tenant_ids.dedup();

@@ -15,13 +15,24 @@ pub const TENANT_TABLES: &[&str] = &[
     "customers",
     "password_resets",
     "dev_mailbox",
+    "products",
+    "variants",
+    "product_facets",
+    "collections",
+    "collection_products",
+    "categories",
 ];
+
+/// The tenant tables each migration creates (and protects with row-level security).
+const FOUNDATION_TABLES: &[&str] = &["tenant_domains", "staff", "customers", "password_resets", "dev_mailbox"];
+const CATALOG_TABLES: &[&str] =
+    &["products", "variants", "product_facets", "collections", "collection_products", "categories"];
 
 pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Foundation)]
+        vec![Box::new(M0001Foundation), Box::new(M0002Catalog)]
     }
 }
 
@@ -30,18 +41,11 @@ fn name(s: &str) -> Alias {
 }
 
 fn id() -> ColumnDef {
-    ColumnDef::new(name("id"))
-        .uuid()
-        .not_null()
-        .primary_key()
-        .to_owned()
+    ColumnDef::new(name("id")).uuid().not_null().primary_key().to_owned()
 }
 
 fn created_at() -> ColumnDef {
-    ColumnDef::new(name("created_at"))
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(name("created_at")).timestamp_with_time_zone().not_null().to_owned()
 }
 
 /// `tenant_id` referencing `tenants(id)`; nullable where platform-level rows share the
@@ -69,25 +73,11 @@ fn account_table(table: &str, tenant_scoped: bool) -> TableCreateStatement {
         t.col(col).foreign_key(&mut fk);
     }
     t.col(ColumnDef::new(name("email")).string_len(254).not_null())
-        .col(
-            ColumnDef::new(name("name"))
-                .string_len(200)
-                .not_null()
-                .default(""),
-        )
-        .col(
-            ColumnDef::new(name("password_hash"))
-                .string_len(200)
-                .not_null(),
-        )
+        .col(ColumnDef::new(name("name")).string_len(200).not_null().default(""))
+        .col(ColumnDef::new(name("password_hash")).string_len(200).not_null())
         // Bumped on every password change; sessions carry it, so changing the
         // password signs out every other device without a server-side session store.
-        .col(
-            ColumnDef::new(name("auth_version"))
-                .integer()
-                .not_null()
-                .default(1),
-        )
+        .col(ColumnDef::new(name("auth_version")).integer().not_null().default(1))
         .col(created_at())
         .to_owned()
 }
@@ -108,12 +98,7 @@ impl MigrationTrait for M0001Foundation {
                 .table(name("tenants"))
                 .if_not_exists()
                 .col(id())
-                .col(
-                    ColumnDef::new(name("slug"))
-                        .string_len(40)
-                        .not_null()
-                        .unique_key(),
-                )
+                .col(ColumnDef::new(name("slug")).string_len(40).not_null().unique_key())
                 .col(ColumnDef::new(name("name")).string_len(200).not_null())
                 .col(ColumnDef::new(name("status")).string_len(20).not_null())
                 .col(ColumnDef::new(name("currency")).string_len(3).not_null())
@@ -130,48 +115,28 @@ impl MigrationTrait for M0001Foundation {
                 .if_not_exists()
                 .col(id())
                 .col(tenant_col)
-                .col(
-                    ColumnDef::new(name("domain"))
-                        .string_len(253)
-                        .not_null()
-                        .unique_key(),
-                )
-                .col(
-                    ColumnDef::new(name("is_primary"))
-                        .boolean()
-                        .not_null()
-                        .default(false),
-                )
+                .col(ColumnDef::new(name("domain")).string_len(253).not_null().unique_key())
+                .col(ColumnDef::new(name("is_primary")).boolean().not_null().default(false))
                 .col(created_at())
                 .foreign_key(&mut fk)
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("tenant_domains", &["tenant_id"], false))
-            .await?;
+        m.create_index(index("tenant_domains", &["tenant_id"], false)).await?;
 
         m.create_table(
             account_table("platform_admins", false)
-                .index(
-                    Index::create()
-                        .name("uq_platform_admins_email")
-                        .col(name("email"))
-                        .unique(),
-                )
+                .index(Index::create().name("uq_platform_admins_email").col(name("email")).unique())
                 .to_owned(),
         )
         .await?;
         m.create_table(
-            account_table("staff", true)
-                .col(ColumnDef::new(name("role")).string_len(20).not_null())
-                .to_owned(),
+            account_table("staff", true).col(ColumnDef::new(name("role")).string_len(20).not_null()).to_owned(),
         )
         .await?;
-        m.create_index(index("staff", &["tenant_id", "email"], true))
-            .await?;
+        m.create_index(index("staff", &["tenant_id", "email"], true)).await?;
         m.create_table(account_table("customers", true)).await?;
-        m.create_index(index("customers", &["tenant_id", "email"], true))
-            .await?;
+        m.create_index(index("customers", &["tenant_id", "email"], true)).await?;
 
         let (tenant_col, mut fk) = tenant_ref("password_resets", true);
         m.create_table(
@@ -180,35 +145,17 @@ impl MigrationTrait for M0001Foundation {
                 .if_not_exists()
                 .col(id())
                 .col(tenant_col)
-                .col(
-                    ColumnDef::new(name("account_kind"))
-                        .string_len(20)
-                        .not_null(),
-                )
+                .col(ColumnDef::new(name("account_kind")).string_len(20).not_null())
                 .col(ColumnDef::new(name("account_id")).uuid().not_null())
-                .col(
-                    ColumnDef::new(name("token_hash"))
-                        .string_len(64)
-                        .not_null()
-                        .unique_key(),
-                )
-                .col(
-                    ColumnDef::new(name("expires_at"))
-                        .timestamp_with_time_zone()
-                        .not_null(),
-                )
-                .col(
-                    ColumnDef::new(name("used_at"))
-                        .timestamp_with_time_zone()
-                        .null(),
-                )
+                .col(ColumnDef::new(name("token_hash")).string_len(64).not_null().unique_key())
+                .col(ColumnDef::new(name("expires_at")).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(name("used_at")).timestamp_with_time_zone().null())
                 .col(created_at())
                 .foreign_key(&mut fk)
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("password_resets", &["account_id"], false))
-            .await?;
+        m.create_index(index("password_resets", &["account_id"], false)).await?;
 
         let (tenant_col, mut fk) = tenant_ref("dev_mailbox", true);
         m.create_table(
@@ -225,28 +172,176 @@ impl MigrationTrait for M0001Foundation {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("dev_mailbox", &["tenant_id", "created_at"], false))
-            .await?;
+        m.create_index(index("dev_mailbox", &["tenant_id", "created_at"], false)).await?;
 
         if m.get_database_backend() == DbBackend::Postgres {
-            enable_row_level_security(m, TENANT_TABLES).await?;
+            enable_row_level_security(m, FOUNDATION_TABLES).await?;
         }
         Ok(())
     }
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
-        Err(DbErr::Migration(
-            "the foundation migration cannot be reverted".into(),
-        ))
+        Err(DbErr::Migration("the foundation migration cannot be reverted".into()))
+    }
+}
+
+/// A tenant table: id, tenant_id (referencing tenants) and the given columns.
+fn tenant_table(table: &str) -> TableCreateStatement {
+    let (tenant_col, mut fk) = tenant_ref(table, false);
+    Table::create().table(name(table)).if_not_exists().col(id()).col(tenant_col).foreign_key(&mut fk).to_owned()
+}
+
+/// `column` referencing `target(id)`: deleted with it, or set to NULL when nullable.
+fn reference(table: &str, column: &str, target: &str, nullable: bool) -> (ColumnDef, ForeignKeyCreateStatement) {
+    let mut col = ColumnDef::new(name(column)).uuid().to_owned();
+    if !nullable {
+        col.not_null();
+    }
+    let fk = ForeignKey::create()
+        .name(format!("fk_{table}_{column}"))
+        .from(name(table), name(column))
+        .to(name(target), name("id"))
+        .on_delete(if nullable { ForeignKeyAction::SetNull } else { ForeignKeyAction::Cascade })
+        .to_owned();
+    (col, fk)
+}
+
+struct M0002Catalog;
+
+impl MigrationName for M0002Catalog {
+    fn name(&self) -> &str {
+        "m0002_catalog"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Catalog {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let (parent, mut parent_fk) = reference("categories", "parent_id", "categories", true);
+        m.create_table(
+            tenant_table("categories")
+                .col(parent)
+                .foreign_key(&mut parent_fk)
+                .col(ColumnDef::new(name("handle")).string_len(120).not_null())
+                .col(ColumnDef::new(name("name")).string_len(200).not_null())
+                .col(ColumnDef::new(name("position")).integer().not_null().default(0))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("categories", &["tenant_id", "handle"], true)).await?;
+
+        let (category, mut category_fk) = reference("products", "category_id", "categories", true);
+        m.create_table(
+            tenant_table("products")
+                .col(ColumnDef::new(name("handle")).string_len(120).not_null())
+                .col(ColumnDef::new(name("title")).string_len(255).not_null())
+                .col(ColumnDef::new(name("body_html")).text().not_null())
+                .col(ColumnDef::new(name("status")).string_len(20).not_null())
+                .col(ColumnDef::new(name("vendor")).string_len(200).not_null())
+                .col(ColumnDef::new(name("product_type")).string_len(200).not_null())
+                .col(ColumnDef::new(name("tags")).json_binary().not_null())
+                .col(ColumnDef::new(name("attributes")).json_binary().not_null())
+                .col(ColumnDef::new(name("options")).json_binary().not_null())
+                // Derived from the variants on every write, for sorting and filtering.
+                .col(ColumnDef::new(name("price_min")).big_integer().not_null())
+                .col(ColumnDef::new(name("price_max")).big_integer().not_null())
+                .col(ColumnDef::new(name("compare_at_max")).big_integer().null())
+                .col(ColumnDef::new(name("total_stock")).big_integer().not_null())
+                .col(category)
+                .foreign_key(&mut category_fk)
+                .col(ColumnDef::new(name("position")).integer().not_null().default(0))
+                .col(created_at())
+                .col(ColumnDef::new(name("updated_at")).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("products", &["tenant_id", "handle"], true)).await?;
+        m.create_index(index("products", &["tenant_id", "status", "price_min"], false)).await?;
+        m.create_index(index("products", &["tenant_id", "status", "created_at"], false)).await?;
+
+        let (product, mut product_fk) = reference("variants", "product_id", "products", false);
+        m.create_table(
+            tenant_table("variants")
+                .col(product)
+                .foreign_key(&mut product_fk)
+                .col(ColumnDef::new(name("position")).integer().not_null())
+                .col(ColumnDef::new(name("sku")).string_len(100).null())
+                .col(ColumnDef::new(name("option1")).string_len(200).null())
+                .col(ColumnDef::new(name("option2")).string_len(200).null())
+                .col(ColumnDef::new(name("option3")).string_len(200).null())
+                .col(ColumnDef::new(name("price")).big_integer().not_null())
+                .col(ColumnDef::new(name("compare_at")).big_integer().null())
+                .col(ColumnDef::new(name("weight_grams")).integer().null())
+                .col(ColumnDef::new(name("barcode")).string_len(100).null())
+                .col(ColumnDef::new(name("stock")).integer().not_null())
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("variants", &["tenant_id", "product_id"], false)).await?;
+        m.create_index(index("variants", &["tenant_id", "sku"], false)).await?;
+
+        // Everything a listing can be filtered by, one row per (product, facet, value):
+        // option values (`option:Color`), attributes (`attr:storage`), tags, vendor and
+        // type. One portable table instead of JSON queries that differ per backend.
+        let (product, mut product_fk) = reference("product_facets", "product_id", "products", false);
+        m.create_table(
+            tenant_table("product_facets")
+                .col(product)
+                .foreign_key(&mut product_fk)
+                .col(ColumnDef::new(name("facet")).string_len(210).not_null())
+                .col(ColumnDef::new(name("value")).string_len(200).not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("product_facets", &["tenant_id", "facet", "value"], false)).await?;
+        m.create_index(index("product_facets", &["product_id"], false)).await?;
+
+        m.create_table(
+            tenant_table("collections")
+                .col(ColumnDef::new(name("handle")).string_len(120).not_null())
+                .col(ColumnDef::new(name("title")).string_len(255).not_null())
+                .col(ColumnDef::new(name("body_html")).text().not_null())
+                // NULL for a manual collection; a JSON list of rules otherwise.
+                .col(ColumnDef::new(name("rules")).json_binary().null())
+                .col(ColumnDef::new(name("position")).integer().not_null().default(0))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("collections", &["tenant_id", "handle"], true)).await?;
+
+        let (collection, mut collection_fk) = reference("collection_products", "collection_id", "collections", false);
+        let (product, mut product_fk) = reference("collection_products", "product_id", "products", false);
+        m.create_table(
+            tenant_table("collection_products")
+                .col(collection)
+                .foreign_key(&mut collection_fk)
+                .col(product)
+                .foreign_key(&mut product_fk)
+                .col(ColumnDef::new(name("position")).integer().not_null().default(0))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("collection_products", &["collection_id", "product_id"], true)).await?;
+        m.create_index(index("collection_products", &["product_id"], false)).await?;
+
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, CATALOG_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the catalog migration cannot be reverted".into()))
     }
 }
 
 fn index(table: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
     let kind = if unique { "uq" } else { "ix" };
     let mut idx = Index::create();
-    idx.name(format!("{kind}_{table}_{}", cols.join("_")))
-        .table(name(table))
-        .if_not_exists();
+    idx.name(format!("{kind}_{table}_{}", cols.join("_"))).table(name(table)).if_not_exists();
     for c in cols {
         idx.col(name(c));
     }
@@ -296,4 +391,15 @@ async fn enable_row_level_security(m: &SchemaManager<'_>, tables: &[&str]) -> Re
 
 pub(crate) async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tenant_table_is_protected_by_exactly_one_migration() {
+        let protected: Vec<&str> = FOUNDATION_TABLES.iter().chain(CATALOG_TABLES).copied().collect();
+        assert_eq!(protected, TENANT_TABLES);
+    }
 }

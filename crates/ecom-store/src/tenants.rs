@@ -5,10 +5,7 @@ use crate::entities::{tenant, tenant_domain};
 use crate::{Db, Result, StoreError};
 use ecom_core::{Currency, Locale, Slug, Tenant, TenantId, TenantStatus};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// What it takes to open a store.
 #[derive(Debug, Clone)]
@@ -20,16 +17,12 @@ pub struct NewTenant {
 }
 
 fn to_tenant(m: tenant::Model) -> Result<Tenant> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        table: "tenants",
-        detail,
-    };
+    let corrupt = |detail: String| StoreError::Corrupt { table: "tenants", detail };
     Ok(Tenant {
         id: TenantId(m.id),
         slug: Slug::parse(&m.slug).map_err(|e| corrupt(e.to_string()))?,
         name: m.name,
-        status: TenantStatus::parse(&m.status)
-            .ok_or_else(|| corrupt(format!("status {}", m.status)))?,
+        status: TenantStatus::parse(&m.status).ok_or_else(|| corrupt(format!("status {}", m.status)))?,
         currency: Currency::parse(&m.currency).map_err(|e| corrupt(e.to_string()))?,
         locale: Locale::parse(&m.locale).map_err(|e| corrupt(e.to_string()))?,
     })
@@ -63,10 +56,7 @@ pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
 
 pub async fn find_by_slug(db: &Db, slug: &str) -> Result<Option<Tenant>> {
     let txn = db.platform_txn().await?;
-    let row = tenant::Entity::find()
-        .filter(tenant::Column::Slug.eq(slug))
-        .one(&txn)
-        .await?;
+    let row = tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)).one(&txn).await?;
     txn.commit().await?;
     row.map(to_tenant).transpose()
 }
@@ -81,10 +71,7 @@ pub async fn find_by_id(db: &Db, id: TenantId) -> Result<Option<Tenant>> {
 /// The store that owns a custom domain (already normalised: lower case, no port).
 pub async fn find_by_domain(db: &Db, domain: &str) -> Result<Option<Tenant>> {
     let txn = db.platform_txn().await?;
-    let Some(d) = tenant_domain::Entity::find()
-        .filter(tenant_domain::Column::Domain.eq(domain))
-        .one(&txn)
-        .await?
+    let Some(d) = tenant_domain::Entity::find().filter(tenant_domain::Column::Domain.eq(domain)).one(&txn).await?
     else {
         txn.commit().await?;
         return Ok(None);
@@ -144,12 +131,7 @@ pub async fn set_status(db: &Db, tenant: TenantId, status: TenantStatus) -> Resu
 /// Stores, newest first, for the super-admin panel.
 pub async fn list(db: &Db, limit: u64, offset: u64) -> Result<Vec<Tenant>> {
     let txn = db.platform_txn().await?;
-    let rows = tenant::Entity::find()
-        .order_by_desc(tenant::Column::Id)
-        .limit(limit)
-        .offset(offset)
-        .all(&txn)
-        .await?;
+    let rows = tenant::Entity::find().order_by_desc(tenant::Column::Id).limit(limit).offset(offset).all(&txn).await?;
     txn.commit().await?;
     rows.into_iter().map(to_tenant).collect()
 }

@@ -46,11 +46,8 @@ pub async fn consume(
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<AccountId>> {
-    let Some(row) = pr::Entity::find()
-        .filter(in_realm(realm))
-        .filter(pr::Column::TokenHash.eq(token_hash))
-        .one(txn)
-        .await?
+    let Some(row) =
+        pr::Entity::find().filter(in_realm(realm)).filter(pr::Column::TokenHash.eq(token_hash)).one(txn).await?
     else {
         return Ok(None);
     };
@@ -65,12 +62,7 @@ pub async fn consume(
 }
 
 /// Whether a token would be accepted now, without using it (to show the reset form).
-pub async fn is_usable(
-    txn: &DatabaseTransaction,
-    realm: Realm,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<bool> {
+pub async fn is_usable(txn: &DatabaseTransaction, realm: Realm, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(pr::Entity::find()
         .filter(in_realm(realm))
         .filter(pr::Column::TokenHash.eq(token_hash))
@@ -82,12 +74,7 @@ pub async fn is_usable(
 }
 
 /// Voids every outstanding token of an account (after a reset or a password change).
-pub async fn void_all(
-    txn: &DatabaseTransaction,
-    realm: Realm,
-    account: AccountId,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub async fn void_all(txn: &DatabaseTransaction, realm: Realm, account: AccountId, now: DateTime<Utc>) -> Result<()> {
     pr::Entity::update_many()
         .col_expr(pr::Column::UsedAt, Expr::value(now))
         .filter(in_realm(realm))

@@ -11,13 +11,7 @@ use minijinja::context;
 pub async fn home(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
     let stores = ecom_store::tenants::list(&state.db, 50, 0).await?;
     let store_count = ecom_store::tenants::count(&state.db).await?;
-    let port = page
-        .ctx
-        .host
-        .0
-        .rsplit_once(':')
-        .map(|(_, p)| format!(":{p}"))
-        .unwrap_or_default();
+    let port = page.ctx.host.0.rsplit_once(':').map(|(_, p)| format!(":{p}")).unwrap_or_default();
     let stores: Vec<_> = stores
         .iter()
         .map(|t| {

@@ -86,11 +86,7 @@ impl FromRequestParts<AppState> for AreaCtx {
                 .and_then(Area::parse)
                 .ok_or_else(WebError::not_found)?,
         };
-        let csrf = parts
-            .extensions
-            .get::<CsrfToken>()
-            .map(|t| t.0.clone())
-            .unwrap_or_default();
+        let csrf = parts.extensions.get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
         let (site, host) = resolve(state, parts).await?;
         let (realm, tenant) = match (area, site) {
             (Area::Admin, Site::Platform) => (Realm::Admin, None),
@@ -103,13 +99,7 @@ impl FromRequestParts<AppState> for AreaCtx {
             (Area::Merchant, Site::Store(t)) => (Realm::Staff(t.id), Some(*t)),
             _ => return Err(WebError::not_found()),
         };
-        Ok(Self {
-            area,
-            realm,
-            tenant,
-            host,
-            csrf,
-        })
+        Ok(Self { area, realm, tenant, host, csrf })
     }
 }
 
@@ -147,11 +137,9 @@ impl AreaCtx {
         let (status, message, retry) = match err {
             ServiceError::Invalid(i) => (StatusCode::UNPROCESSABLE_ENTITY, i.to_string(), None),
             ServiceError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned(), None),
-            ServiceError::Conflict(what) => (
-                StatusCode::CONFLICT,
-                format!("{what} is already taken. Sign in instead?"),
-                None,
-            ),
+            ServiceError::Conflict(what) => {
+                (StatusCode::CONFLICT, format!("{what} is already taken. Sign in instead?"), None)
+            }
             ServiceError::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("Too many attempts. Try again in {retry_after_secs} s."),
@@ -159,8 +147,7 @@ impl AreaCtx {
             ),
             other => return Err(other.into()),
         };
-        let mut resp =
-            self.page_with_status(status, template, context! { error => message, ..extra });
+        let mut resp = self.page_with_status(status, template, context! { error => message, ..extra });
         if let Some(secs) = retry
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
@@ -180,10 +167,7 @@ pub struct ClientIp(pub String);
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
         Ok(Self(ip.unwrap_or_else(|| "unknown".into())))
     }
 }
@@ -191,12 +175,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 /// Where to go after signing in: only a path on this host, never another site.
 fn safe_next(next: Option<&str>, area: Area) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.contains("://") =>
-        {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://") => {
             n.to_owned()
         }
         _ => area.path().to_owned(),
@@ -210,9 +189,7 @@ pub fn to_login(area: Area, next: &str) -> Response {
 }
 
 fn form_urlencoded_encode(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|e| e.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
+    serde_urlencoded::to_string([("", s)]).map(|e| e.trim_start_matches('=').to_owned()).unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -230,10 +207,7 @@ pub struct LoginForm {
 }
 
 pub async fn login_form(ctx: AreaCtx, Query(q): Query<NextQuery>) -> Response {
-    ctx.page(
-        "auth/login.html",
-        context! { next => safe_next(q.next.as_deref(), ctx.area) },
-    )
+    ctx.page("auth/login.html", context! { next => safe_next(q.next.as_deref(), ctx.area) })
 }
 
 pub async fn login(
@@ -244,22 +218,14 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> WebResult<Response> {
     let next = safe_next(f.next.as_deref(), ctx.area);
-    match state
-        .accounts
-        .sign_in(ctx.realm, &ip, &f.email, &f.password)
-        .await
-    {
+    match state.accounts.sign_in(ctx.realm, &ip, &f.email, &f.password).await {
         Ok(who) => Ok((session::start(&state, jar, &who), Redirect::to(&next)).into_response()),
         Err(e) => ctx.form_error("auth/login.html", e, context! { email => f.email, next }),
     }
 }
 
 pub async fn logout(ctx: AreaCtx, jar: PrivateCookieJar) -> Response {
-    let target = if ctx.area == Area::Account {
-        "/".to_owned()
-    } else {
-        format!("{}/login", ctx.area.path())
-    };
+    let target = if ctx.area == Area::Account { "/".to_owned() } else { format!("{}/login", ctx.area.path()) };
     (session::end(jar, ctx.realm.kind()), Redirect::to(&target)).into_response()
 }
 
@@ -276,11 +242,7 @@ pub struct SignupForm {
 /// Only shoppers sign themselves up here; merchants get their store through the
 /// platform's onboarding, admins are created by the operator.
 fn signup_allowed(ctx: &AreaCtx) -> WebResult<()> {
-    if ctx.area == Area::Account {
-        Ok(())
-    } else {
-        Err(WebError::not_found())
-    }
+    if ctx.area == Area::Account { Ok(()) } else { Err(WebError::not_found()) }
 }
 
 pub async fn signup_form(ctx: AreaCtx) -> WebResult<Response> {
@@ -296,21 +258,9 @@ pub async fn signup(
     Form(f): Form<SignupForm>,
 ) -> WebResult<Response> {
     signup_allowed(&ctx)?;
-    match state
-        .accounts
-        .sign_up(ctx.realm, &ip, &f.email, &f.name, &f.password)
-        .await
-    {
-        Ok(who) => Ok((
-            session::start(&state, jar, &who),
-            Redirect::to(ctx.area.path()),
-        )
-            .into_response()),
-        Err(e) => ctx.form_error(
-            "auth/signup.html",
-            e,
-            context! { email => f.email, name => f.name },
-        ),
+    match state.accounts.sign_up(ctx.realm, &ip, &f.email, &f.name, &f.password).await {
+        Ok(who) => Ok((session::start(&state, jar, &who), Redirect::to(ctx.area.path())).into_response()),
+        Err(e) => ctx.form_error("auth/signup.html", e, context! { email => f.email, name => f.name }),
     }
 }
 
@@ -335,16 +285,11 @@ pub async fn change_password(
     let Some(who) = session::claims(&jar, ctx.realm) else {
         return Ok(to_login(ctx.area, &format!("{}/password", ctx.area.path())));
     };
-    match state
-        .accounts
-        .change_password(&who, &f.current, &f.new)
-        .await
-    {
-        Ok(renewed) => Ok((
-            session::start(&state, jar, &renewed),
-            ctx.page("auth/password.html", context! { done => true }),
-        )
-            .into_response()),
+    match state.accounts.change_password(&who, &f.current, &f.new).await {
+        Ok(renewed) => {
+            Ok((session::start(&state, jar, &renewed), ctx.page("auth/password.html", context! { done => true }))
+                .into_response())
+        }
         Err(e) => ctx.form_error("auth/password.html", e, context! {}),
     }
 }
@@ -366,11 +311,7 @@ pub async fn forgot(
     Form(f): Form<ForgotForm>,
 ) -> WebResult<Response> {
     let link = ctx.url(&state, &format!("{}/reset", ctx.area.path()));
-    match state
-        .accounts
-        .request_reset(ctx.realm, &ip, &f.email, &link, ctx.site_name())
-        .await
-    {
+    match state.accounts.request_reset(ctx.realm, &ip, &f.email, &link, ctx.site_name()).await {
         Ok(()) => Ok(ctx.page("auth/forgot.html", context! { sent_to => f.email.trim() })),
         Err(e) => ctx.form_error("auth/forgot.html", e, context! { email => f.email }),
     }
@@ -387,17 +328,9 @@ pub async fn reset_form(
     ctx: AreaCtx,
     Query(q): Query<TokenQuery>,
 ) -> WebResult<Response> {
-    let usable = q.token.len() == 64
-        && state
-            .accounts
-            .reset_token_usable(ctx.realm, &q.token)
-            .await?;
+    let usable = q.token.len() == 64 && state.accounts.reset_token_usable(ctx.realm, &q.token).await?;
     if !usable {
-        return Ok(ctx.page_with_status(
-            StatusCode::GONE,
-            "auth/reset.html",
-            context! { expired => true },
-        ));
+        return Ok(ctx.page_with_status(StatusCode::GONE, "auth/reset.html", context! { expired => true }));
     }
     Ok(ctx.page("auth/reset.html", context! { token => q.token }))
 }
@@ -416,21 +349,11 @@ pub async fn reset(
     jar: PrivateCookieJar,
     Form(f): Form<ResetForm>,
 ) -> WebResult<Response> {
-    match state
-        .accounts
-        .reset_password(ctx.realm, &f.token, &f.password)
-        .await
-    {
-        Ok(who) => Ok((
-            session::start(&state, jar, &who),
-            Redirect::to(ctx.area.path()),
-        )
-            .into_response()),
-        Err(ServiceError::Unauthorized(_)) => Ok(ctx.page_with_status(
-            StatusCode::GONE,
-            "auth/reset.html",
-            context! { expired => true },
-        )),
+    match state.accounts.reset_password(ctx.realm, &f.token, &f.password).await {
+        Ok(who) => Ok((session::start(&state, jar, &who), Redirect::to(ctx.area.path())).into_response()),
+        Err(ServiceError::Unauthorized(_)) => {
+            Ok(ctx.page_with_status(StatusCode::GONE, "auth/reset.html", context! { expired => true }))
+        }
         Err(e) => ctx.form_error("auth/reset.html", e, context! { token => f.token }),
     }
 }
@@ -445,23 +368,17 @@ pub struct SignedIn {
 impl SignedIn {
     /// Renders a page of the area with the signed-in account as `me`.
     pub fn page(&self, template: &str, extra: Value) -> Response {
-        self.ctx.page(
-            template,
-            context! { me => ser(&session::AccountView::from(&self.me)), ..extra },
-        )
+        self.ctx.page(template, context! { me => ser(&session::AccountView::from(&self.me)), ..extra })
     }
 }
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let ctx = AreaCtx::from_request_parts(parts, state)
+        let ctx = AreaCtx::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let jar = PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let jar =
-            PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
-                .await
-                .map_err(IntoResponse::into_response)?;
         match session::current(state, &jar, ctx.realm).await {
             Ok(Some(me)) => Ok(Self { ctx, me }),
             Ok(None) => Err(to_login(ctx.area, parts.uri.path())),

@@ -37,11 +37,7 @@ fn token_for(key: &[u8; 32], nonce: &str, host: &str) -> String {
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn is_exempt(path: &str) -> bool {
@@ -55,12 +51,7 @@ fn forbidden(message: &str) -> Response {
 
 pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let jar = CookieJar::from_headers(req.headers());
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
     let (nonce, fresh) = match jar.get(COOKIE).map(|c| c.value().to_owned()) {
         Some(n) if n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()) => (n, false),
         _ => (hex::encode(rand::random::<[u8; 16]>()), true),
@@ -70,29 +61,15 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut req = req;
     if unsafe_method && !is_exempt(req.uri().path()) {
-        if let Some(origin) = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-        {
-            let origin_host = origin
-                .split_once("://")
-                .map(|(_, rest)| rest)
-                .unwrap_or(origin);
+        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
             if origin != "null" && !origin_host.eq_ignore_ascii_case(&host) {
                 return forbidden("This form was sent from another site, so it was refused.");
             }
         }
         let (parts, body) = req.into_parts();
-        let from_header = parts
-            .headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let from_query = parts
-            .uri
-            .query()
-            .and_then(|q| form_urlencoded_value(q.as_bytes(), FIELD));
+        let from_header = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let from_query = parts.uri.query().and_then(|q| form_urlencoded_value(q.as_bytes(), FIELD));
         let is_form = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -133,10 +110,7 @@ pub async fn protect(State(state): State<AppState>, req: Request, next: Next) ->
 
 /// The first value of `key` in an `application/x-www-form-urlencoded` string.
 fn form_urlencoded_value(data: &[u8], key: &str) -> Option<String> {
-    serde_urlencoded_pairs(data)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
+    serde_urlencoded_pairs(data).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 fn serde_urlencoded_pairs(data: &[u8]) -> Vec<(String, String)> {
@@ -160,10 +134,7 @@ mod tests {
 
     #[test]
     fn form_values_are_found_and_decoded() {
-        assert_eq!(
-            form_urlencoded_value(b"a=1&_csrf=x%20y", "_csrf"),
-            Some("x y".into())
-        );
+        assert_eq!(form_urlencoded_value(b"a=1&_csrf=x%20y", "_csrf"), Some("x y".into()));
         assert_eq!(form_urlencoded_value(b"a=1", "_csrf"), None);
         assert_eq!(form_urlencoded_value(b"%%%", "_csrf"), None);
     }

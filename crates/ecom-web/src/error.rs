@@ -26,9 +26,7 @@ pub enum WebError {
 
 impl WebError {
     pub fn not_found() -> Self {
-        Self::NotFound {
-            message: "We looked everywhere, but there is no page at this address.".into(),
-        }
+        Self::NotFound { message: "We looked everywhere, but there is no page at this address.".into() }
     }
 }
 
@@ -37,13 +35,17 @@ impl From<ServiceError> for WebError {
         match e {
             ServiceError::Invalid(i) => Self::BadRequest(i.to_string()),
             ServiceError::Unauthorized(m) => Self::Forbidden(m.into()),
-            ServiceError::RateLimited { retry_after_secs } => {
-                Self::RateLimited { retry_after_secs }
-            }
+            ServiceError::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
             ServiceError::Conflict(what) => Self::BadRequest(format!("{what} is already taken")),
             ServiceError::NotFound => Self::not_found(),
             ServiceError::Internal(detail) => Self::Internal(detail),
         }
+    }
+}
+
+impl From<ecom_core::Invalid> for WebError {
+    fn from(e: ecom_core::Invalid) -> Self {
+        Self::BadRequest(e.to_string())
     }
 }
 
@@ -56,9 +58,7 @@ impl From<ecom_store::StoreError> for WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, title, message) = match self {
-            Self::NotFound { message } => {
-                (StatusCode::NOT_FOUND, "Page not found".to_owned(), message)
-            }
+            Self::NotFound { message } => (StatusCode::NOT_FOUND, "Page not found".to_owned(), message),
             Self::StoreClosed { store_name } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{store_name} is closed"),
@@ -87,10 +87,8 @@ impl IntoResponse for WebError {
                 .and_then(|s| HeaderValue::from_str(&s.to_string()).ok()),
             _ => None,
         };
-        let html = templates::render(
-            "errors/error.html",
-            minijinja::context! { title, message, status => status.as_u16() },
-        );
+        let html =
+            templates::render("errors/error.html", minijinja::context! { title, message, status => status.as_u16() });
         let mut resp = (status, html).into_response();
         if let Some(v) = retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, v);

@@ -34,22 +34,25 @@ pub fn router(state: AppState) -> Router {
         .route("/{area}/login", get(auth::login_form).post(auth::login))
         .route("/{area}/logout", post(auth::logout))
         .route("/{area}/signup", get(auth::signup_form).post(auth::signup))
-        .route(
-            "/{area}/password",
-            get(auth::password_form).post(auth::change_password),
-        )
+        .route("/{area}/password", get(auth::password_form).post(auth::change_password))
         .route("/{area}/forgot", get(auth::forgot_form).post(auth::forgot))
         .route("/{area}/reset", get(auth::reset_form).post(auth::reset))
         .route("/account", get(storefront::account))
+        .route("/products", get(storefront::all_products))
+        .route("/products/{handle}", get(storefront::product))
+        .route("/collections", get(storefront::collections))
+        .route("/collections/{handle}", get(storefront::collection))
+        .route("/categories/{handle}", get(storefront::category))
+        .route("/search", get(storefront::search))
+        .route("/pages/{handle}", get(storefront::static_page))
+        .route("/robots.txt", get(storefront::robots))
+        .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))
         .fallback(site::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::security_headers,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -18,8 +18,5 @@ pub async fn home(State(state): State<AppState>, page: SignedIn) -> WebResult<Re
     let domains = ecom_store::tenants::domains(&state.db, tenant_id).await?;
     let staff: Vec<AccountView> = staff.iter().map(AccountView::from).collect();
     let storefront_url = format!("{}://{}/", state.config.public_scheme, page.ctx.host.0);
-    Ok(page.page(
-        "merchant/home.html",
-        context! { staff => ser(&staff), domains, storefront_url },
-    ))
+    Ok(page.page("merchant/home.html", context! { staff => ser(&staff), domains, storefront_url }))
 }

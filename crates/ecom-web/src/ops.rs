@@ -17,10 +17,7 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full("http_request_duration_seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0, 10.0,
-                    ],
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 )
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
@@ -47,28 +44,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             tracing::warn!(error = %e, "readiness check: database unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database did not answer within 2 s\n",
-        )
-            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database did not answer within 2 s\n").into_response(),
     }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let pool = state.db.pool_stats();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
-    metrics::gauge!("db_pool_connections", "state" => "in_use")
-        .set(f64::from(pool.size.saturating_sub(pool.idle)));
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(pool.size.saturating_sub(pool.idle)));
     metrics::gauge!("db_pool_max_connections").set(f64::from(pool.max));
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
 /// Static assets compiled into the binary. The ETag is the content hash, so a
@@ -78,15 +63,8 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
         "app.css" => (include_str!("../static/app.css"), "text/css; charset=utf-8"),
         _ => return crate::error::WebError::not_found().into_response(),
     };
-    let etag = format!(
-        "\"{}\"",
-        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))[..16]
-    );
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        == Some(etag.as_str())
-    {
+    let etag = format!("\"{}\"", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))[..16]);
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
     (
@@ -102,9 +80,5 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
 
 /// Routes the contract reserves for later work say so plainly.
 pub async fn not_yet() -> Response {
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        "not built yet: the web app manifest arrives with the PWA work\n",
-    )
-        .into_response()
+    (StatusCode::NOT_IMPLEMENTED, "not built yet: the web app manifest arrives with the PWA work\n").into_response()
 }

@@ -34,12 +34,8 @@ fn cookie_spec(kind: AccountKind) -> (&'static str, &'static str, i64) {
 /// Adds the session cookie for a signed-in account.
 pub fn start(state: &AppState, jar: PrivateCookieJar, who: &SignedIn) -> PrivateCookieJar {
     let (name, path, ttl) = cookie_spec(who.realm.kind());
-    let payload = Payload {
-        realm: who.realm,
-        id: who.id,
-        v: who.auth_version,
-        exp: chrono::Utc::now().timestamp() + ttl,
-    };
+    let payload =
+        Payload { realm: who.realm, id: who.id, v: who.auth_version, exp: chrono::Utc::now().timestamp() + ttl };
     let value = serde_json::to_string(&payload).unwrap_or_default();
     let cookie = Cookie::build((name, value))
         .path(path)
@@ -75,11 +71,7 @@ pub fn claims(jar: &PrivateCookieJar, realm: Realm) -> Option<SignedIn> {
 
 /// The signed-in account for `realm`, checked against the database (it still exists
 /// and its password has not changed since).
-pub async fn current(
-    state: &AppState,
-    jar: &PrivateCookieJar,
-    realm: Realm,
-) -> WebResult<Option<Credential>> {
+pub async fn current(state: &AppState, jar: &PrivateCookieJar, realm: Realm) -> WebResult<Option<Credential>> {
     let Some(who) = claims(jar, realm) else {
         return Ok(None);
     };
@@ -96,10 +88,6 @@ pub struct AccountView {
 
 impl From<&Credential> for AccountView {
     fn from(c: &Credential) -> Self {
-        Self {
-            email: c.email.clone(),
-            name: c.name.clone(),
-            role: c.role.map(|r| r.as_str()),
-        }
+        Self { email: c.email.clone(), name: c.name.clone(), role: c.role.map(|r| r.as_str()) }
     }
 }

@@ -3,15 +3,12 @@
 //! host; anything else gets the right error page.
 
 use crate::error::{WebError, WebResult};
-use crate::session;
 use crate::state::AppState;
-use crate::templates::{render, ser};
+use crate::templates::render;
 use axum::extract::State;
 use axum::http::header::HOST;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::PrivateCookieJar;
-use ecom_core::Realm;
 use ecom_services::Site;
 use minijinja::context;
 
@@ -38,36 +35,20 @@ pub async fn resolve(state: &AppState, parts: &Parts) -> WebResult<(Site, HostHe
 }
 
 fn unknown_host() -> WebError {
-    WebError::NotFound {
-        message: "There is no store at this address. Check the spelling of the link.".into(),
-    }
+    WebError::NotFound { message: "There is no store at this address. Check the spelling of the link.".into() }
 }
 
 /// `/`: the storefront on a store host, the landing page on the platform host.
-pub async fn home(
-    State(state): State<AppState>,
-    jar: PrivateCookieJar,
-    req: axum::extract::Request,
-) -> WebResult<Response> {
-    let (parts, _) = req.into_parts();
+pub async fn home(State(state): State<AppState>, req: axum::extract::Request) -> WebResult<Response> {
+    let (mut parts, _) = req.into_parts();
     match resolve(&state, &parts).await? {
-        (Site::Platform, _) => Ok(render(
-            "platform/home.html",
-            context! { platform_domain => state.directory.platform_domain() },
-        )
-        .into_response()),
-        (Site::Store(tenant), _) => {
-            if !tenant.is_open() {
-                return Err(WebError::StoreClosed {
-                    store_name: tenant.name,
-                });
-            }
-            let customer = session::current(&state, &jar, Realm::Customer(tenant.id)).await?;
-            Ok(render(
-                "storefront/home.html",
-                context! { store => ser(&*tenant), customer => ser(&customer.map(|c| session::AccountView::from(&c))) },
-            )
-            .into_response())
+        (Site::Platform, _) => {
+            Ok(render("platform/home.html", context! { platform_domain => state.directory.platform_domain() })
+                .into_response())
+        }
+        (Site::Store(tenant), host) => {
+            let shop = crate::storefront::Shop::for_store(*tenant, host, &mut parts, &state).await?;
+            crate::storefront::home(&state, shop).await
         }
         (Site::Unknown | Site::Invalid, _) => Err(unknown_host()),
     }

@@ -2,7 +2,7 @@
 
 use axum::extract::FromRef;
 use axum_extra::extract::cookie::Key;
-use ecom_services::{Accounts, Directory};
+use ecom_services::{Accounts, Catalog, Directory};
 use ecom_store::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub directory: Directory,
     /// Sign-up, sign-in and password use cases.
     pub accounts: Accounts,
+    /// Products, collections and categories, with the per-node read cache.
+    pub catalog: Catalog,
     /// Encrypts and authenticates session cookies; derived from the secret key.
     pub cookie_key: Key,
     /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
@@ -40,6 +42,7 @@ impl AppState {
         db: Db,
         directory: Directory,
         accounts: Accounts,
+        catalog: Catalog,
         secret: &[u8],
         metrics: PrometheusHandle,
         config: WebConfig,
@@ -59,6 +62,7 @@ impl AppState {
             db,
             directory,
             accounts,
+            catalog,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             metrics,

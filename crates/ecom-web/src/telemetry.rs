@@ -16,20 +16,9 @@ pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, req: &axum::http::Request<B>) -> Span {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("unmatched", |m| m.as_str());
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
+        let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str());
+        let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), route, host, request_id)
     }
 }
@@ -44,24 +33,18 @@ pub fn trace_layer() -> TraceLayer<
 > {
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
-        .on_response(
-            DefaultOnResponse::new()
-                .level(tracing::Level::INFO)
-                .latency_unit(tower_http::LatencyUnit::Micros),
-        )
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros))
 }
 
 /// Counts requests by route and status and records their latency.
 pub async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     resp
@@ -80,18 +63,10 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
     );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(
-        h,
-        header::REFERRER_POLICY,
-        "strict-origin-when-cross-origin",
-    );
+    set(h, header::REFERRER_POLICY, "strict-origin-when-cross-origin");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     if state.config.secure {
-        set(
-            h,
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        );
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains");
     }
     resp
 }

@@ -12,7 +12,7 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
+            if name.ends_with(".html") || name.ends_with(".xml") {
                 minijinja::AutoEscape::Html
             } else {
                 minijinja::AutoEscape::None
@@ -24,10 +24,7 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-#[expect(
-    clippy::expect_used,
-    reason = "minijinja-embed checks the templates when the crate is built"
-)]
+#[expect(clippy::expect_used, reason = "minijinja-embed checks the templates when the crate is built")]
 fn load_builtin(mut env: &mut Environment<'static>) {
     minijinja_embed::load_templates!(env);
 }
@@ -44,7 +41,10 @@ pub fn render(name: &str, ctx: minijinja::Value) -> Html<String> {
         Ok(html) => Html(html),
         Err(e) => {
             tracing::error!(template = name, error = %e, "template failed to render");
-            Html("<!doctype html><title>Error</title><h1>Something went wrong</h1><p>Please try again in a moment.</p>".into())
+            Html(
+                "<!doctype html><title>Error</title><h1>Something went wrong</h1><p>Please try again in a moment.</p>"
+                    .into(),
+            )
         }
     }
 }

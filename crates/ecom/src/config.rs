@@ -16,11 +16,7 @@ pub struct Secret(pub String);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "(unset)"
-        } else {
-            "(redacted)"
-        })
+        f.write_str(if self.0.is_empty() { "(unset)" } else { "(redacted)" })
     }
 }
 
@@ -105,10 +101,7 @@ impl Config {
     /// ← `ECOM_*` variables, then checks the values.
     pub fn load(config_file: &Path, required: bool) -> Result<Self, ConfigError> {
         if required && !config_file.exists() {
-            return Err(ConfigError(format!(
-                "the configuration file {} does not exist",
-                config_file.display()
-            )));
+            return Err(ConfigError(format!("the configuration file {} does not exist", config_file.display())));
         }
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(config_file))
@@ -154,14 +147,9 @@ impl Config {
             );
         }
         if let Some(url) = &self.database_url
-            && !(url.0.starts_with("sqlite:")
-                || url.0.starts_with("postgres://")
-                || url.0.starts_with("postgresql://"))
+            && !(url.0.starts_with("sqlite:") || url.0.starts_with("postgres://") || url.0.starts_with("postgresql://"))
         {
-            return err(
-                "database_url",
-                "expected a URL starting with sqlite: or postgres://",
-            );
+            return err("database_url", "expected a URL starting with sqlite: or postgres://");
         }
         if self.database_max_connections == Some(0) {
             return err("database_max_connections", "expected at least 1");
@@ -169,23 +157,13 @@ impl Config {
         if let Some(secret) = &self.secret_key
             && secret.0.len() < 32
         {
-            return err(
-                "secret_key",
-                "expected at least 32 characters (e.g. `openssl rand -hex 32`)",
-            );
+            return err("secret_key", "expected at least 32 characters (e.g. `openssl rand -hex 32`)");
         }
         if self.database_timeout_secs == 0 {
             return err("database_timeout_secs", "expected at least 1 second");
         }
-        if self
-            .log_level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return err(
-                "log_level",
-                "expected a log filter such as info, debug or ecom=debug,warn",
-            );
+        if self.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return err("log_level", "expected a log filter such as info, debug or ecom=debug,warn");
         }
         Ok(())
     }
@@ -193,10 +171,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.0.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("ecom.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("ecom.db").display()),
         }
     }
 
@@ -216,20 +191,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let mut c = Config {
-            platform_domain: "http://x".into(),
-            ..Config::default()
-        };
-        assert!(
-            c.validate()
-                .is_err_and(|e| e.0.contains("ECOM_PLATFORM_DOMAIN"))
-        );
+        let mut c = Config { platform_domain: "http://x".into(), ..Config::default() };
+        assert!(c.validate().is_err_and(|e| e.0.contains("ECOM_PLATFORM_DOMAIN")));
         c.platform_domain = "localhost".into();
         c.secret_key = Some(Secret("short".into()));
-        assert!(
-            c.validate()
-                .is_err_and(|e| e.0.contains("ECOM_SECRET_KEY") && !e.0.contains("short"))
-        );
+        assert!(c.validate().is_err_and(|e| e.0.contains("ECOM_SECRET_KEY") && !e.0.contains("short")));
         assert_eq!(format!("{:?}", c.secret_key), "Some((redacted))");
     }
 }

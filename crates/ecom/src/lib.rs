@@ -7,7 +7,7 @@ pub mod telemetry;
 use anyhow::Context;
 use config::{Config, Scheme};
 use ecom_services::demo::DemoLogin;
-use ecom_services::{Accounts, Directory, Mailer, RateLimits};
+use ecom_services::{Accounts, Catalog, Directory, Mailer, RateLimits};
 use ecom_store::{Db, DbOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,22 +23,18 @@ pub struct Application {
     pub db: Db,
     /// Demo logins when started with demo data.
     pub demo_logins: Vec<DemoLogin>,
+    /// The app's catalog service (shares its cache), for tests and tools.
+    pub catalog: Catalog,
     limits: RateLimits,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     if !config.is_postgres() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     }
-    let max = config
-        .database_max_connections
-        .unwrap_or(if config.is_postgres() { 10 } else { 1 });
+    let max = config.database_max_connections.unwrap_or(if config.is_postgres() { 10 } else { 1 });
     let db = Db::connect(&DbOptions {
         url: config.database_url(),
         max_connections: max,
@@ -60,19 +56,12 @@ pub fn secret_key(config: &Config) -> anyhow::Result<String> {
     let path = config.data_dir.join("secret.key");
     match std::fs::read_to_string(&path) {
         Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().to_owned()),
-        Ok(_) => anyhow::bail!(
-            "{} is shorter than 32 characters; delete it to generate a new one",
-            path.display()
-        ),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 characters; delete it to generate a new one", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new secret key; set ECOM_SECRET_KEY to the same value on every node");
@@ -96,22 +85,22 @@ impl Application {
         let secret = secret_key(config)?;
         let limits = RateLimits::new(config.rate_limits);
         let accounts = Accounts::new(db.clone(), limits.clone(), Mailer);
+        let catalog = Catalog::new(db.clone());
+        let catalog_handle = catalog.clone();
         let demo_logins = if demo {
-            ecom_services::demo::seed(&db, &accounts)
+            ecom_services::demo::seed(&db, &accounts, &catalog)
                 .await
                 .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?
         } else {
             Vec::new()
         };
-        let directory = Directory::new(
-            db.clone(),
-            &config.platform_domain,
-            Duration::from_secs(config.tenant_cache_ttl_secs),
-        );
+        let directory =
+            Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(config.tenant_cache_ttl_secs));
         let state = ecom_web::AppState::new(
             db.clone(),
             directory,
             accounts,
+            catalog,
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
             ecom_web::WebConfig {
@@ -125,27 +114,16 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
-        Ok(Self {
-            listener,
-            router: ecom_web::router(state),
-            db,
-            demo_logins,
-            limits,
-        })
+        Ok(Self { listener, router: ecom_web::router(state), db, demo_logins, limits, catalog: catalog_handle })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
     /// requests finish.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let limits = self.limits.clone();
         let pruner = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -154,12 +132,8 @@ impl Application {
                 limits.prune();
             }
         });
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
         self.db.connection().clone().close().await.ok();
         result.context("HTTP server failed")

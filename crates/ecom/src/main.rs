@@ -61,9 +61,7 @@ fn main() -> ExitCode {
         }
     };
     match &cli.command {
-        Command::Serve {
-            listen, data_dir, ..
-        } => {
+        Command::Serve { listen, data_dir, .. } => {
             if let Some(l) = listen {
                 config.listen = *l;
             }
@@ -79,10 +77,7 @@ fn main() -> ExitCode {
         Command::Config => {}
     }
     ecom::telemetry::init(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ecom: cannot start the async runtime: {e}");
@@ -117,11 +112,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let app = ecom::Application::build(&config, demo).await?;
     let addr = app.local_addr();
-    let port = if addr.port() == 80 {
-        String::new()
-    } else {
-        format!(":{}", addr.port())
-    };
+    let port = if addr.port() == 80 { String::new() } else { format!(":{}", addr.port()) };
     let scheme = match config.public_scheme {
         ecom::config::Scheme::Http => "http",
         ecom::config::Scheme::Https => "https",
@@ -136,17 +127,10 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
                 if login.path == "/merchant" {
                     println!("  Storefront          {scheme}://{slug}.{domain}{port}/");
                 }
-                println!(
-                    "  {:<19} {scheme}://{slug}.{domain}{port}{}",
-                    short(&login.what),
-                    login.path
-                );
+                println!("  {:<19} {scheme}://{slug}.{domain}{port}{}", short(&login.what), login.path);
             }
         }
-        println!(
-            "\n  Logins (password for all: {}):",
-            app.demo_logins.first().map_or("", |l| l.password.as_str())
-        );
+        println!("\n  Logins (password for all: {}):", app.demo_logins.first().map_or("", |l| l.password.as_str()));
         for login in &app.demo_logins {
             println!("    {:<28} {}", login.what, login.email);
         }
@@ -154,9 +138,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             "\n  Browsers resolve *.localhost to 127.0.0.1; with curl: curl -H 'Host: demo.{domain}' http://{addr}/\n"
         );
     }
-    app.run_until_stopped(ecom::shutdown_signal())
-        .await
-        .context("server stopped with an error")
+    app.run_until_stopped(ecom::shutdown_signal()).await.context("server stopped with an error")
 }
 
 fn short(what: &str) -> &str {

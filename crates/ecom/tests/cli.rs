@@ -22,8 +22,7 @@ fn help_explains_each_command() {
     for cmd in ["serve", "migrate", "config"] {
         assert!(text.contains(cmd), "--help mentions {cmd}: {text}");
     }
-    let serve =
-        String::from_utf8(ecom().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    let serve = String::from_utf8(ecom().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
     assert!(serve.contains("--demo") && serve.contains("--listen") && serve.contains("--data-dir"));
 }
 
@@ -40,60 +39,29 @@ fn a_bad_config_value_fails_at_start_naming_the_key() {
         ("ECOM_DATABSE_URL", "sqlite://typo.db"),
     ];
     for (key, value) in cases {
-        let out = ecom()
-            .current_dir(dir.path())
-            .env(key, value)
-            .arg("migrate")
-            .output()
-            .unwrap();
+        let out = ecom().current_dir(dir.path()).env(key, value).arg("migrate").output().unwrap();
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{key}={value} must fail: {stderr}"
-        );
+        assert_eq!(out.status.code(), Some(2), "{key}={value} must fail: {stderr}");
         assert!(stderr.contains(key), "the message names {key}: {stderr}");
         if key == "ECOM_SECRET_KEY" {
-            assert!(
-                !stderr.contains(value),
-                "a secret never appears in messages"
-            );
+            assert!(!stderr.contains(value), "a secret never appears in messages");
         }
     }
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "rate_limits = \"sometimes\"\n").unwrap();
-    let out = ecom()
-        .current_dir(dir.path())
-        .args(["--config", toml.to_str().unwrap(), "migrate"])
-        .output()
-        .unwrap();
+    let out = ecom().current_dir(dir.path()).args(["--config", toml.to_str().unwrap(), "migrate"]).output().unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("rate_limits") && stderr.contains("bad.toml"),
-        "{stderr}"
-    );
-    let missing = ecom()
-        .current_dir(dir.path())
-        .args(["--config", "nope.toml", "migrate"])
-        .output()
-        .unwrap();
+    assert!(stderr.contains("rate_limits") && stderr.contains("bad.toml"), "{stderr}");
+    let missing = ecom().current_dir(dir.path()).args(["--config", "nope.toml", "migrate"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
 
 #[test]
 fn migrate_creates_the_sqlite_database_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ecom()
-        .current_dir(dir.path())
-        .args(["migrate", "--data-dir", "data"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ecom().current_dir(dir.path()).args(["migrate", "--data-dir", "data"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("data/ecom.db").exists());
     assert!(
         dir.path().join("data/ecom.db-wal").exists() || {
@@ -103,15 +71,7 @@ fn migrate_creates_the_sqlite_database_in_wal_mode() {
         }
     );
     // Running it again is a no-op.
-    assert!(
-        ecom()
-            .current_dir(dir.path())
-            .args(["migrate", "--data-dir", "data"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert!(ecom().current_dir(dir.path()).args(["migrate", "--data-dir", "data"]).output().unwrap().status.success());
 }
 
 #[test]
@@ -139,20 +99,14 @@ fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
     }
     let addr = addr.expect("a ready line with the address");
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    write!(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nx-request-id: req-abc-123\r\nConnection: close\r\n\r\n").unwrap();
+    write!(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nx-request-id: req-abc-123\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     conn.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert!(
-        resp.to_ascii_lowercase()
-            .contains("x-request-id: req-abc-123"),
-        "the request id is echoed: {resp}"
-    );
+    assert!(resp.to_ascii_lowercase().contains("x-request-id: req-abc-123"), "the request id is echoed: {resp}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let code = child.wait().unwrap();
     assert!(code.success(), "exits 0 after SIGTERM: {code:?}");

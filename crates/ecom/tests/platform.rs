@@ -16,27 +16,17 @@ async fn operations_endpoints_answer_and_metrics_count_requests(app: TestApp) {
     app.store("demo", "Demo Outfitters").await;
     let home = b.get("demo.localhost", "/").await;
     assert_eq!(home.status, 200);
-    assert!(
-        home.headers.get("x-request-id").is_some(),
-        "every response carries a request id"
-    );
+    assert!(home.headers.get("x-request-id").is_some(), "every response carries a request id");
     let metrics = b.get("localhost", "/metrics").await;
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics
-            .body
-            .lines()
-            .any(|l| l.starts_with("http_requests_total{")
-                && l.contains("route=\"/\"")
-                && l.contains("status=\"200\"")),
+        metrics.body.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains("route=\"/\"")
+            && l.contains("status=\"200\"")),
         "the storefront request is counted: {}",
         metrics.body
     );
-    assert!(
-        metrics
-            .body
-            .contains("http_request_duration_seconds_bucket")
-    );
+    assert!(metrics.body.contains("http_request_duration_seconds_bucket"));
     assert!(metrics.body.contains("db_pool_connections{state=\"idle\"}"));
     app.stop().await;
 }
@@ -44,22 +34,13 @@ both!(operations_endpoints_answer_and_metrics_count_requests);
 
 async fn hosts_resolve_to_stores_custom_domains_or_a_clear_404(app: TestApp) {
     let demo = app.store("demo", "Demo Outfitters").await;
-    tenants::add_domain(&app.db, demo.id, "shop.demo-outfitters.test", true)
-        .await
-        .unwrap();
+    tenants::add_domain(&app.db, demo.id, "shop.demo-outfitters.test", true).await.unwrap();
     let b = app.browser(&["shop.demo-outfitters.test"]);
 
     let home = b.get("demo.localhost", "/").await;
     assert_eq!(home.status, 200);
     assert!(home.body.contains("Demo Outfitters"));
-    assert!(
-        home.headers
-            .get("content-security-policy")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'")
-    );
+    assert!(home.headers.get("content-security-policy").unwrap().to_str().unwrap().contains("frame-ancestors 'none'"));
 
     let custom = b.get("shop.demo-outfitters.test", "/").await;
     assert_eq!(custom.status, 200);
@@ -83,11 +64,7 @@ both!(hosts_resolve_to_stores_custom_domains_or_a_clear_404);
 
 async fn a_suspended_store_shows_a_closed_page(app: TestApp) {
     let demo = app.store("demo", "Demo Outfitters").await;
-    assert!(
-        tenants::set_status(&app.db, demo.id, TenantStatus::Suspended)
-            .await
-            .unwrap()
-    );
+    assert!(tenants::set_status(&app.db, demo.id, TenantStatus::Suspended).await.unwrap());
     // A fresh app instance has no cached answer; the TTL covers running nodes.
     let b = app.browser(&[]);
     let home = b.get("demo.localhost", "/").await;
@@ -95,12 +72,7 @@ async fn a_suspended_store_shows_a_closed_page(app: TestApp) {
     assert!(home.body.contains("Demo Outfitters is closed"));
     assert_eq!(b.get("demo.localhost", "/account/login").await.status, 503);
     // The merchant can still sign in and sees why.
-    assert_eq!(
-        b.login("demo.localhost", "/merchant", "owner@demo.test", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", PASSWORD).await.status, 303);
     let panel = b.get("demo.localhost", "/merchant").await;
     assert_eq!(panel.status, 200);
     assert!(panel.body.contains("This store is suspended"));
@@ -116,11 +88,7 @@ async fn customers_sign_up_sign_in_and_sign_out(app: TestApp) {
             "demo.localhost",
             "/account/signup",
             "/account/signup",
-            &[
-                ("name", "Ann"),
-                ("email", "Ann@Example.com"),
-                ("password", "a good long password"),
-            ],
+            &[("name", "Ann"), ("email", "Ann@Example.com"), ("password", "a good long password")],
         )
         .await;
     assert_eq!(signup.status, 303, "{}", signup.body);
@@ -135,10 +103,7 @@ async fn customers_sign_up_sign_in_and_sign_out(app: TestApp) {
             "demo.localhost",
             "/account/signup",
             "/account/signup",
-            &[
-                ("email", "ann@example.com"),
-                ("password", "another long password"),
-            ],
+            &[("email", "ann@example.com"), ("password", "another long password")],
         )
         .await;
     assert_eq!(again.status, 409);
@@ -155,45 +120,19 @@ async fn customers_sign_up_sign_in_and_sign_out(app: TestApp) {
     assert!(weak.body.contains("at least 10 characters"));
 
     let token = b.get("demo.localhost", "/account").await.csrf();
-    let out = b
-        .post("demo.localhost", "/account/logout", &[("_csrf", &token)])
-        .await;
+    let out = b.post("demo.localhost", "/account/logout", &[("_csrf", &token)]).await;
     assert_eq!(out.status, 303);
     let after = b.get("demo.localhost", "/account").await;
     assert_eq!(after.status, 303);
     assert!(after.location().unwrap().starts_with("/account/login"));
 
-    let wrong = b
-        .login(
-            "demo.localhost",
-            "/account",
-            "ann@example.com",
-            "not the password",
-        )
-        .await;
+    let wrong = b.login("demo.localhost", "/account", "ann@example.com", "not the password").await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("do not match"));
-    let unknown = b
-        .login(
-            "demo.localhost",
-            "/account",
-            "nobody@example.com",
-            "not the password",
-        )
-        .await;
+    let unknown = b.login("demo.localhost", "/account", "nobody@example.com", "not the password").await;
     assert_eq!(unknown.status, 401);
-    assert_eq!(
-        unknown.body.contains("do not match"),
-        wrong.body.contains("do not match")
-    );
-    let ok = b
-        .login(
-            "demo.localhost",
-            "/account",
-            "ann@example.com",
-            "a good long password",
-        )
-        .await;
+    assert_eq!(unknown.body.contains("do not match"), wrong.body.contains("do not match"));
+    let ok = b.login("demo.localhost", "/account", "ann@example.com", "a good long password").await;
     assert_eq!(ok.status, 303);
     assert_eq!(b.get("demo.localhost", "/account").await.status, 200);
     app.stop().await;
@@ -209,40 +148,21 @@ async fn the_same_email_in_two_stores_is_two_unrelated_customers(app: TestApp) {
             "acme.localhost",
             "/account/signup",
             "/account/signup",
-            &[
-                ("email", "zoe@example.com"),
-                ("password", "zoe's acme password"),
-            ],
+            &[("email", "zoe@example.com"), ("password", "zoe's acme password")],
         )
         .await;
     assert_eq!(signup.status, 303);
     // Zoe has no account at demo; her acme password does not open one there.
-    assert_eq!(
-        b.login(
-            "demo.localhost",
-            "/account",
-            "zoe@example.com",
-            "zoe's acme password"
-        )
-        .await
-        .status,
-        401
-    );
+    assert_eq!(b.login("demo.localhost", "/account", "zoe@example.com", "zoe's acme password").await.status, 401);
     let demo_signup = b
         .submit(
             "demo.localhost",
             "/account/signup",
             "/account/signup",
-            &[
-                ("email", "zoe@example.com"),
-                ("password", "zoe's demo password"),
-            ],
+            &[("email", "zoe@example.com"), ("password", "zoe's demo password")],
         )
         .await;
-    assert_eq!(
-        demo_signup.status, 303,
-        "the same email signs up separately at another store"
-    );
+    assert_eq!(demo_signup.status, 303, "the same email signs up separately at another store");
     app.stop().await;
 }
 both!(the_same_email_in_two_stores_is_two_unrelated_customers);
@@ -251,9 +171,7 @@ async fn a_session_from_one_store_is_anonymous_on_another(app: TestApp) {
     app.store("demo", "Demo Outfitters").await;
     app.store("acme", "Acme Hardware").await;
     let b = app.browser(&[]);
-    let login = b
-        .login("demo.localhost", "/account", "pat@example.com", PASSWORD)
-        .await;
+    let login = b.login("demo.localhost", "/account", "pat@example.com", PASSWORD).await;
     assert_eq!(login.status, 303);
     let cookie = login
         .headers
@@ -272,26 +190,10 @@ async fn a_session_from_one_store_is_anonymous_on_another(app: TestApp) {
         .resolve("acme.localhost", app.addr)
         .build()
         .unwrap();
-    let resp = raw
-        .get(app.url("acme.localhost", "/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        303,
-        "store B treats store A's session as anonymous"
-    );
-    let home = raw
-        .get(app.url("acme.localhost", "/"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let resp = raw.get(app.url("acme.localhost", "/account")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "store B treats store A's session as anonymous");
+    let home =
+        raw.get(app.url("acme.localhost", "/")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("Sign in"));
     // And on its own store it is a session.
     let raw_demo = reqwest::Client::builder()
@@ -299,35 +201,15 @@ async fn a_session_from_one_store_is_anonymous_on_another(app: TestApp) {
         .resolve("demo.localhost", app.addr)
         .build()
         .unwrap();
-    let own = raw_demo
-        .get(app.url("demo.localhost", "/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let own = raw_demo.get(app.url("demo.localhost", "/account")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(own.status(), 200);
 
     // A merchant session does not open another store's panel either.
-    assert_eq!(
-        b.login("demo.localhost", "/merchant", "owner@demo.test", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", PASSWORD).await.status, 303);
     assert_eq!(b.get("demo.localhost", "/merchant").await.status, 200);
-    let staff_cookie = b
-        .client
-        .get(app.url("demo.localhost", "/merchant"))
-        .send()
-        .await
-        .unwrap();
+    let staff_cookie = b.client.get(app.url("demo.localhost", "/merchant")).send().await.unwrap();
     assert_eq!(staff_cookie.status(), 200);
-    assert_eq!(
-        b.login("acme.localhost", "/merchant", "owner@demo.test", PASSWORD)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(b.login("acme.localhost", "/merchant", "owner@demo.test", PASSWORD).await.status, 401);
     app.stop().await;
 }
 both!(a_session_from_one_store_is_anonymous_on_another);
@@ -339,37 +221,20 @@ async fn merchants_and_admins_sign_in_to_their_panels(app: TestApp) {
     let panel = b.get("demo.localhost", "/merchant").await;
     assert_eq!(panel.status, 303);
     assert_eq!(panel.location(), Some("/merchant/login?next=%2Fmerchant"));
-    assert_eq!(
-        b.login("demo.localhost", "/merchant", "owner@demo.test", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", PASSWORD).await.status, 303);
     let panel = b.get("demo.localhost", "/merchant").await;
     assert!(panel.body.contains("Demo Outfitters") && panel.body.contains("owner@demo.test"));
 
     assert_eq!(b.get("localhost", "/admin").await.status, 303);
     // A store's owner is not a platform admin.
-    assert_eq!(
-        b.login("localhost", "/admin", "owner@demo.test", PASSWORD)
-            .await
-            .status,
-        401
-    );
-    let login = b
-        .login("localhost", "/admin", "root@ecom.test", PASSWORD)
-        .await;
+    assert_eq!(b.login("localhost", "/admin", "owner@demo.test", PASSWORD).await.status, 401);
+    let login = b.login("localhost", "/admin", "root@ecom.test", PASSWORD).await;
     assert_eq!(login.status, 303);
     let admin = b.get("localhost", "/admin").await;
     assert_eq!(admin.status, 200);
     assert!(admin.body.contains("Demo Outfitters"));
     let token = admin.csrf();
-    assert_eq!(
-        b.post("localhost", "/admin/logout", &[("_csrf", &token)])
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.post("localhost", "/admin/logout", &[("_csrf", &token)]).await.status, 303);
     assert_eq!(b.get("localhost", "/admin").await.status, 303);
     app.stop().await;
 }
@@ -379,29 +244,14 @@ async fn changing_the_password_signs_out_other_devices(app: TestApp) {
     app.store("demo", "Demo Outfitters").await;
     let phone = app.browser(&[]);
     let laptop = app.browser(&[]);
-    assert_eq!(
-        phone
-            .login("demo.localhost", "/account", "pat@example.com", PASSWORD)
-            .await
-            .status,
-        303
-    );
-    assert_eq!(
-        laptop
-            .login("demo.localhost", "/account", "pat@example.com", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(phone.login("demo.localhost", "/account", "pat@example.com", PASSWORD).await.status, 303);
+    assert_eq!(laptop.login("demo.localhost", "/account", "pat@example.com", PASSWORD).await.status, 303);
     let wrong = laptop
         .submit(
             "demo.localhost",
             "/account/password",
             "/account/password",
-            &[
-                ("current", "wrong password"),
-                ("new", "a brand new password"),
-            ],
+            &[("current", "wrong password"), ("new", "a brand new password")],
         )
         .await;
     assert_eq!(wrong.status, 401);
@@ -415,35 +265,10 @@ async fn changing_the_password_signs_out_other_devices(app: TestApp) {
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
     assert!(changed.body.contains("Your password was changed"));
-    assert_eq!(
-        laptop.get("demo.localhost", "/account").await.status,
-        200,
-        "this device stays signed in"
-    );
-    assert_eq!(
-        phone.get("demo.localhost", "/account").await.status,
-        303,
-        "the other device is signed out"
-    );
-    assert_eq!(
-        phone
-            .login("demo.localhost", "/account", "pat@example.com", PASSWORD)
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        phone
-            .login(
-                "demo.localhost",
-                "/account",
-                "pat@example.com",
-                "a brand new password"
-            )
-            .await
-            .status,
-        303
-    );
+    assert_eq!(laptop.get("demo.localhost", "/account").await.status, 200, "this device stays signed in");
+    assert_eq!(phone.get("demo.localhost", "/account").await.status, 303, "the other device is signed out");
+    assert_eq!(phone.login("demo.localhost", "/account", "pat@example.com", PASSWORD).await.status, 401);
+    assert_eq!(phone.login("demo.localhost", "/account", "pat@example.com", "a brand new password").await.status, 303);
     app.stop().await;
 }
 both!(changing_the_password_signs_out_other_devices);
@@ -452,34 +277,16 @@ async fn a_password_reset_link_is_emailed_and_works_once(app: TestApp) {
     app.store("demo", "Demo Outfitters").await;
     app.admin("root@ecom.test").await;
     let b = app.browser(&[]);
-    let sent = b
-        .submit(
-            "demo.localhost",
-            "/account/forgot",
-            "/account/forgot",
-            &[("email", "pat@example.com")],
-        )
-        .await;
+    let sent = b.submit("demo.localhost", "/account/forgot", "/account/forgot", &[("email", "pat@example.com")]).await;
     assert_eq!(sent.status, 200);
     assert!(sent.body.contains("If an account exists"));
     // An unknown email gets the same answer and no mail.
-    let unknown = b
-        .submit(
-            "demo.localhost",
-            "/account/forgot",
-            "/account/forgot",
-            &[("email", "ghost@example.com")],
-        )
-        .await;
+    let unknown =
+        b.submit("demo.localhost", "/account/forgot", "/account/forgot", &[("email", "ghost@example.com")]).await;
     assert!(unknown.body.contains("If an account exists"));
 
     // The admin reads the dev mailbox.
-    assert_eq!(
-        b.login("localhost", "/admin", "root@ecom.test", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.login("localhost", "/admin", "root@ecom.test", PASSWORD).await.status, 303);
     let mut mailbox = b.get("localhost", "/admin/mailbox").await;
     mailbox.body = mailbox.body.replace("&#x2f;", "/");
     assert!(mailbox.body.contains("Reset your Demo Outfitters password"));
@@ -488,9 +295,7 @@ async fn a_password_reset_link_is_emailed_and_works_once(app: TestApp) {
     let start = mailbox.body.find(marker).expect("reset link in the mail") + marker.len();
     let token = &mailbox.body[start..start + 64];
 
-    let form = b
-        .get("demo.localhost", &format!("/account/reset?token={token}"))
-        .await;
+    let form = b.get("demo.localhost", &format!("/account/reset?token={token}")).await;
     assert_eq!(form.status, 200);
     let done = b
         .submit(
@@ -501,53 +306,23 @@ async fn a_password_reset_link_is_emailed_and_works_once(app: TestApp) {
         )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(
-        b.get("demo.localhost", "/account").await.status,
-        200,
-        "signed in after the reset"
-    );
+    assert_eq!(b.get("demo.localhost", "/account").await.status, 200, "signed in after the reset");
     // The link works once.
-    assert_eq!(
-        b.get("demo.localhost", &format!("/account/reset?token={token}"))
-            .await
-            .status,
-        410
-    );
+    assert_eq!(b.get("demo.localhost", &format!("/account/reset?token={token}")).await.status, 410);
     let csrf = b.get("demo.localhost", "/account/forgot").await.csrf();
     let replay = b
         .post(
             "demo.localhost",
             "/account/reset",
-            &[
-                ("token", token),
-                ("password", "another password 1"),
-                ("_csrf", &csrf),
-            ],
+            &[("token", token), ("password", "another password 1"), ("_csrf", &csrf)],
         )
         .await;
     assert_eq!(replay.status, 410);
     let fresh = app.browser(&[]);
-    assert_eq!(
-        fresh
-            .login(
-                "demo.localhost",
-                "/account",
-                "pat@example.com",
-                "reset password 123"
-            )
-            .await
-            .status,
-        303
-    );
+    assert_eq!(fresh.login("demo.localhost", "/account", "pat@example.com", "reset password 123").await.status, 303);
     // A token for one store is nothing at another.
     app.store("acme", "Acme Hardware").await;
-    assert_eq!(
-        fresh
-            .get("acme.localhost", &format!("/account/reset?token={token}"))
-            .await
-            .status,
-        410
-    );
+    assert_eq!(fresh.get("acme.localhost", &format!("/account/reset?token={token}")).await.status, 410);
     app.stop().await;
 }
 both!(a_password_reset_link_is_emailed_and_works_once);
@@ -556,23 +331,14 @@ async fn forms_without_a_valid_csrf_token_are_refused(app: TestApp) {
     app.store("demo", "Demo Outfitters").await;
     let b = app.browser(&[]);
     let _ = b.get("demo.localhost", "/account/login").await; // gets the CSRF cookie
-    let no_token = b
-        .post(
-            "demo.localhost",
-            "/account/login",
-            &[("email", "pat@example.com"), ("password", PASSWORD)],
-        )
-        .await;
+    let no_token =
+        b.post("demo.localhost", "/account/login", &[("email", "pat@example.com"), ("password", PASSWORD)]).await;
     assert_eq!(no_token.status, 403);
     let bad_token = b
         .post(
             "demo.localhost",
             "/account/login",
-            &[
-                ("email", "pat@example.com"),
-                ("password", PASSWORD),
-                ("_csrf", &"0".repeat(64)),
-            ],
+            &[("email", "pat@example.com"), ("password", PASSWORD), ("_csrf", &"0".repeat(64))],
         )
         .await;
     assert_eq!(bad_token.status, 403);
@@ -585,22 +351,13 @@ async fn forms_without_a_valid_csrf_token_are_refused(app: TestApp) {
         .client
         .post(app.url("demo.localhost", "/account/login"))
         .header("origin", "http://evil.example")
-        .form(&[
-            ("email", "pat@example.com"),
-            ("password", PASSWORD),
-            ("_csrf", token.as_str()),
-        ])
+        .form(&[("email", "pat@example.com"), ("password", PASSWORD), ("_csrf", token.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(cross.status(), 403);
     // And the genuine form works.
-    assert_eq!(
-        b.login("demo.localhost", "/account", "pat@example.com", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.login("demo.localhost", "/account", "pat@example.com", PASSWORD).await.status, 303);
     app.stop().await;
 }
 both!(forms_without_a_valid_csrf_token_are_refused);
@@ -609,42 +366,17 @@ async fn sign_in_is_rate_limited_per_account_with_a_clear_wait(app: TestApp) {
     app.store("demo", "Demo Outfitters").await;
     let b = app.browser(&[]);
     for _ in 0..5 {
-        assert_eq!(
-            b.login(
-                "demo.localhost",
-                "/account",
-                "pat@example.com",
-                "wrong password!"
-            )
-            .await
-            .status,
-            401
-        );
+        assert_eq!(b.login("demo.localhost", "/account", "pat@example.com", "wrong password!").await.status, 401);
     }
-    let limited = b
-        .login("demo.localhost", "/account", "pat@example.com", PASSWORD)
-        .await;
+    let limited = b.login("demo.localhost", "/account", "pat@example.com", PASSWORD).await;
     assert_eq!(limited.status, 429);
     assert!(limited.body.contains("Try again in"), "{}", limited.body);
-    let retry: u64 = limited
-        .headers
-        .get("retry-after")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = limited.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     // Another account from the same address is not locked out by this one.
     app.accounts
         .create(
-            Realm::Customer(
-                tenants::find_by_slug(&app.db, "demo")
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .id,
-            ),
+            Realm::Customer(tenants::find_by_slug(&app.db, "demo").await.unwrap().unwrap().id),
             &Email::parse("sam@example.com").unwrap(),
             "Sam",
             &ecom_core::NewPassword::parse(PASSWORD).unwrap(),
@@ -652,35 +384,18 @@ async fn sign_in_is_rate_limited_per_account_with_a_clear_wait(app: TestApp) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        b.login("demo.localhost", "/account", "sam@example.com", PASSWORD)
-            .await
-            .status,
-        303
-    );
+    assert_eq!(b.login("demo.localhost", "/account", "sam@example.com", PASSWORD).await.status, 303);
     // Password reset requests are limited too.
     for _ in 0..3 {
         assert_eq!(
-            b.submit(
-                "demo.localhost",
-                "/account/forgot",
-                "/account/forgot",
-                &[("email", "sam@example.com")]
-            )
-            .await
-            .status,
+            b.submit("demo.localhost", "/account/forgot", "/account/forgot", &[("email", "sam@example.com")])
+                .await
+                .status,
             200
         );
     }
     assert_eq!(
-        b.submit(
-            "demo.localhost",
-            "/account/forgot",
-            "/account/forgot",
-            &[("email", "sam@example.com")]
-        )
-        .await
-        .status,
+        b.submit("demo.localhost", "/account/forgot", "/account/forgot", &[("email", "sam@example.com")]).await.status,
         429
     );
     app.stop().await;
@@ -692,10 +407,7 @@ async fn repositories_never_return_another_tenants_rows(app: TestApp) {
     let acme = app.store("acme", "Acme Hardware").await;
     let pat = Email::parse("pat@example.com").unwrap();
     let demo_txn = app.db.tenant_txn(demo.id).await.unwrap();
-    let demo_pat = accounts::find_by_email(&demo_txn, Realm::Customer(demo.id), &pat)
-        .await
-        .unwrap()
-        .unwrap();
+    let demo_pat = accounts::find_by_email(&demo_txn, Realm::Customer(demo.id), &pat).await.unwrap().unwrap();
     let demo_staff = accounts::list_staff(&demo_txn, demo.id).await.unwrap();
     demo_txn.commit().await.unwrap();
     assert_eq!(demo_staff.len(), 1);
@@ -703,34 +415,18 @@ async fn repositories_never_return_another_tenants_rows(app: TestApp) {
 
     // Looking up demo's customer by id in acme's realm finds nothing.
     let acme_txn = app.db.tenant_txn(acme.id).await.unwrap();
-    assert!(
-        accounts::find_by_id(&acme_txn, Realm::Customer(acme.id), demo_pat.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let acme_pat = accounts::find_by_email(&acme_txn, Realm::Customer(acme.id), &pat)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(accounts::find_by_id(&acme_txn, Realm::Customer(acme.id), demo_pat.id).await.unwrap().is_none());
+    let acme_pat = accounts::find_by_email(&acme_txn, Realm::Customer(acme.id), &pat).await.unwrap().unwrap();
     assert_ne!(acme_pat.id, demo_pat.id);
     // Even a query for demo's tenant inside acme's transaction sees nothing on
     // PostgreSQL: row-level security follows the transaction's tenant, not the filter.
-    let cross = accounts::find_by_id(&acme_txn, Realm::Customer(demo.id), demo_pat.id)
-        .await
-        .unwrap();
+    let cross = accounts::find_by_id(&acme_txn, Realm::Customer(demo.id), demo_pat.id).await.unwrap();
     if app.backend == common::Backend::Postgres {
-        assert!(
-            cross.is_none(),
-            "RLS hides demo's rows inside acme's transaction"
-        );
+        assert!(cross.is_none(), "RLS hides demo's rows inside acme's transaction");
     }
     let staff = accounts::list_staff(&acme_txn, acme.id).await.unwrap();
     acme_txn.commit().await.unwrap();
-    assert_eq!(
-        staff.iter().map(|s| s.email.as_str()).collect::<Vec<_>>(),
-        ["owner@acme.test"]
-    );
+    assert_eq!(staff.iter().map(|s| s.email.as_str()).collect::<Vec<_>>(), ["owner@acme.test"]);
     app.stop().await;
 }
 both!(repositories_never_return_another_tenants_rows);
@@ -746,16 +442,12 @@ async fn postgres_rows_are_invisible_without_tenant_context() {
     app.store("acme", "Acme Hardware").await;
     let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL ROLE ecom_app")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query("SET LOCAL ROLE ecom_app").execute(&mut *tx).await.unwrap();
     for table in ecom_store::TENANT_TABLES {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap();
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
         assert_eq!(n, 0, "{table} shows rows without a tenant");
     }
     sqlx::query("SELECT set_config('ecom.tenant_id', $1, true)")
@@ -763,10 +455,7 @@ async fn postgres_rows_are_invisible_without_tenant_context() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(n, 1, "only demo's customer");
     // Writing a row for another tenant is refused too.
     let other = uuid::Uuid::now_v7();
@@ -775,10 +464,7 @@ async fn postgres_rows_are_invisible_without_tenant_context() {
         .bind(uuid::Uuid::now_v7())
         .execute(&mut *tx)
         .await;
-    assert!(
-        insert.is_err(),
-        "RLS WITH CHECK refuses rows for another tenant"
-    );
+    assert!(insert.is_err(), "RLS WITH CHECK refuses rows for another tenant");
     tx.rollback().await.unwrap();
     pool.close().await;
     app.stop().await;

@@ -6,7 +6,7 @@
 use ecom::Application;
 use ecom::config::{Config, Secret};
 use ecom_core::{Currency, Email, Locale, NewPassword, Realm, Slug, StaffRole, Tenant};
-use ecom_services::{Accounts, Mailer, RateLimits};
+use ecom_services::{Accounts, Catalog, Mailer, RateLimits};
 use ecom_store::{Db, tenants};
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -28,17 +28,13 @@ macro_rules! both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                if let Some(app) =
-                    $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await
-                {
+                if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await {
                     super::$name(app).await;
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) =
-                    $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await
-                {
+                if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
                     super::$name(app).await;
                 }
             }
@@ -51,6 +47,8 @@ pub struct TestApp {
     pub db: Db,
     pub backend: Backend,
     pub accounts: Accounts,
+    /// The running app's catalog service: writes through it invalidate its cache.
+    pub catalog: Catalog,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -60,21 +58,16 @@ pub struct TestApp {
 /// Whether PostgreSQL answers; in CI a missing PostgreSQL fails the test instead of
 /// skipping it.
 async fn postgres_available() -> bool {
-    let ok = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        sqlx::PgPool::connect(PG_ADMIN_URL),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let ok = tokio::time::timeout(std::time::Duration::from_secs(3), sqlx::PgPool::connect(PG_ADMIN_URL))
+        .await
+        .is_ok_and(|r| r.is_ok());
     if !ok {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!(
                 "PostgreSQL is not reachable at {PG_ADMIN_URL}, and CI=true: start it (see DESIGN.md) instead of skipping"
             );
         }
-        eprintln!(
-            "SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL}; this test ran on SQLite only"
-        );
+        eprintln!("SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL}; this test ran on SQLite only");
     }
     ok
 }
@@ -97,10 +90,7 @@ impl TestApp {
                 }
                 let name = format!("ecom_test_{}", uuid::Uuid::now_v7().simple());
                 let pool = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
                 pool.close().await;
                 format!("postgres://postgres@127.0.0.1:5432/{name}")
             }
@@ -109,17 +99,14 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             database_url: Some(Secret(database_url.clone())),
-            secret_key: Some(Secret(
-                "test-secret-key-that-is-long-enough-0123456789".into(),
-            )),
+            secret_key: Some(Secret("test-secret-key-that-is-long-enough-0123456789".into())),
             ..Config::default()
         };
         tweak(&mut config);
-        let app = Application::build(&config, false)
-            .await
-            .expect("app builds");
+        let app = Application::build(&config, false).await.expect("app builds");
         let addr = app.local_addr();
         let db = app.db.clone();
+        let catalog = app.catalog.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -130,6 +117,7 @@ impl TestApp {
             db,
             backend,
             accounts,
+            catalog,
             database_url,
             shutdown: Some(tx),
             server: Some(server),
@@ -150,24 +138,11 @@ impl TestApp {
     /// A browser: keeps cookies per host, does not follow redirects, and resolves the
     /// test hosts (`*.localhost` and the custom domains given) to the app.
     pub fn browser(&self, extra_hosts: &[&str]) -> Browser {
-        let mut builder = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none());
-        for host in [
-            "localhost",
-            "demo.localhost",
-            "acme.localhost",
-            "nope.localhost",
-        ]
-        .iter()
-        .chain(extra_hosts)
-        {
+        let mut builder = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none());
+        for host in ["localhost", "demo.localhost", "acme.localhost", "nope.localhost"].iter().chain(extra_hosts) {
             builder = builder.resolve(host, self.addr);
         }
-        Browser {
-            client: builder.build().unwrap(),
-            port: self.addr.port(),
-        }
+        Browser { client: builder.build().unwrap(), port: self.addr.port() }
     }
 
     pub fn url(&self, host: &str, path: &str) -> String {
@@ -199,13 +174,7 @@ impl TestApp {
             .await
             .unwrap();
         self.accounts
-            .create(
-                Realm::Customer(tenant.id),
-                &Email::parse("pat@example.com").unwrap(),
-                "Pat",
-                &pw,
-                StaffRole::Staff,
-            )
+            .create(Realm::Customer(tenant.id), &Email::parse("pat@example.com").unwrap(), "Pat", &pw, StaffRole::Staff)
             .await
             .unwrap();
         tenant
@@ -214,13 +183,7 @@ impl TestApp {
     pub async fn admin(&self, email: &str) {
         let pw = NewPassword::parse(PASSWORD).unwrap();
         self.accounts
-            .create(
-                Realm::Admin,
-                &Email::parse(email).unwrap(),
-                "Admin",
-                &pw,
-                StaffRole::Owner,
-            )
+            .create(Realm::Admin, &Email::parse(email).unwrap(), "Admin", &pw, StaffRole::Owner)
             .await
             .unwrap();
     }
@@ -269,13 +232,7 @@ impl Browser {
     }
 
     /// Posts a form with the given fields plus the CSRF token from `form_path`.
-    pub async fn submit(
-        &self,
-        host: &str,
-        form_path: &str,
-        action: &str,
-        fields: &[(&str, &str)],
-    ) -> Page {
+    pub async fn submit(&self, host: &str, form_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = self.get(host, form_path).await.csrf();
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         all.push(("_csrf", &token));
@@ -283,13 +240,7 @@ impl Browser {
     }
 
     pub async fn post(&self, host: &str, action: &str, fields: &[(&str, &str)]) -> Page {
-        let resp = self
-            .client
-            .post(self.url(host, action))
-            .form(fields)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.client.post(self.url(host, action)).form(fields).send().await.unwrap();
         to_page(resp).await
     }
 
@@ -308,9 +259,47 @@ async fn to_page(resp: reqwest::Response) -> Page {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.text().await.unwrap();
-    Page {
-        status,
-        headers,
-        body,
+    Page { status, headers, body }
+}
+
+/// A product draft with Size × Color variants priced from `price` (minor units).
+pub fn product(
+    title: &str,
+    kind: &str,
+    tags: &[&str],
+    colors: &[&str],
+    price: i64,
+    tenant: &Tenant,
+) -> ecom_core::catalog::ProductDraft {
+    use ecom_core::catalog::{Handle, ProductDraft, ProductOption, ProductStatus, VariantDraft};
+    let sizes = ["S", "M"];
+    let mut variants = Vec::new();
+    for s in sizes {
+        for c in colors {
+            variants.push(VariantDraft {
+                sku: Some(format!("{}-{s}-{c}", Handle::from_title(title).unwrap().as_str())),
+                option_values: vec![s.into(), (*c).into()],
+                price: ecom_core::Money::new(price, tenant.currency),
+                compare_at: None,
+                weight_grams: None,
+                barcode: None,
+                stock: if s == "M" && *c == colors[0] { 0 } else { 5 },
+            });
+        }
+    }
+    ProductDraft {
+        handle: Handle::from_title(title).unwrap(),
+        title: title.into(),
+        body_html: format!("<p>All about the {title}.</p><script>alert(1)</script>"),
+        status: ProductStatus::Active,
+        vendor: "Testco".into(),
+        product_type: kind.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        attributes: [("material".to_owned(), serde_json::Value::String("wool".into()))].into_iter().collect(),
+        options: vec![
+            ProductOption { name: "Size".into(), values: sizes.iter().map(|s| (*s).to_owned()).collect() },
+            ProductOption { name: "Color".into(), values: colors.iter().map(|c| (*c).to_owned()).collect() },
+        ],
+        variants,
     }
 }

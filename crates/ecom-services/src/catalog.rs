@@ -1,0 +1,515 @@
+//! The catalog as shoppers and merchants use it: writing products and collections
+//! (validated, HTML sanitised) and reading listings and product pages (cached per
+//! node, dropped on every write to the store's catalog).
+
+use crate::{Result, ServiceError};
+use ecom_core::catalog::{CollectionRule, Handle, ProductDraft, ProductSort, ProductStatus};
+use ecom_core::{Money, Tenant, TenantId};
+use ecom_store::catalog::{self as repo, CategoryRecord, CollectionRecord, Listing, ProductRecord, VariantRecord};
+use ecom_store::{Db, StoreError};
+use moka::future::Cache;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Products per listing page.
+pub const PAGE_SIZE: u64 = 24;
+
+/// A product tile in a listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductCard {
+    pub handle: String,
+    pub title: String,
+    pub vendor: String,
+    pub product_type: String,
+    /// "$25.00" or "From $25.00".
+    pub price: String,
+    pub compare_at: Option<String>,
+    pub on_sale: bool,
+    pub in_stock: bool,
+    /// A stable palette index (0–7) for the image placeholder until media lands.
+    pub swatch: u8,
+    /// The product's initials for the placeholder.
+    pub initials: String,
+}
+
+/// A stable small number from a handle, so a product keeps its placeholder colour.
+fn swatch(handle: &str) -> u8 {
+    let hash = handle.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    (hash % 8) as u8
+}
+
+/// First letters of the first and last word: "Merino Crew Sweater" → "MS".
+fn initials(title: &str) -> String {
+    let words: Vec<char> = title.split_whitespace().filter_map(|w| w.chars().find(|c| c.is_alphanumeric())).collect();
+    let picked: String = match words.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [first, .., last] => [*first, *last].iter().collect(),
+    };
+    picked.to_uppercase()
+}
+
+/// One variant as the product page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantView {
+    pub id: String,
+    /// "M / Blue", or the product title for a product without options.
+    pub title: String,
+    pub option_values: Vec<String>,
+    pub sku: Option<String>,
+    pub price: String,
+    pub price_decimal: String,
+    pub compare_at: Option<String>,
+    pub stock: i32,
+    pub available: bool,
+}
+
+/// Everything the product page needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductView {
+    pub id: String,
+    pub handle: String,
+    pub title: String,
+    pub body_html: String,
+    /// The description as plain text, for meta descriptions.
+    pub summary: String,
+    pub status: &'static str,
+    pub vendor: String,
+    pub product_type: String,
+    pub tags: Vec<String>,
+    pub attributes: Vec<(String, String)>,
+    pub options: Vec<ecom_core::catalog::ProductOption>,
+    pub variants: Vec<VariantView>,
+    pub price: String,
+    pub currency: String,
+    pub in_stock: bool,
+    pub swatch: u8,
+    pub initials: String,
+    pub compare_at: Option<String>,
+}
+
+/// A filter group in the sidebar (e.g. Color) with its values.
+#[derive(Debug, Clone, Serialize)]
+pub struct FacetGroup {
+    /// `option:Color`.
+    pub key: String,
+    /// `Color`.
+    pub name: String,
+    pub values: Vec<FacetValue>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: i64,
+    pub selected: bool,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListingView {
+    pub products: Vec<ProductCard>,
+    pub total: u64,
+    pub page: u64,
+    pub pages: u64,
+    pub facets: Vec<FacetGroup>,
+}
+
+/// What a shopper asked a listing for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ListingQuery {
+    pub collection: Option<String>,
+    pub category: Option<String>,
+    /// (`option:Color`, values)
+    pub facets: Vec<(String, Vec<String>)>,
+    pub price_at_least: Option<i64>,
+    pub price_at_most: Option<i64>,
+    pub search: Option<String>,
+    pub sort: ProductSort,
+    /// 1-based.
+    pub page: u64,
+}
+
+/// A category with its children, for navigation.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryNode {
+    pub handle: String,
+    pub name: String,
+    pub children: Vec<CategoryNode>,
+}
+
+#[derive(Clone)]
+enum Cached {
+    Product(Option<Arc<ProductView>>),
+    Listing(Option<Arc<ListingView>>),
+    Collections(Arc<Vec<CollectionRecord>>),
+    Categories(Arc<Vec<CategoryRecord>>),
+}
+
+/// The catalog use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    db: Db,
+    cache: Cache<(TenantId, u64, String), Cached>,
+    /// Bumped on every catalog write to a store: cached entries of older generations
+    /// are never read again and age out.
+    generations: Arc<RwLock<HashMap<TenantId, Arc<AtomicU64>>>>,
+}
+
+/// Sanitises merchant HTML: formatting, lists, links, tables and images stay; scripts,
+/// styles, event handlers and `javascript:` URLs go.
+pub fn sanitize_html(html: &str) -> String {
+    ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(html).to_string()
+}
+
+fn plain_text(html: &str, max_chars: usize) -> String {
+    let text = ammonia::Builder::empty().clean(&html.replace('<', " <")).to_string();
+    let decoded = text
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'");
+    let collapsed = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= max_chars {
+        collapsed
+    } else {
+        let cut: String = collapsed.chars().take(max_chars.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+fn card(p: &ProductRecord, tenant: &Tenant) -> ProductCard {
+    let money = |m| Money::new(m, tenant.currency).display();
+    ProductCard {
+        handle: p.handle.clone(),
+        title: p.title.clone(),
+        vendor: p.vendor.clone(),
+        product_type: p.product_type.clone(),
+        price: if p.price_min == p.price_max { money(p.price_min) } else { format!("From {}", money(p.price_min)) },
+        compare_at: p.compare_at_max.filter(|c| *c > p.price_min).map(money),
+        on_sale: p.compare_at_max.is_some_and(|c| c > p.price_min),
+        in_stock: p.total_stock > 0,
+        swatch: swatch(&p.handle),
+        initials: initials(&p.title),
+    }
+}
+
+fn product_view(p: ProductRecord, variants: Vec<VariantRecord>, tenant: &Tenant) -> ProductView {
+    let money = |m| Money::new(m, tenant.currency);
+    let card = card(&p, tenant);
+    ProductView {
+        id: p.id.to_string(),
+        summary: plain_text(&p.body_html, 160),
+        status: p.status.as_str(),
+        attributes: p.attributes.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned()))).collect(),
+        in_stock: p.total_stock > 0,
+        variants: variants
+            .into_iter()
+            .map(|v| VariantView {
+                id: v.id.to_string(),
+                title: if v.option_values.is_empty() { p.title.clone() } else { v.option_values.join(" / ") },
+                option_values: v.option_values,
+                sku: v.sku,
+                price: money(v.price).display(),
+                price_decimal: money(v.price).decimal(),
+                compare_at: v.compare_at.filter(|c| *c > v.price).map(|c| money(c).display()),
+                stock: v.stock,
+                available: v.stock > 0,
+            })
+            .collect(),
+        price: card.price,
+        compare_at: card.compare_at,
+        swatch: card.swatch,
+        initials: card.initials,
+        currency: tenant.currency.code().to_owned(),
+        handle: p.handle,
+        title: p.title,
+        body_html: p.body_html,
+        vendor: p.vendor,
+        product_type: p.product_type,
+        tags: p.tags,
+        options: p.options,
+    }
+}
+
+impl Catalog {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: Cache::builder().max_capacity(20_000).time_to_live(Duration::from_secs(300)).build(),
+            generations: Arc::default(),
+        }
+    }
+
+    fn generation(&self, tenant: TenantId) -> u64 {
+        if let Ok(map) = self.generations.read()
+            && let Some(g) = map.get(&tenant)
+        {
+            return g.load(Ordering::Acquire);
+        }
+        0
+    }
+
+    /// Drops every cached catalog read of a store (after any catalog write).
+    pub fn invalidate(&self, tenant: TenantId) {
+        if let Ok(mut map) = self.generations.write() {
+            map.entry(tenant).or_default().fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    async fn cached<F, Fut>(&self, tenant: TenantId, key: String, load: F) -> Result<Cached>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Cached>>,
+    {
+        let key = (tenant, self.generation(tenant), key);
+        if let Some(hit) = self.cache.get(&key).await {
+            return Ok(hit);
+        }
+        let value = load().await?;
+        self.cache.insert(key, value.clone()).await;
+        Ok(value)
+    }
+
+    /// Validates, sanitises and stores a new product.
+    pub async fn create_product(
+        &self,
+        tenant: &Tenant,
+        mut draft: ProductDraft,
+        category: Option<&str>,
+    ) -> Result<uuid::Uuid> {
+        draft.body_html = sanitize_html(&draft.body_html);
+        draft.validate(tenant.currency)?;
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let category_id = match category {
+            Some(handle) => Some(
+                repo::list_categories(&txn, tenant.id)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.handle == handle)
+                    .ok_or_else(|| ecom_core::Invalid::new("category", format!("there is no category \"{handle}\"")))?
+                    .id,
+            ),
+            None => None,
+        };
+        let position = i32::try_from(repo::count_products(&txn, tenant.id).await?).unwrap_or(i32::MAX);
+        let id = repo::insert_product(&txn, tenant.id, &draft, category_id, position).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(id)
+    }
+
+    pub async fn create_collection(
+        &self,
+        tenant: &Tenant,
+        title: &str,
+        body_html: &str,
+        rules: Option<Vec<CollectionRule>>,
+        products: &[uuid::Uuid],
+    ) -> Result<uuid::Uuid> {
+        let title = title.trim();
+        if title.is_empty() {
+            return Err(ecom_core::Invalid::new("title", "enter a title").into());
+        }
+        let handle = Handle::from_title(title)?;
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let position = i32::try_from(repo::list_collections(&txn, tenant.id).await?.len()).unwrap_or(i32::MAX);
+        let id = repo::insert_collection(
+            &txn,
+            tenant.id,
+            handle.as_str(),
+            title,
+            &sanitize_html(body_html),
+            rules.as_deref(),
+            position,
+        )
+        .await?;
+        if rules.is_none() {
+            repo::add_to_collection(&txn, tenant.id, id, products).await?;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(id)
+    }
+
+    pub async fn create_category(&self, tenant: &Tenant, parent: Option<uuid::Uuid>, name: &str) -> Result<uuid::Uuid> {
+        let handle = Handle::from_title(name)?;
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let position = i32::try_from(repo::list_categories(&txn, tenant.id).await?.len()).unwrap_or(i32::MAX);
+        let id = repo::insert_category(&txn, tenant.id, parent, handle.as_str(), name.trim(), position).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(id)
+    }
+
+    /// An active product's page, or `None`.
+    pub async fn product(&self, tenant: &Tenant, handle: &str) -> Result<Option<Arc<ProductView>>> {
+        let (db, t, h) = (self.db.clone(), tenant.clone(), handle.to_owned());
+        let hit = self
+            .cached(tenant.id, format!("p:{handle}"), || async move {
+                let txn = db.tenant_txn(t.id).await?;
+                let found = repo::product_by_handle(&txn, t.id, &h).await?;
+                txn.commit().await.map_err(StoreError::from)?;
+                Ok(Cached::Product(
+                    found
+                        .filter(|(p, _)| p.status == ProductStatus::Active)
+                        .map(|(p, v)| Arc::new(product_view(p, v, &t))),
+                ))
+            })
+            .await?;
+        match hit {
+            Cached::Product(p) => Ok(p),
+            _ => Err(ServiceError::Internal("catalog cache held the wrong kind of entry".into())),
+        }
+    }
+
+    pub async fn collections(&self, tenant: &Tenant) -> Result<Arc<Vec<CollectionRecord>>> {
+        let (db, id) = (self.db.clone(), tenant.id);
+        match self
+            .cached(tenant.id, "collections".into(), || async move {
+                let txn = db.tenant_txn(id).await?;
+                let all = repo::list_collections(&txn, id).await?;
+                txn.commit().await.map_err(StoreError::from)?;
+                Ok(Cached::Collections(Arc::new(all)))
+            })
+            .await?
+        {
+            Cached::Collections(c) => Ok(c),
+            _ => Err(ServiceError::Internal("catalog cache held the wrong kind of entry".into())),
+        }
+    }
+
+    async fn category_records(&self, tenant: &Tenant) -> Result<Arc<Vec<CategoryRecord>>> {
+        let (db, id) = (self.db.clone(), tenant.id);
+        match self
+            .cached(tenant.id, "categories".into(), || async move {
+                let txn = db.tenant_txn(id).await?;
+                let all = repo::list_categories(&txn, id).await?;
+                txn.commit().await.map_err(StoreError::from)?;
+                Ok(Cached::Categories(Arc::new(all)))
+            })
+            .await?
+        {
+            Cached::Categories(c) => Ok(c),
+            _ => Err(ServiceError::Internal("catalog cache held the wrong kind of entry".into())),
+        }
+    }
+
+    /// The category tree for navigation.
+    pub async fn category_tree(&self, tenant: &Tenant) -> Result<Vec<CategoryNode>> {
+        let all = self.category_records(tenant).await?;
+        fn children(all: &[CategoryRecord], parent: Option<uuid::Uuid>, depth: usize) -> Vec<CategoryNode> {
+            if depth > 8 {
+                return Vec::new();
+            }
+            all.iter()
+                .filter(|c| c.parent_id == parent)
+                .map(|c| CategoryNode {
+                    handle: c.handle.clone(),
+                    name: c.name.clone(),
+                    children: children(all, Some(c.id), depth + 1),
+                })
+                .collect()
+        }
+        Ok(children(&all, None, 0))
+    }
+
+    /// A listing page; `None` when the collection or category does not exist.
+    pub async fn listing(&self, tenant: &Tenant, q: &ListingQuery) -> Result<Option<Arc<ListingView>>> {
+        let collection = match &q.collection {
+            Some(h) => match self.collections(tenant).await?.iter().find(|c| &c.handle == h) {
+                Some(c) => Some(c.clone()),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let category_ids = match &q.category {
+            Some(h) => {
+                let all = self.category_records(tenant).await?;
+                let Some(root) = all.iter().find(|c| &c.handle == h) else { return Ok(None) };
+                let mut ids = vec![root.id];
+                let mut i = 0;
+                while i < ids.len() && ids.len() < 10_000 {
+                    let parent = ids[i];
+                    ids.extend(all.iter().filter(|c| c.parent_id == Some(parent)).map(|c| c.id));
+                    i += 1;
+                }
+                ids
+            }
+            None => Vec::new(),
+        };
+        let page = q.page.max(1);
+        let listing = Listing {
+            status: Some(ProductStatus::Active),
+            collection,
+            category_ids,
+            facets: q.facets.clone(),
+            price_at_least: q.price_at_least,
+            price_at_most: q.price_at_most,
+            search: q.search.clone(),
+            sort: q.sort,
+            limit: PAGE_SIZE,
+            offset: (page - 1).saturating_mul(PAGE_SIZE),
+        };
+        let (db, t, selected) = (self.db.clone(), tenant.clone(), q.facets.clone());
+        let hit = self
+            .cached(tenant.id, format!("l:{q:?}"), || async move {
+                let txn = db.tenant_txn(t.id).await?;
+                let (rows, total) = repo::list_products(&txn, t.id, &listing).await?;
+                let counts = repo::facet_counts(&txn, t.id, &listing, "option:").await?;
+                txn.commit().await.map_err(StoreError::from)?;
+                let mut facets: Vec<FacetGroup> = Vec::new();
+                for (key, value, count) in counts {
+                    let is_selected = selected.iter().any(|(k, vs)| k == &key && vs.contains(&value));
+                    match facets.last_mut() {
+                        Some(g) if g.key == key => g.values.push(FacetValue { value, count, selected: is_selected }),
+                        _ => facets.push(FacetGroup {
+                            name: key.trim_start_matches("option:").to_owned(),
+                            key,
+                            values: vec![FacetValue { value, count, selected: is_selected }],
+                        }),
+                    }
+                }
+                Ok(Cached::Listing(Some(Arc::new(ListingView {
+                    products: rows.iter().map(|p| card(p, &t)).collect(),
+                    total,
+                    page,
+                    pages: total.div_ceil(PAGE_SIZE).max(1),
+                    facets,
+                }))))
+            })
+            .await?;
+        match hit {
+            Cached::Listing(l) => Ok(l),
+            _ => Err(ServiceError::Internal("catalog cache held the wrong kind of entry".into())),
+        }
+    }
+
+    /// Active products' handles with their last change, for the sitemap.
+    pub async fn sitemap_entries(&self, tenant: &Tenant) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let rows = repo::active_handles(&txn, tenant.id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merchant_html_is_sanitised() {
+        let clean = sanitize_html(
+            r#"<p onclick="x()">Hi <script>alert(1)</script><a href="javascript:alert(1)">x</a><b>bold</b></p>"#,
+        );
+        assert!(!clean.contains("script") && !clean.contains("onclick") && !clean.contains("javascript"), "{clean}");
+        assert!(clean.contains("<b>bold</b>"));
+        assert_eq!(plain_text("<p>Soft &amp; warm</p>\n<ul><li>wool</li></ul>", 160), "Soft & warm wool");
+        assert_eq!(plain_text("<p>abcdefghij</p>", 5), "abcd…");
+    }
+}
