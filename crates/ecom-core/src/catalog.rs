@@ -206,6 +206,46 @@ impl ProductDraft {
     }
 }
 
+/// Every combination of option values, in option order: Size × Color gives
+/// S/Red, S/Blue, M/Red, … A product without options has one empty combination.
+pub fn option_combinations(options: &[ProductOption]) -> Vec<Vec<String>> {
+    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    for o in options {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| o.values.iter().map(move |v| c.iter().cloned().chain([v.clone()]).collect()))
+            .collect();
+    }
+    combos
+}
+
+/// The variants for a set of options: one per combination, keeping the data of
+/// existing variants with the same option values and giving new ones `template`'s
+/// price and stock. Too many combinations is an error rather than a silent cut.
+pub fn variants_for_options(
+    options: &[ProductOption],
+    existing: &[VariantDraft],
+    template: &VariantDraft,
+) -> Result<Vec<VariantDraft>, Invalid> {
+    let combos = option_combinations(options);
+    if combos.len() > MAX_VARIANTS {
+        return Err(Invalid::new(
+            "options",
+            format!("these options make {} variants; a product has at most {MAX_VARIANTS}", combos.len()),
+        ));
+    }
+    Ok(combos
+        .into_iter()
+        .map(|values| {
+            existing.iter().find(|v| v.option_values == values).cloned().unwrap_or_else(|| VariantDraft {
+                option_values: values,
+                sku: None,
+                ..template.clone()
+            })
+        })
+        .collect())
+}
+
 /// How a listing is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -336,6 +376,23 @@ mod tests {
         d.variants[0].compare_at = Some(Money::new(2000, usd()));
         assert_eq!(d.validate(usd()), Ok(()));
         assert_eq!(d.variants[0].compare_at, None, "a compare-at price below the price is dropped");
+    }
+
+    #[test]
+    fn variants_follow_the_options_and_keep_their_data() {
+        let d = draft();
+        let template = VariantDraft { stock: 9, ..d.variants[0].clone() };
+        let mut existing = d.variants.clone();
+        existing[1].stock = 42;
+        let mut options = d.options.clone();
+        options[1].values.push("Red".into());
+        let v = variants_for_options(&options, &existing, &template).unwrap_or_default();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v.iter().find(|v| v.option_values == ["M", "Blue"]).map(|v| v.stock), Some(42));
+        assert_eq!(v.iter().find(|v| v.option_values == ["M", "Red"]).map(|v| v.stock), Some(9));
+        assert_eq!(option_combinations(&[]), vec![Vec::<String>::new()]);
+        let many = vec![ProductOption { name: "N".into(), values: (0..101).map(|i| i.to_string()).collect() }];
+        assert!(variants_for_options(&many, &[], &template).is_err());
     }
 
     #[test]

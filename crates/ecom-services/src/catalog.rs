@@ -236,6 +236,19 @@ fn product_view(p: ProductRecord, variants: Vec<VariantRecord>, tenant: &Tenant)
     }
 }
 
+/// The id of a category given by handle; `None` for no category.
+async fn category_id(txn: &ecom_store::DatabaseTransaction, tenant: &Tenant, handle: Option<&str>) -> Result<Option<uuid::Uuid>> {
+    let Some(handle) = handle.filter(|h| !h.is_empty()) else { return Ok(None) };
+    Ok(Some(
+        repo::list_categories(txn, tenant.id)
+            .await?
+            .into_iter()
+            .find(|c| c.handle == handle)
+            .ok_or_else(|| ecom_core::Invalid::new("category", format!("there is no category \"{handle}\"")))?
+            .id,
+    ))
+}
+
 impl Catalog {
     pub fn new(db: Db) -> Self {
         Self {
@@ -276,31 +289,85 @@ impl Catalog {
     }
 
     /// Validates, sanitises and stores a new product.
-    pub async fn create_product(
-        &self,
-        tenant: &Tenant,
-        mut draft: ProductDraft,
-        category: Option<&str>,
-    ) -> Result<uuid::Uuid> {
+    pub async fn create_product(&self, tenant: &Tenant, mut draft: ProductDraft, category: Option<&str>) -> Result<uuid::Uuid> {
         draft.body_html = sanitize_html(&draft.body_html);
         draft.validate(tenant.currency)?;
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let category_id = match category {
-            Some(handle) => Some(
-                repo::list_categories(&txn, tenant.id)
-                    .await?
-                    .into_iter()
-                    .find(|c| c.handle == handle)
-                    .ok_or_else(|| ecom_core::Invalid::new("category", format!("there is no category \"{handle}\"")))?
-                    .id,
-            ),
-            None => None,
-        };
+        let category_id = category_id(&txn, tenant, category).await?;
         let position = i32::try_from(repo::count_products(&txn, tenant.id).await?).unwrap_or(i32::MAX);
         let id = repo::insert_product(&txn, tenant.id, &draft, category_id, position).await?;
         txn.commit().await.map_err(StoreError::from)?;
         self.invalidate(tenant.id);
         Ok(id)
+    }
+
+    /// Validates, sanitises and saves changes to a product; `NotFound` when the id is
+    /// not one of this store's products.
+    pub async fn update_product(&self, tenant: &Tenant, id: uuid::Uuid, mut draft: ProductDraft, category: Option<&str>) -> Result<()> {
+        draft.body_html = sanitize_html(&draft.body_html);
+        draft.validate(tenant.currency)?;
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let category_id = category_id(&txn, tenant, category).await?;
+        if !repo::update_product(&txn, tenant.id, id, &draft, category_id).await? {
+            return Err(ServiceError::NotFound);
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(())
+    }
+
+    pub async fn set_status(&self, tenant: &Tenant, id: uuid::Uuid, status: ProductStatus) -> Result<()> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        if !repo::set_product_status(&txn, tenant.id, id, status).await? {
+            return Err(ServiceError::NotFound);
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(())
+    }
+
+    /// Bulk price and stock edit. Prices are validated like everywhere else.
+    pub async fn update_variants(&self, tenant: &Tenant, changes: &[repo::VariantChange]) -> Result<u64> {
+        if let Some(bad) = changes.iter().find(|c| c.price < 0 || c.stock < 0) {
+            return Err(ecom_core::Invalid::new("variants", format!("variant {}: price and stock cannot be negative", bad.variant)).into());
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let n = repo::update_variants(&txn, tenant.id, changes).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(n)
+    }
+
+    /// A product with its variants, any status, for the merchant panel.
+    pub async fn product_for_edit(&self, tenant: &Tenant, id: uuid::Uuid) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found = repo::product_by_id(&txn, tenant.id, id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(found)
+    }
+
+    /// The merchant's product list: search, status filter, pages of 50 (not cached:
+    /// merchants expect to see their own writes and the list is not on the hot path).
+    pub async fn merchant_products(&self, tenant: &Tenant, search: Option<String>, status: Option<ProductStatus>, page: u64) -> Result<(Vec<(ProductRecord, Vec<VariantRecord>)>, u64)> {
+        let listing = Listing { status, search, sort: ProductSort::TitleAsc, limit: 50, offset: page.saturating_sub(1) * 50, ..Default::default() };
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let (rows, total) = repo::list_products(&txn, tenant.id, &listing).await?;
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut variants = repo::variants_of(&txn, tenant.id, &ids).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        let out = rows
+            .into_iter()
+            .map(|p| {
+                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut variants).into_iter().partition(|(pid, _)| *pid == p.id);
+                variants = rest;
+                (p, mine.into_iter().map(|(_, v)| v).collect())
+            })
+            .collect();
+        Ok((out, total))
+    }
+
+    pub async fn categories(&self, tenant: &Tenant) -> Result<Arc<Vec<CategoryRecord>>> {
+        self.category_records(tenant).await
     }
 
     pub async fn create_collection(

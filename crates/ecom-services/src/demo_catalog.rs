@@ -522,14 +522,7 @@ const ACME_ITEMS: &[Item] = &[
 ];
 
 fn variants(base: i64, options: &[ProductOption], currency: ecom_core::Currency, seed: usize) -> Vec<VariantDraft> {
-    // The cartesian product of the option values.
-    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
-    for o in options {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| o.values.iter().map(move |v| [c.clone(), vec![v.clone()]].concat()))
-            .collect();
-    }
+    let combos = ecom_core::catalog::option_combinations(options);
     combos
         .into_iter()
         .enumerate()

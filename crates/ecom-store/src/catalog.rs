@@ -654,3 +654,77 @@ pub async fn list_categories(txn: &DatabaseTransaction, tenant: TenantId) -> Res
         .map(|c| CategoryRecord { id: c.id, parent_id: c.parent_id, handle: c.handle, name: c.name })
         .collect())
 }
+
+pub async fn product_by_id(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
+    let Some(p) = product::Entity::find_by_id(id).filter(product::Column::TenantId.eq(tenant.0)).one(txn).await? else {
+        return Ok(None);
+    };
+    let variants = variants_of(txn, tenant, &[p.id]).await?.into_iter().map(|(_, v)| v).collect();
+    Ok(Some((product_record(p)?, variants)))
+}
+
+pub async fn set_product_status(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid, status: ProductStatus) -> Result<bool> {
+    let res = product::Entity::update_many()
+        .col_expr(product::Column::Status, Expr::value(status.as_str()))
+        .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(product::Column::TenantId.eq(tenant.0))
+        .filter(product::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// A price and stock change to one variant.
+#[derive(Debug, Clone, Copy)]
+pub struct VariantChange {
+    pub variant: Uuid,
+    pub price: i64,
+    pub stock: i32,
+}
+
+/// Applies price and stock changes, then recomputes the derived columns of the
+/// products touched. Returns how many variants changed; ids of other stores are
+/// ignored (they match no row).
+pub async fn update_variants(txn: &DatabaseTransaction, tenant: TenantId, changes: &[VariantChange]) -> Result<u64> {
+    let mut changed = 0;
+    for c in changes {
+        let res = variant::Entity::update_many()
+            .col_expr(variant::Column::Price, Expr::value(c.price))
+            .col_expr(variant::Column::Stock, Expr::value(c.stock))
+            .filter(variant::Column::TenantId.eq(tenant.0))
+            .filter(variant::Column::Id.eq(c.variant))
+            .exec(txn)
+            .await?;
+        changed += res.rows_affected;
+    }
+    let ids: Vec<Uuid> = variant::Entity::find()
+        .select_only()
+        .column(variant::Column::ProductId)
+        .filter(variant::Column::TenantId.eq(tenant.0))
+        .filter(variant::Column::Id.is_in(changes.iter().map(|c| c.variant).collect::<Vec<_>>()))
+        .distinct()
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?;
+    refresh_aggregates(txn, tenant, &ids).await?;
+    Ok(changed)
+}
+
+/// Recomputes price range, compare-at and total stock of products from their variants.
+async fn refresh_aggregates(txn: &DatabaseTransaction, tenant: TenantId, products: &[Uuid]) -> Result<()> {
+    let all = variants_of(txn, tenant, products).await?;
+    for id in products {
+        let vs: Vec<&VariantRecord> = all.iter().filter(|(p, _)| p == id).map(|(_, v)| v).collect();
+        product::Entity::update_many()
+            .col_expr(product::Column::PriceMin, Expr::value(vs.iter().map(|v| v.price).min().unwrap_or(0)))
+            .col_expr(product::Column::PriceMax, Expr::value(vs.iter().map(|v| v.price).max().unwrap_or(0)))
+            .col_expr(product::Column::CompareAtMax, Expr::value(vs.iter().filter_map(|v| v.compare_at).max()))
+            .col_expr(product::Column::TotalStock, Expr::value(vs.iter().map(|v| i64::from(v.stock)).sum::<i64>()))
+            .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(product::Column::TenantId.eq(tenant.0))
+            .filter(product::Column::Id.eq(*id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ use crate::session;
 use crate::site::{HostHeader, resolve};
 use crate::state::AppState;
 use crate::templates::{render, ser};
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -74,18 +74,15 @@ pub struct AreaCtx {
 impl FromRequestParts<AppState> for AreaCtx {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> WebResult<Self> {
-        let area = match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(a)) => Area::parse(&a).ok_or_else(WebError::not_found)?,
-            // Mounted without a path parameter: the area is the first path segment.
-            Err(_) => parts
-                .uri
-                .path()
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .and_then(Area::parse)
-                .ok_or_else(WebError::not_found)?,
-        };
+        // The area is the first path segment: /account/…, /merchant/…, /admin/….
+        let area = parts
+            .uri
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .and_then(Area::parse)
+            .ok_or_else(WebError::not_found)?;
         let csrf = parts.extensions.get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
         let (site, host) = resolve(state, parts).await?;
         let (realm, tenant) = match (area, site) {

@@ -7,6 +7,7 @@ mod auth;
 mod csrf;
 mod error;
 mod merchant;
+mod merchant_catalog;
 mod ops;
 mod session;
 mod site;
@@ -48,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         .route("/robots.txt", get(storefront::robots))
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))
+        .route("/merchant/products", get(merchant_catalog::list))
+        .route("/merchant/products/new", get(merchant_catalog::new_form).post(merchant_catalog::create))
+        .route("/merchant/products/{id}", get(merchant_catalog::edit_form).post(merchant_catalog::update))
+        .route("/merchant/products/{id}/status", post(merchant_catalog::set_status))
+        .route("/merchant/inventory", get(merchant_catalog::inventory).post(merchant_catalog::save_inventory))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))
         .fallback(site::not_found)

@@ -188,3 +188,95 @@ async fn search_engines_get_a_sitemap_and_robots(app: TestApp) {
     app.stop().await;
 }
 both!(search_engines_get_a_sitemap_and_robots);
+
+async fn merchants_create_edit_and_archive_products_in_the_panel(app: TestApp) {
+    app.store("demo", "Demo").await;
+    app.store("acme", "Acme").await;
+    let b = app.browser(&[]);
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+    let form = b.get("demo.localhost", "/merchant/products/new").await;
+    assert_eq!(form.status, 200);
+    let csrf = form.csrf();
+    let base = vec![
+        ("_csrf", csrf.as_str()),
+        ("title", "Canvas Apron"),
+        ("status", "active"),
+        ("vendor", "Demo"),
+        ("product_type", "Aprons"),
+        ("tags", "kitchen, gift"),
+        ("attributes", "material: canvas"),
+        ("body", "<p>Tough.</p><img src=x onerror=alert(1)>"),
+        ("option1_name", "Size"),
+        ("option1_values", "S, M"),
+        ("option2_name", "Color"),
+        ("option2_values", "Red"),
+        ("default_price", "20"),
+        ("default_stock", "3"),
+    ];
+    // Generating the variants shows them without saving anything.
+    let mut fields = base.clone();
+    fields.push(("action", "variants"));
+    let generated = b.post("demo.localhost", "/merchant/products/new", &fields).await;
+    assert_eq!(generated.status, 200);
+    assert!(generated.body.contains("name=\"v1_price\"") && !generated.body.contains("name=\"v2_price\""));
+    assert!(b.get("demo.localhost", "/merchant/products").await.body.contains("0 products"));
+
+    // A bad price is refused with a message, and nothing is created.
+    let mut bad = base.clone();
+    bad.extend([("v0_o0", "S"), ("v0_o1", "Red"), ("v0_price", "12,3.4.5"), ("action", "save")]);
+    let refused = b.post("demo.localhost", "/merchant/products/new", &bad).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("variant 1 price"), "{}", refused.body);
+
+    let mut good = base.clone();
+    good.extend([
+        ("v0_o0", "S"), ("v0_o1", "Red"), ("v0_price", "19.50"), ("v0_stock", "4"), ("v0_sku", "AP-S"),
+        ("v1_o0", "M"), ("v1_o1", "Red"), ("v1_price", "21"), ("v1_stock", "0"), ("action", "save"),
+    ]);
+    let saved = b.post("demo.localhost", "/merchant/products/new", &good).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let edit_url = saved.location().unwrap().to_owned();
+    let edit = b.get("demo.localhost", &edit_url).await;
+    assert!(edit.body.contains("Saved.") && edit.body.contains("AP-S"), "{} {}", edit.status, edit.body);
+    assert!(!edit.body.contains("onerror"), "the description is sanitised on save");
+
+    let shop = b.get("demo.localhost", "/products/canvas-apron").await;
+    assert_eq!(shop.status, 200);
+    assert!(shop.body.contains("$19.50"));
+
+    // Bulk price and stock edit.
+    let inv = b.get("demo.localhost", "/merchant/inventory").await;
+    let marker = "name=\"price_";
+    let start = inv.body.find(marker).unwrap() + marker.len();
+    let variant_id = inv.body[start..start + 36].to_owned();
+    let csrf = inv.csrf();
+    let price_key = format!("price_{variant_id}");
+    let stock_key = format!("stock_{variant_id}");
+    let done = b.post("demo.localhost", "/merchant/inventory", &[("_csrf", &csrf), (&price_key, "17.25"), (&stock_key, "9")]).await;
+    assert_eq!(done.status, 303);
+    assert!(b.get("demo.localhost", "/products/canvas-apron").await.body.contains("$17.25"), "storefront cache was cleared");
+    let negative = b.post("demo.localhost", "/merchant/inventory", &[("_csrf", &csrf), (&price_key, "-1"), (&stock_key, "9")]).await;
+    assert_eq!(negative.status, 400);
+
+    // Another store's merchant cannot see or change it.
+    let other = app.browser(&[]);
+    assert_eq!(other.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await.status, 303);
+    let id = edit_url.trim_start_matches("/merchant/products/").split('?').next().unwrap().to_owned();
+    assert_eq!(other.get("acme.localhost", &format!("/merchant/products/{id}")).await.status, 404);
+    let acme_csrf = other.get("acme.localhost", "/merchant/products/new").await.csrf();
+    let mut hijack = good.clone();
+    hijack[0] = ("_csrf", acme_csrf.as_str());
+    hijack[1] = ("title", "Hijacked");
+    assert_eq!(other.post("acme.localhost", &format!("/merchant/products/{id}"), &hijack).await.status, 404);
+    let other_inv = other.post("acme.localhost", "/merchant/inventory", &[("_csrf", &acme_csrf), (&price_key, "0.01"), (&stock_key, "0")]).await;
+    assert_eq!(other_inv.status, 303);
+    assert!(b.get("demo.localhost", "/products/canvas-apron").await.body.contains("$17.25"), "acme's bulk edit touched nothing");
+
+    // Archive: gone from the storefront, kept in the panel.
+    let csrf = b.get("demo.localhost", &edit_url).await.csrf();
+    assert_eq!(b.post("demo.localhost", &format!("/merchant/products/{id}/status"), &[("_csrf", &csrf), ("status", "archived")]).await.status, 303);
+    assert_eq!(b.get("demo.localhost", "/products/canvas-apron").await.status, 404);
+    assert!(b.get("demo.localhost", "/merchant/products?status=archived").await.body.contains("Canvas Apron"));
+    app.stop().await;
+}
+both!(merchants_create_edit_and_archive_products_in_the_panel);
