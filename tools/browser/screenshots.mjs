@@ -1,6 +1,7 @@
 // Screenshots of ECOM's pages at phone and desktop widths, signed in where needed.
 // Usage: node screenshots.mjs http://127.0.0.1:8080 out-dir
-// Expects `ecom serve --demo` on that address (demo logins, password demo-password).
+// Expects `ECOM_RATE_LIMITS=false ecom serve --demo` on that address (it signs in many times;
+// demo logins, password demo-password).
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
@@ -36,6 +37,10 @@ const shots = [
       await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]); } },
   { name: "storefront-account", url: host("demo.localhost") + "/account", login: ["demo.localhost", "/account", "shopper@demo.test"] },
   { name: "merchant-home", url: host("demo.localhost") + "/merchant", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "merchant-products", url: host("demo.localhost") + "/merchant/products", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "merchant-product-edit", url: host("demo.localhost") + "/merchant/products", login: ["demo.localhost", "/merchant", "owner@demo.test"],
+    act: async (p) => { await p.click("table a"); await p.waitForURL(/products\/[0-9a-f-]{36}/); } },
+  { name: "merchant-inventory", url: host("demo.localhost") + "/merchant/inventory", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "admin-home", url: host("localhost") + "/admin", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "admin-mailbox", url: host("localhost") + "/admin/mailbox", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },

@@ -237,7 +237,11 @@ fn product_view(p: ProductRecord, variants: Vec<VariantRecord>, tenant: &Tenant)
 }
 
 /// The id of a category given by handle; `None` for no category.
-async fn category_id(txn: &ecom_store::DatabaseTransaction, tenant: &Tenant, handle: Option<&str>) -> Result<Option<uuid::Uuid>> {
+async fn category_id(
+    txn: &ecom_store::DatabaseTransaction,
+    tenant: &Tenant,
+    handle: Option<&str>,
+) -> Result<Option<uuid::Uuid>> {
     let Some(handle) = handle.filter(|h| !h.is_empty()) else { return Ok(None) };
     Ok(Some(
         repo::list_categories(txn, tenant.id)
@@ -289,7 +293,12 @@ impl Catalog {
     }
 
     /// Validates, sanitises and stores a new product.
-    pub async fn create_product(&self, tenant: &Tenant, mut draft: ProductDraft, category: Option<&str>) -> Result<uuid::Uuid> {
+    pub async fn create_product(
+        &self,
+        tenant: &Tenant,
+        mut draft: ProductDraft,
+        category: Option<&str>,
+    ) -> Result<uuid::Uuid> {
         draft.body_html = sanitize_html(&draft.body_html);
         draft.validate(tenant.currency)?;
         let txn = self.db.tenant_txn(tenant.id).await?;
@@ -303,7 +312,13 @@ impl Catalog {
 
     /// Validates, sanitises and saves changes to a product; `NotFound` when the id is
     /// not one of this store's products.
-    pub async fn update_product(&self, tenant: &Tenant, id: uuid::Uuid, mut draft: ProductDraft, category: Option<&str>) -> Result<()> {
+    pub async fn update_product(
+        &self,
+        tenant: &Tenant,
+        id: uuid::Uuid,
+        mut draft: ProductDraft,
+        category: Option<&str>,
+    ) -> Result<()> {
         draft.body_html = sanitize_html(&draft.body_html);
         draft.validate(tenant.currency)?;
         let txn = self.db.tenant_txn(tenant.id).await?;
@@ -329,7 +344,11 @@ impl Catalog {
     /// Bulk price and stock edit. Prices are validated like everywhere else.
     pub async fn update_variants(&self, tenant: &Tenant, changes: &[repo::VariantChange]) -> Result<u64> {
         if let Some(bad) = changes.iter().find(|c| c.price < 0 || c.stock < 0) {
-            return Err(ecom_core::Invalid::new("variants", format!("variant {}: price and stock cannot be negative", bad.variant)).into());
+            return Err(ecom_core::Invalid::new(
+                "variants",
+                format!("variant {}: price and stock cannot be negative", bad.variant),
+            )
+            .into());
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
         let n = repo::update_variants(&txn, tenant.id, changes).await?;
@@ -339,7 +358,11 @@ impl Catalog {
     }
 
     /// A product with its variants, any status, for the merchant panel.
-    pub async fn product_for_edit(&self, tenant: &Tenant, id: uuid::Uuid) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
+    pub async fn product_for_edit(
+        &self,
+        tenant: &Tenant,
+        id: uuid::Uuid,
+    ) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
         let txn = self.db.tenant_txn(tenant.id).await?;
         let found = repo::product_by_id(&txn, tenant.id, id).await?;
         txn.commit().await.map_err(StoreError::from)?;
@@ -348,8 +371,21 @@ impl Catalog {
 
     /// The merchant's product list: search, status filter, pages of 50 (not cached:
     /// merchants expect to see their own writes and the list is not on the hot path).
-    pub async fn merchant_products(&self, tenant: &Tenant, search: Option<String>, status: Option<ProductStatus>, page: u64) -> Result<(Vec<(ProductRecord, Vec<VariantRecord>)>, u64)> {
-        let listing = Listing { status, search, sort: ProductSort::TitleAsc, limit: 50, offset: page.saturating_sub(1) * 50, ..Default::default() };
+    pub async fn merchant_products(
+        &self,
+        tenant: &Tenant,
+        search: Option<String>,
+        status: Option<ProductStatus>,
+        page: u64,
+    ) -> Result<(Vec<(ProductRecord, Vec<VariantRecord>)>, u64)> {
+        let listing = Listing {
+            status,
+            search,
+            sort: ProductSort::TitleAsc,
+            limit: 50,
+            offset: page.saturating_sub(1) * 50,
+            ..Default::default()
+        };
         let txn = self.db.tenant_txn(tenant.id).await?;
         let (rows, total) = repo::list_products(&txn, tenant.id, &listing).await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
@@ -358,7 +394,8 @@ impl Catalog {
         let out = rows
             .into_iter()
             .map(|p| {
-                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut variants).into_iter().partition(|(pid, _)| *pid == p.id);
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut variants).into_iter().partition(|(pid, _)| *pid == p.id);
                 variants = rest;
                 (p, mine.into_iter().map(|(_, v)| v).collect())
             })

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod catalog_csv;
 pub mod demo;
 mod demo_catalog;
 pub mod directory;

@@ -655,7 +655,11 @@ pub async fn list_categories(txn: &DatabaseTransaction, tenant: TenantId) -> Res
         .collect())
 }
 
-pub async fn product_by_id(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
+pub async fn product_by_id(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
     let Some(p) = product::Entity::find_by_id(id).filter(product::Column::TenantId.eq(tenant.0)).one(txn).await? else {
         return Ok(None);
     };
@@ -663,7 +667,12 @@ pub async fn product_by_id(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid
     Ok(Some((product_record(p)?, variants)))
 }
 
-pub async fn set_product_status(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid, status: ProductStatus) -> Result<bool> {
+pub async fn set_product_status(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    id: Uuid,
+    status: ProductStatus,
+) -> Result<bool> {
     let res = product::Entity::update_many()
         .col_expr(product::Column::Status, Expr::value(status.as_str()))
         .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))

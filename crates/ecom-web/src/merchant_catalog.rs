@@ -120,7 +120,8 @@ impl ProductForm {
 
     fn from_record(p: &ProductRecord, vs: &[VariantRecord], category: String, tenant: &Tenant) -> Self {
         let money = |m: i64| Money::new(m, tenant.currency).decimal();
-        let mut options: Vec<(String, String)> = p.options.iter().map(|o| (o.name.clone(), o.values.join(", "))).collect();
+        let mut options: Vec<(String, String)> =
+            p.options.iter().map(|o| (o.name.clone(), o.values.join(", "))).collect();
         options.resize(3, (String::new(), String::new()));
         Self {
             title: p.title.clone(),
@@ -131,7 +132,12 @@ impl ProductForm {
             product_type: p.product_type.clone(),
             category,
             tags: p.tags.join(", "),
-            attributes: p.attributes.iter().filter_map(|(k, v)| v.as_str().map(|v| format!("{k}: {v}"))).collect::<Vec<_>>().join("\n"),
+            attributes: p
+                .attributes
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}: {v}")))
+                .collect::<Vec<_>>()
+                .join("\n"),
             options,
             default_price: vs.first().map(|v| money(v.price)).unwrap_or_default(),
             default_stock: "0".into(),
@@ -162,7 +168,11 @@ impl ProductForm {
                 let mut seen = std::collections::HashSet::new();
                 ProductOption {
                     name: name.trim().to_owned(),
-                    values: values.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty() && seen.insert(v.clone())).collect(),
+                    values: values
+                        .split(',')
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty() && seen.insert(v.clone()))
+                        .collect(),
                 }
             })
             .collect();
@@ -183,16 +193,21 @@ impl ProductForm {
             existing.push(VariantDraft {
                 sku: Some(row.sku.trim().to_owned()).filter(|s| !s.is_empty()),
                 option_values: row.values.clone(),
-                price: Money::parse("price", &row.price, currency).map_err(|e| Invalid::new("variants", format!("{}: {}", label("price"), e.message)))?,
+                price: Money::parse("price", &row.price, currency)
+                    .map_err(|e| Invalid::new("variants", format!("{}: {}", label("price"), e.message)))?,
                 compare_at: if row.compare_at.trim().is_empty() {
                     None
                 } else {
-                    Some(Money::parse("compare_at", &row.compare_at, currency).map_err(|e| Invalid::new("variants", format!("{}: {}", label("compare-at price"), e.message)))?)
+                    Some(Money::parse("compare_at", &row.compare_at, currency).map_err(|e| {
+                        Invalid::new("variants", format!("{}: {}", label("compare-at price"), e.message))
+                    })?)
                 },
                 weight_grams: if row.grams.trim().is_empty() {
                     None
                 } else {
-                    Some(row.grams.trim().parse().map_err(|_| Invalid::new("variants", format!("{}: weight is a whole number of grams", label(""))))?)
+                    Some(row.grams.trim().parse().map_err(|_| {
+                        Invalid::new("variants", format!("{}: weight is a whole number of grams", label("")))
+                    })?)
                 },
                 barcode: Some(row.barcode.trim().to_owned()).filter(|s| !s.is_empty()),
                 stock: stock("variants", &row.stock)?,
@@ -223,7 +238,11 @@ impl ProductForm {
             })
             .collect::<Result<serde_json::Map<_, _>, _>>()?;
         Ok(ProductDraft {
-            handle: if self.handle.trim().is_empty() { Handle::from_title(&self.title)? } else { Handle::parse(&self.handle)? },
+            handle: if self.handle.trim().is_empty() {
+                Handle::from_title(&self.title)?
+            } else {
+                Handle::parse(&self.handle)?
+            },
             title: self.title.clone(),
             body_html: self.body.clone(),
             status: ProductStatus::parse(&self.status).unwrap_or(ProductStatus::Draft),
@@ -256,10 +275,19 @@ impl ProductForm {
     }
 }
 
-async fn form_page(state: &AppState, page: &SignedIn, tenant: &Tenant, form: &ProductForm, id: Option<Uuid>, error: Option<String>, saved: bool) -> WebResult<Response> {
+async fn form_page(
+    state: &AppState,
+    page: &SignedIn,
+    tenant: &Tenant,
+    form: &ProductForm,
+    id: Option<Uuid>,
+    error: Option<String>,
+    saved: bool,
+) -> WebResult<Response> {
     let failed = error.is_some();
     let categories = state.catalog.categories(tenant).await?;
-    let cats: Vec<_> = categories.iter().map(|c| context! { handle => c.handle.clone(), name => c.name.clone() }).collect();
+    let cats: Vec<_> =
+        categories.iter().map(|c| context! { handle => c.handle.clone(), name => c.name.clone() }).collect();
     let mut resp = page.page(
         "merchant/product_form.html",
         context! {
@@ -286,7 +314,12 @@ fn category_of(records: &[ecom_store::catalog::CategoryRecord], id: Option<Uuid>
     id.and_then(|id| records.iter().find(|c| c.id == id)).map(|c| c.handle.clone()).unwrap_or_default()
 }
 
-pub async fn edit_form(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>, Query(q): Query<SavedQuery>) -> WebResult<Response> {
+pub async fn edit_form(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Path(id): Path<Uuid>,
+    Query(q): Query<SavedQuery>,
+) -> WebResult<Response> {
     let tenant = store_of(&page)?;
     let Some((p, vs)) = state.catalog.product_for_edit(&tenant, id).await? else { return Err(WebError::not_found()) };
     let categories = state.catalog.categories(&tenant).await?;
@@ -301,7 +334,12 @@ pub struct SavedQuery {
 
 /// Create (`id` = None) or update a product. `action=variants` only regenerates the
 /// variant table from the options and shows the form again.
-async fn submit(state: AppState, page: SignedIn, id: Option<Uuid>, pairs: Vec<(String, String)>) -> WebResult<Response> {
+async fn submit(
+    state: AppState,
+    page: SignedIn,
+    id: Option<Uuid>,
+    pairs: Vec<(String, String)>,
+) -> WebResult<Response> {
     let tenant = store_of(&page)?;
     let form = ProductForm::from_pairs(&pairs);
     let action = pairs.iter().find(|(k, _)| k == "action").map(|(_, v)| v.as_str()).unwrap_or("save");
@@ -320,19 +358,39 @@ async fn submit(state: AppState, page: SignedIn, id: Option<Uuid>, pairs: Vec<(S
     };
     match result {
         Ok(id) => Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response()),
-        Err(ServiceError::Invalid(e)) => form_page(&state, &page, &tenant, &form.with_variants_of(&draft), id, Some(e.to_string()), false).await,
+        Err(ServiceError::Invalid(e)) => {
+            form_page(&state, &page, &tenant, &form.with_variants_of(&draft), id, Some(e.to_string()), false).await
+        }
         Err(ServiceError::Conflict(what)) => {
-            form_page(&state, &page, &tenant, &form, id, Some(format!("{what} already exists in this store; choose another handle")), false).await
+            form_page(
+                &state,
+                &page,
+                &tenant,
+                &form,
+                id,
+                Some(format!("{what} already exists in this store; choose another handle")),
+                false,
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
 }
 
-pub async fn create(State(state): State<AppState>, page: SignedIn, Form(pairs): Form<Vec<(String, String)>>) -> WebResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> WebResult<Response> {
     submit(state, page, None, pairs).await
 }
 
-pub async fn update(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>, Form(pairs): Form<Vec<(String, String)>>) -> WebResult<Response> {
+pub async fn update(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Path(id): Path<Uuid>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> WebResult<Response> {
     submit(state, page, Some(id), pairs).await
 }
 
@@ -341,9 +399,15 @@ pub struct StatusForm {
     status: String,
 }
 
-pub async fn set_status(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>, Form(f): Form<StatusForm>) -> WebResult<Response> {
+pub async fn set_status(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Path(id): Path<Uuid>,
+    Form(f): Form<StatusForm>,
+) -> WebResult<Response> {
     let tenant = store_of(&page)?;
-    let status = ProductStatus::parse(&f.status).ok_or_else(|| WebError::BadRequest(format!("\"{}\" is not a product status", f.status)))?;
+    let status = ProductStatus::parse(&f.status)
+        .ok_or_else(|| WebError::BadRequest(format!("\"{}\" is not a product status", f.status)))?;
     state.catalog.set_status(&tenant, id, status).await?;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }
@@ -356,7 +420,11 @@ pub struct PageQuery {
 }
 
 /// Bulk price and stock editing: every variant of a page of products in one form.
-pub async fn inventory(State(state): State<AppState>, page: SignedIn, Query(q): Query<PageQuery>) -> WebResult<Response> {
+pub async fn inventory(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Query(q): Query<PageQuery>,
+) -> WebResult<Response> {
     let tenant = store_of(&page)?;
     let n = q.page.unwrap_or(1).clamp(1, 10_000);
     let search = q.q.clone().filter(|s| !s.trim().is_empty());
@@ -380,15 +448,22 @@ pub async fn inventory(State(state): State<AppState>, page: SignedIn, Query(q): 
     ))
 }
 
-pub async fn save_inventory(State(state): State<AppState>, page: SignedIn, Form(pairs): Form<Vec<(String, String)>>) -> WebResult<Response> {
+pub async fn save_inventory(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> WebResult<Response> {
     let tenant = store_of(&page)?;
     let mut changes = Vec::new();
     for (key, value) in &pairs {
         let Some(id) = key.strip_prefix("price_") else { continue };
-        let variant = Uuid::parse_str(id).map_err(|_| WebError::BadRequest("The form refers to a variant that does not exist.".into()))?;
+        let variant = Uuid::parse_str(id)
+            .map_err(|_| WebError::BadRequest("The form refers to a variant that does not exist.".into()))?;
         let price = Money::parse("price", value, tenant.currency)?;
         let stock_text = pairs.iter().find(|(k, _)| *k == format!("stock_{id}")).map(|(_, v)| v.trim()).unwrap_or("0");
-        let stock: i32 = stock_text.parse().map_err(|_| WebError::BadRequest(format!("Stock: \"{stock_text}\" is not a whole number")))?;
+        let stock: i32 = stock_text
+            .parse()
+            .map_err(|_| WebError::BadRequest(format!("Stock: \"{stock_text}\" is not a whole number")))?;
         changes.push(VariantChange { variant, price: price.minor, stock });
     }
     let n = state.catalog.update_variants(&tenant, &changes).await?;

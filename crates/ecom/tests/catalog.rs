@@ -230,8 +230,16 @@ async fn merchants_create_edit_and_archive_products_in_the_panel(app: TestApp) {
 
     let mut good = base.clone();
     good.extend([
-        ("v0_o0", "S"), ("v0_o1", "Red"), ("v0_price", "19.50"), ("v0_stock", "4"), ("v0_sku", "AP-S"),
-        ("v1_o0", "M"), ("v1_o1", "Red"), ("v1_price", "21"), ("v1_stock", "0"), ("action", "save"),
+        ("v0_o0", "S"),
+        ("v0_o1", "Red"),
+        ("v0_price", "19.50"),
+        ("v0_stock", "4"),
+        ("v0_sku", "AP-S"),
+        ("v1_o0", "M"),
+        ("v1_o1", "Red"),
+        ("v1_price", "21"),
+        ("v1_stock", "0"),
+        ("action", "save"),
     ]);
     let saved = b.post("demo.localhost", "/merchant/products/new", &good).await;
     assert_eq!(saved.status, 303, "{}", saved.body);
@@ -252,10 +260,17 @@ async fn merchants_create_edit_and_archive_products_in_the_panel(app: TestApp) {
     let csrf = inv.csrf();
     let price_key = format!("price_{variant_id}");
     let stock_key = format!("stock_{variant_id}");
-    let done = b.post("demo.localhost", "/merchant/inventory", &[("_csrf", &csrf), (&price_key, "17.25"), (&stock_key, "9")]).await;
+    let done = b
+        .post("demo.localhost", "/merchant/inventory", &[("_csrf", &csrf), (&price_key, "17.25"), (&stock_key, "9")])
+        .await;
     assert_eq!(done.status, 303);
-    assert!(b.get("demo.localhost", "/products/canvas-apron").await.body.contains("$17.25"), "storefront cache was cleared");
-    let negative = b.post("demo.localhost", "/merchant/inventory", &[("_csrf", &csrf), (&price_key, "-1"), (&stock_key, "9")]).await;
+    assert!(
+        b.get("demo.localhost", "/products/canvas-apron").await.body.contains("$17.25"),
+        "storefront cache was cleared"
+    );
+    let negative = b
+        .post("demo.localhost", "/merchant/inventory", &[("_csrf", &csrf), (&price_key, "-1"), (&stock_key, "9")])
+        .await;
     assert_eq!(negative.status, 400);
 
     // Another store's merchant cannot see or change it.
@@ -268,13 +283,31 @@ async fn merchants_create_edit_and_archive_products_in_the_panel(app: TestApp) {
     hijack[0] = ("_csrf", acme_csrf.as_str());
     hijack[1] = ("title", "Hijacked");
     assert_eq!(other.post("acme.localhost", &format!("/merchant/products/{id}"), &hijack).await.status, 404);
-    let other_inv = other.post("acme.localhost", "/merchant/inventory", &[("_csrf", &acme_csrf), (&price_key, "0.01"), (&stock_key, "0")]).await;
+    let other_inv = other
+        .post(
+            "acme.localhost",
+            "/merchant/inventory",
+            &[("_csrf", &acme_csrf), (&price_key, "0.01"), (&stock_key, "0")],
+        )
+        .await;
     assert_eq!(other_inv.status, 303);
-    assert!(b.get("demo.localhost", "/products/canvas-apron").await.body.contains("$17.25"), "acme's bulk edit touched nothing");
+    assert!(
+        b.get("demo.localhost", "/products/canvas-apron").await.body.contains("$17.25"),
+        "acme's bulk edit touched nothing"
+    );
 
     // Archive: gone from the storefront, kept in the panel.
     let csrf = b.get("demo.localhost", &edit_url).await.csrf();
-    assert_eq!(b.post("demo.localhost", &format!("/merchant/products/{id}/status"), &[("_csrf", &csrf), ("status", "archived")]).await.status, 303);
+    assert_eq!(
+        b.post(
+            "demo.localhost",
+            &format!("/merchant/products/{id}/status"),
+            &[("_csrf", &csrf), ("status", "archived")]
+        )
+        .await
+        .status,
+        303
+    );
     assert_eq!(b.get("demo.localhost", "/products/canvas-apron").await.status, 404);
     assert!(b.get("demo.localhost", "/merchant/products?status=archived").await.body.contains("Canvas Apron"));
     app.stop().await;
