@@ -17,6 +17,13 @@ use std::time::Duration;
 /// Products per listing page.
 pub const PAGE_SIZE: u64 = 24;
 
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub updated: usize,
+}
+
 /// A product tile in a listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductCard {
@@ -403,6 +410,65 @@ impl Catalog {
         Ok((out, total))
     }
 
+    /// Imports products read from a CSV file in one transaction: all of them or none.
+    /// A product whose handle exists is updated (so a re-import or a round trip does
+    /// not duplicate), others are created. `progress(done, total)` is called as it goes.
+    pub async fn import_products(
+        &self,
+        tenant: &Tenant,
+        products: Vec<crate::catalog_csv::ImportedProduct>,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<ImportSummary> {
+        let total = products.len();
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let mut position = i32::try_from(repo::count_products(&txn, tenant.id).await?).unwrap_or(i32::MAX);
+        let mut summary = ImportSummary::default();
+        for (i, imported) in products.into_iter().enumerate() {
+            let mut draft = imported.draft;
+            draft.body_html = sanitize_html(&draft.body_html);
+            draft
+                .validate(tenant.currency)
+                .map_err(|e| ecom_core::Invalid::new("file", format!("line {}: {}", imported.line, e)))?;
+            match repo::product_by_handle(&txn, tenant.id, draft.handle.as_str()).await? {
+                Some((existing, _)) => {
+                    repo::update_product(&txn, tenant.id, existing.id, &draft, existing.category_id).await?;
+                    summary.updated += 1;
+                }
+                None => {
+                    repo::insert_product(&txn, tenant.id, &draft, None, position).await?;
+                    position = position.saturating_add(1);
+                    summary.created += 1;
+                }
+            }
+            progress(i + 1, total);
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(summary)
+    }
+
+    /// Every product of the store, archived ones too, with variants: for CSV export.
+    pub async fn export_products(&self, tenant: &Tenant) -> Result<Vec<(ProductRecord, Vec<VariantRecord>)>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let listing =
+            Listing { include_archived: true, sort: ProductSort::TitleAsc, limit: u64::MAX >> 1, ..Default::default() };
+        let (rows, _) = repo::list_products(&txn, tenant.id, &listing).await?;
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let variants = repo::variants_of(&txn, tenant.id, &ids).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        let mut by_product: HashMap<uuid::Uuid, Vec<VariantRecord>> = HashMap::new();
+        for (pid, v) in variants {
+            by_product.entry(pid).or_default().push(v);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|p| {
+                let vs = by_product.remove(&p.id).unwrap_or_default();
+                (p, vs)
+            })
+            .collect())
+    }
+
     pub async fn categories(&self, tenant: &Tenant) -> Result<Arc<Vec<CategoryRecord>>> {
         self.category_records(tenant).await
     }
@@ -548,6 +614,7 @@ impl Catalog {
         };
         let page = q.page.max(1);
         let listing = Listing {
+            include_archived: false,
             status: Some(ProductStatus::Active),
             collection,
             category_ids,

@@ -357,6 +357,8 @@ pub struct Listing {
     /// `Some(Active)` for shoppers; `None` for the merchant panel (all but archived
     /// unless asked).
     pub status: Option<ProductStatus>,
+    /// With `status: None`: include archived products too (exports).
+    pub include_archived: bool,
     pub collection: Option<CollectionRecord>,
     /// A category and its descendants.
     pub category_ids: Vec<Uuid>,
@@ -384,6 +386,7 @@ fn listing_condition(tenant: TenantId, l: &Listing) -> Condition {
     let mut c = Condition::all().add(product::Column::TenantId.eq(tenant.0));
     match l.status {
         Some(s) => c = c.add(product::Column::Status.eq(s.as_str())),
+        None if l.include_archived => {}
         None => c = c.add(product::Column::Status.ne(ProductStatus::Archived.as_str())),
     }
     if let Some(col) = &l.collection {

@@ -50,6 +50,13 @@ pub fn router(state: AppState) -> Router {
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))
         .route("/merchant/products", get(merchant_catalog::list))
+        .route("/merchant/products/export", get(merchant_catalog::export))
+        .route(
+            "/merchant/products/import",
+            get(merchant_catalog::import_form)
+                .post(merchant_catalog::import)
+                .layer(axum::extract::DefaultBodyLimit::max(merchant_catalog::MAX_IMPORT_BYTES)),
+        )
         .route("/merchant/products/new", get(merchant_catalog::new_form).post(merchant_catalog::create))
         .route("/merchant/products/{id}", get(merchant_catalog::edit_form).post(merchant_catalog::update))
         .route("/merchant/products/{id}/status", post(merchant_catalog::set_status))

@@ -470,3 +470,63 @@ pub async fn save_inventory(
     let back = pairs.iter().find(|(k, _)| k == "page").map(|(_, v)| v.clone()).unwrap_or_else(|| "1".into());
     Ok(Redirect::to(&format!("/merchant/inventory?page={back}&saved={n}")).into_response())
 }
+
+/// Files larger than this are refused before parsing (Shopify's own limit is 15 MB).
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
+pub async fn import_form(page: SignedIn) -> Response {
+    page.page("merchant/import.html", context! { page_title => "Import products" })
+}
+
+/// Upload of a Shopify product CSV: checked whole, imported whole or not at all.
+pub async fn import(
+    State(state): State<AppState>,
+    page: SignedIn,
+    mut multipart: axum::extract::Multipart,
+) -> WebResult<Response> {
+    let tenant = store_of(&page)?;
+    let mut bytes = None;
+    while let Some(field) =
+        multipart.next_field().await.map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?
+    {
+        if field.name() == Some("file") {
+            let data =
+                field.bytes().await.map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?;
+            bytes = Some(data);
+        }
+    }
+    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+        return Ok(page.page(
+            "merchant/import.html",
+            context! { errors => vec!["Choose a CSV file to upload."], page_title => "Import products" },
+        ));
+    };
+    let products = match ecom_services::catalog_csv::parse_shopify_csv(&bytes[..], tenant.currency) {
+        Ok(p) => p,
+        Err(errors) => {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let mut resp = page.page("merchant/import.html", context! { errors, page_title => "Import products" });
+            *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(resp);
+        }
+    };
+    let summary = state.catalog.import_products(&tenant, products, &|_, _| {}).await?;
+    Ok(page.page("merchant/import.html", context! { summary => ser(&summary), page_title => "Import products" }))
+}
+
+pub async fn export(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    let tenant = store_of(&page)?;
+    let products = state.catalog.export_products(&tenant).await?;
+    let mut out = Vec::new();
+    ecom_services::catalog_csv::write_shopify_csv(&mut out, &products, tenant.currency)
+        .map_err(|e| WebError::Internal(format!("csv export: {e}")))?;
+    let filename = format!("attachment; filename=\"{}-products.csv\"", tenant.slug);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, filename),
+        ],
+        out,
+    )
+        .into_response())
+}

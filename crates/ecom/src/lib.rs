@@ -162,3 +162,60 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+/// Finds a store by slug for an operator command, with a clear error when missing.
+async fn store_by_slug(db: &Db, slug: &str) -> anyhow::Result<ecom_core::Tenant> {
+    ecom_store::tenants::find_by_slug(db, slug).await.context("cannot read stores")?.ok_or_else(|| {
+        anyhow::anyhow!("there is no store with the slug \"{slug}\" (see the super-admin panel for the list)")
+    })
+}
+
+/// `ecom import products`: reads a Shopify product CSV and imports it into a store,
+/// all or nothing, with a progress bar on a terminal.
+pub async fn import_products_cli(config: &Config, slug: &str, file: &Path) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    let tenant = store_by_slug(&db, slug).await?;
+    let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let products = match ecom_services::catalog_csv::parse_shopify_csv(std::io::BufReader::new(input), tenant.currency)
+    {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            anyhow::bail!("{} problem(s) in {}; nothing was imported", errors.len(), file.display());
+        }
+    };
+    let bar = indicatif::ProgressBar::new(products.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} products ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("importing into {slug}"));
+    let catalog = Catalog::new(db.clone());
+    let summary = catalog
+        .import_products(&tenant, products, &|done, _| bar.set_position(done as u64))
+        .await
+        .map_err(|e| anyhow::anyhow!("import failed, nothing was imported: {e}"))?;
+    bar.finish_and_clear();
+    println!("imported into {slug}: {} created, {} updated", summary.created, summary.updated);
+    Ok(())
+}
+
+/// `ecom export products`: writes a store's products as a Shopify product CSV.
+pub async fn export_products_cli(config: &Config, slug: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    let tenant = store_by_slug(&db, slug).await?;
+    let products =
+        Catalog::new(db).export_products(&tenant).await.map_err(|e| anyhow::anyhow!("export failed: {e}"))?;
+    match out {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            ecom_services::catalog_csv::write_shopify_csv(std::io::BufWriter::new(file), &products, tenant.currency)?;
+            eprintln!("exported {} products to {}", products.len(), path.display());
+        }
+        None => ecom_services::catalog_csv::write_shopify_csv(std::io::stdout().lock(), &products, tenant.currency)?,
+    }
+    Ok(())
+}

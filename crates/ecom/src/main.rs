@@ -47,6 +47,38 @@ enum Command {
     },
     /// Print the effective configuration (secrets hidden) and exit.
     Config,
+    /// Import data into a store.
+    #[command(subcommand)]
+    Import(ImportWhat),
+    /// Export data from a store.
+    #[command(subcommand)]
+    Export(ExportWhat),
+}
+
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// Products from a Shopify product CSV. Every row is checked first; a file with
+    /// errors imports nothing and lists them by line. Existing handles are updated.
+    Products {
+        /// The store's slug, e.g. demo.
+        #[arg(long)]
+        store: String,
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportWhat {
+    /// Products as a Shopify product CSV (archived ones included).
+    Products {
+        /// The store's slug, e.g. demo.
+        #[arg(long)]
+        store: String,
+        /// Where to write; standard output when left out.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,7 +106,7 @@ fn main() -> ExitCode {
                 config.data_dir.clone_from(d);
             }
         }
-        Command::Config => {}
+        Command::Config | Command::Import(_) | Command::Export(_) => {}
     }
     ecom::telemetry::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -104,6 +136,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Config => {
             println!("{config:#?}");
             Ok(())
+        }
+        Command::Import(ImportWhat::Products { store, file }) => {
+            ecom::import_products_cli(&config, &store, &file).await
+        }
+        Command::Export(ExportWhat::Products { store, output }) => {
+            ecom::export_products_cli(&config, &store, output.as_deref()).await
         }
     }
 }

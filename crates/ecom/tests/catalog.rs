@@ -313,3 +313,62 @@ async fn merchants_create_edit_and_archive_products_in_the_panel(app: TestApp) {
     app.stop().await;
 }
 both!(merchants_create_edit_and_archive_products_in_the_panel);
+
+async fn upload(b: &common::Browser, host: &str, csv: Vec<u8>) -> common::Page {
+    let csrf = b.get(host, "/merchant/products/import").await.csrf();
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(csv).file_name("products.csv"));
+    let resp = b
+        .client
+        .post(b.url(host, &format!("/merchant/products/import?_csrf={csrf}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    common::to_page(resp).await
+}
+
+async fn csv_export_then_import_gives_the_same_catalog(app: TestApp) {
+    seed(&app, "demo").await;
+    app.store("acme", "Acme").await;
+    let b = app.browser(&[]);
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+    assert_eq!(b.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await.status, 303);
+    let exported = b.client.get(b.url("demo.localhost", "/merchant/products/export")).send().await.unwrap();
+    assert_eq!(exported.status(), 200);
+    assert!(exported.headers()["content-disposition"].to_str().unwrap().contains("demo-products.csv"));
+    let demo_csv = exported.bytes().await.unwrap().to_vec();
+    assert!(String::from_utf8_lossy(&demo_csv).starts_with("Handle,Title,Body (HTML)"));
+
+    // A file with problems imports nothing and names the lines.
+    let mut broken = demo_csv.clone();
+    broken.extend_from_slice(b"broken-one,,,,,,,,,,,,,,,,,,,,oops\n");
+    let refused = upload(&b, "acme.localhost", broken).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Nothing was imported") && refused.body.contains("line "), "{}", refused.body);
+    assert!(b.get("acme.localhost", "/merchant/products").await.body.contains("0 products"));
+
+    let imported = upload(&b, "acme.localhost", demo_csv.clone()).await;
+    assert_eq!(imported.status, 200);
+    assert!(imported.body.contains("31 new products"), "{}", imported.body);
+    let acme_csv = b
+        .client
+        .get(b.url("acme.localhost", "/merchant/products/export"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        String::from_utf8(acme_csv).unwrap(),
+        String::from_utf8(demo_csv.clone()).unwrap(),
+        "export → import → export is stable"
+    );
+    // Importing again updates instead of duplicating.
+    assert!(upload(&b, "acme.localhost", demo_csv).await.body.contains("31 updated"));
+    assert!(b.get("acme.localhost", "/products/silk-scarf-12").await.status == 200);
+    app.stop().await;
+}
+both!(csv_export_then_import_gives_the_same_catalog);

@@ -120,3 +120,53 @@ fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
     assert_eq!(request_line["span"]["route"], "/healthz");
     assert!(rest.contains("shutting down"), "{rest}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_products_checks_every_line_then_imports_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ecom::config::Config { data_dir: dir.path().join("data"), ..Default::default() };
+    let db = ecom::open_database(&config).await.unwrap();
+    ecom_store::tenants::create(
+        &db,
+        &ecom_store::tenants::NewTenant {
+            slug: ecom_core::Slug::parse("demo").unwrap(),
+            name: "Demo".into(),
+            currency: ecom_core::Currency::parse("USD").unwrap(),
+            locale: ecom_core::Locale::parse("en").unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    db.connection().clone().close().await.unwrap();
+    let csv = dir.path().join("products.csv");
+    std::fs::write(
+        &csv,
+        "Handle,Title,Option1 Name,Option1 Value,Variant Price,Variant Inventory Qty,Status\n\
+         mug,Enamel Mug,Color,White,12.00,5,active\n\
+         mug,,,Blue,12.00,3,\n\
+         bowl,Stoneware Bowl,,,18.50,2,active\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "Handle,Title,Variant Price\nplate,,9\ncup,Cup,nine\n").unwrap();
+    let run = |args: &[&str]| ecom().current_dir(dir.path()).env("ECOM_DATA_DIR", "data").args(args).output().unwrap();
+
+    let out = run(&["import", "products", "--store", "demo", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("line 2") && stderr.contains("line 3") && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+
+    let out = run(&["import", "products", "--store", "nope", csv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store with the slug \"nope\""));
+
+    let out = run(&["import", "products", "--store", "demo", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 created, 0 updated"));
+    let out = run(&["export", "products", "--store", "demo"]);
+    let exported = String::from_utf8(out.stdout).unwrap();
+    assert!(exported.contains("mug,Enamel Mug") && exported.contains("bowl,Stoneware Bowl"), "{exported}");
+}

@@ -222,7 +222,7 @@ impl Page {
 }
 
 impl Browser {
-    fn url(&self, host: &str, path: &str) -> String {
+    pub fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.port)
     }
 
@@ -255,7 +255,7 @@ impl Browser {
     }
 }
 
-async fn to_page(resp: reqwest::Response) -> Page {
+pub async fn to_page(resp: reqwest::Response) -> Page {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.text().await.unwrap();
