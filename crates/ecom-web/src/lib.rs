@@ -9,6 +9,7 @@ mod error;
 mod merchant;
 mod merchant_catalog;
 mod ops;
+mod pwa;
 mod session;
 mod site;
 mod state;
@@ -29,7 +30,11 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .route("/", get(site::home))
         .route("/static/{file}", get(ops::static_file))
-        .route("/manifest.webmanifest", get(ops::not_yet))
+        .route("/manifest.webmanifest", get(pwa::store_manifest))
+        .route("/merchant/manifest.webmanifest", get(pwa::merchant_manifest))
+        .route("/icons/{file}", get(pwa::icon))
+        .route("/sw.js", get(pwa::service_worker))
+        .route("/offline", get(pwa::offline))
         // Sign-in flows, one set of handlers for the three areas:
         // /account (customers), /merchant (staff), /admin (platform admins).
         .route("/{area}/login", get(auth::login_form).post(auth::login))

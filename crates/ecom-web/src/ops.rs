@@ -61,6 +61,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let (body, content_type): (&'static str, &str) = match file.as_str() {
         "app.css" => (include_str!("../static/app.css"), "text/css; charset=utf-8"),
+        "app.js" => (include_str!("../static/app.js"), "text/javascript; charset=utf-8"),
         _ => return crate::error::WebError::not_found().into_response(),
     };
     let etag = format!("\"{}\"", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))[..16]);
@@ -76,9 +77,4 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
         body,
     )
         .into_response()
-}
-
-/// Routes the contract reserves for later work say so plainly.
-pub async fn not_yet() -> Response {
-    (StatusCode::NOT_IMPLEMENTED, "not built yet: the web app manifest arrives with the PWA work\n").into_response()
 }

@@ -185,6 +185,16 @@ async fn search_engines_get_a_sitemap_and_robots(app: TestApp) {
         assert_eq!(b.get("demo.localhost", &format!("/pages/{page}")).await.status, 200, "{page}");
     }
     assert_eq!(b.get("demo.localhost", "/pages/nope").await.status, 404);
+    // The installable-app pieces.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&b.get("demo.localhost", "/manifest.webmanifest").await.body).unwrap();
+    assert_eq!(manifest["name"], "demo store");
+    assert_eq!(manifest["display"], "standalone");
+    let icon = b.client.get(b.url("demo.localhost", "/icons/512.png")).send().await.unwrap();
+    assert_eq!(icon.headers()["content-type"], "image/png");
+    assert!(icon.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    assert!(b.get("demo.localhost", "/sw.js").await.body.contains("/offline"));
+    assert!(b.get("demo.localhost", "/offline").await.body.contains("You are offline"));
     app.stop().await;
 }
 both!(search_engines_get_a_sitemap_and_robots);

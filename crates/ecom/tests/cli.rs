@@ -74,30 +74,44 @@ fn migrate_creates_the_sqlite_database_in_wal_mode() {
     assert!(ecom().current_dir(dir.path()).args(["migrate", "--data-dir", "data"]).output().unwrap().status.success());
 }
 
-#[test]
-fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = ecom()
-        .current_dir(dir.path())
+/// Starts `ecom serve` with JSON logs on a free port; returns the child, its address
+/// and the rest of its log.
+fn spawn_server(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut cmd = ecom();
+    cmd.current_dir(dir)
         .env("ECOM_LOG_FORMAT", "json")
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data"])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
+    while stderr.read_line(&mut line).unwrap() > 0 {
         let v: serde_json::Value =
             serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         if v["fields"]["message"] == "ready" {
-            addr = v["fields"]["addr"].as_str().map(str::to_owned);
+            let addr = v["fields"]["addr"].as_str().unwrap().to_owned();
+            return (child, addr, stderr);
         }
         line.clear();
     }
-    let addr = addr.expect("a ready line with the address");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server never said it was ready");
+}
+
+#[test]
+fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, mut stderr) = spawn_server(dir.path(), &[], &[]);
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     write!(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nx-request-id: req-abc-123\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -169,4 +183,34 @@ async fn import_products_checks_every_line_then_imports_all() {
     let out = run(&["export", "products", "--store", "demo"]);
     let exported = String::from_utf8(out.stdout).unwrap();
     assert!(exported.contains("mug,Enamel Mug") && exported.contains("bowl,Stoneware Bowl"), "{exported}");
+}
+
+/// Headless Chromium walks a demo store: home → collection → product → variant,
+/// checks the manifest, the service worker and installability, then stops the server
+/// and expects the offline page (tools/browser/e2e.mjs).
+#[test]
+fn a_browser_walks_the_demo_store_installs_it_and_sees_the_offline_page() {
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/browser");
+    let ready =
+        std::path::Path::new("/usr/bin/chromium").exists() && tools.join("node_modules/playwright-core").exists();
+    if !ready {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: Chromium and tools/browser/node_modules are required (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED: Chromium or playwright-core missing (apt-get install chromium; npm ci in tools/browser)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, _stderr) = spawn_server(dir.path(), &["--demo"], &[("ECOM_RATE_LIMITS", "false")]);
+    let out = Command::new("node")
+        .current_dir(&tools)
+        .args(["e2e.mjs", &format!("http://{addr}"), &child.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stdout.contains("all checks passed"), "{stdout}\n{stderr}");
 }
