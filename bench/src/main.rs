@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use ecom_core::{Currency, Email, Locale, Realm, Slug, StaffRole};
+use ecom_core::{Currency, Email, Locale, Money, Realm, Slug, StaffRole};
 use ecom_store::{Db, DbOptions, accounts, tenants};
 use rand::RngExt;
 use std::sync::Arc;
@@ -24,6 +24,33 @@ enum Command {
         database_url: String,
         #[arg(long)]
         stores: u32,
+    },
+    /// Create store "bench" with N products (Size × Color variants) in collections.
+    SeedCatalog {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+    },
+    /// Product and collection page throughput and latency on one store: at a fixed
+    /// rate, and at saturation. `--static-url` also saturates a static server (nginx)
+    /// serving the same bytes, for comparison.
+    Pages {
+        #[arg(long)]
+        base: String,
+        #[arg(long, default_value = "bench.localhost")]
+        host: String,
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Requests per second for the fixed-rate runs.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long)]
+        static_url: Option<String>,
     },
     /// Measure tenant resolution + storefront, and customer login, across N stores.
     Tenancy {
@@ -46,6 +73,10 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Seed { database_url, stores } => seed(&database_url, stores).await,
         Command::Tenancy { base, stores, secs, concurrency } => tenancy(&base, stores, secs, concurrency).await,
+        Command::SeedCatalog { database_url, products } => seed_catalog(&database_url, products).await,
+        Command::Pages { base, host, products, secs, concurrency, rate, static_url } => {
+            pages(&base, &host, products, secs, concurrency, rate, static_url.as_deref()).await
+        }
     }
 }
 
@@ -271,6 +302,215 @@ async fn tenancy(base: &str, stores: u32, secs: u64, concurrency: usize) -> anyh
         .await
     };
     let report = serde_json::json!({ "stores": stores, "concurrency": concurrency, "secs": secs, "results": [cold.json(), warm.json(), login.json()] });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Product titles like "Linen Shirt 0042": handles are predictable for the load.
+fn bench_handle(i: usize) -> String {
+    format!("bench-product-{i:05}")
+}
+
+async fn seed_catalog(url: &str, products: usize) -> anyhow::Result<()> {
+    use ecom_core::catalog::{Handle, ProductDraft, ProductOption, ProductStatus, VariantDraft};
+    let db = Db::connect(&DbOptions { url: url.into(), max_connections: 4, acquire_timeout: Duration::from_secs(10) })
+        .await?;
+    db.migrate().await?;
+    let tenant = tenants::create(
+        &db,
+        &tenants::NewTenant {
+            slug: Slug::parse("bench")?,
+            name: "Bench Store".into(),
+            currency: Currency::parse("USD")?,
+            locale: Locale::parse("en-US")?,
+        },
+    )
+    .await?;
+    let catalog = ecom_services::Catalog::new(db.clone());
+    let sizes = ["S", "M", "L"];
+    let colors = ["Red", "Blue", "Green", "Black"];
+    let kinds = ["Shirts", "Sweaters", "Trousers", "Jackets", "Hats"];
+    let started = Instant::now();
+    let drafts: Vec<ecom_services::catalog_csv::ImportedProduct> = (0..products)
+        .map(|i| {
+            let options = vec![
+                ProductOption { name: "Size".into(), values: sizes.iter().map(|s| (*s).to_owned()).collect() },
+                ProductOption { name: "Color".into(), values: colors.iter().map(|c| (*c).to_owned()).collect() },
+            ];
+            let variants = ecom_core::catalog::option_combinations(&options)
+                .into_iter()
+                .enumerate()
+                .map(|(j, values)| VariantDraft {
+                    sku: Some(format!("B{i:05}-{j:02}")),
+                    option_values: values,
+                    price: Money::new(1000 + (i as i64 * 37) % 20_000, Currency::parse("USD").unwrap_or_else(|_| unreachable!())),
+                    compare_at: None,
+                    weight_grams: Some(400),
+                    barcode: None,
+                    stock: ((i + j) % 9) as i32,
+                })
+                .collect();
+            let kind = kinds[i % kinds.len()];
+            ecom_services::catalog_csv::ImportedProduct {
+                draft: ProductDraft {
+                    handle: Handle::parse(&bench_handle(i)).unwrap_or_else(|_| unreachable!()),
+                    title: format!("Bench {kind} {i:05}"),
+                    body_html: format!("<p>Product {i} of the benchmark catalog: a plausible description of a plausible {kind}, long enough to look like a real one.</p><ul><li>Cotton</li><li>Made in Portugal</li></ul>"),
+                    status: ProductStatus::Active,
+                    vendor: "Bench Co".into(),
+                    product_type: kind.into(),
+                    tags: vec![kind.to_lowercase(), format!("batch-{}", i % 10)],
+                    attributes: [("material".to_owned(), serde_json::Value::String("cotton".into()))].into_iter().collect(),
+                    options,
+                    variants,
+                },
+                line: i + 2,
+                images: Vec::new(),
+            }
+        })
+        .collect();
+    let last = std::sync::atomic::AtomicUsize::new(0);
+    catalog
+        .import_products(&tenant, drafts, &|done, total| {
+            if done * 10 / total != last.load(std::sync::atomic::Ordering::Relaxed) {
+                last.store(done * 10 / total, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("seeded {done}/{total} products ({:.1} s)", started.elapsed().as_secs_f64());
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    catalog
+        .create_collection(
+            &tenant,
+            "Shirts",
+            "",
+            Some(vec![ecom_core::catalog::CollectionRule::ProductType("Shirts".into())]),
+            &[],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("seeded {products} products in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Sends requests at `rate` per second for `secs` (open loop: latency includes any
+/// queueing), returning the latencies of those that succeeded.
+async fn fixed_rate<F, Fut>(name: &'static str, secs: u64, rate: u64, op: F) -> Sample
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut handles = Vec::new();
+    for n in 0..secs * rate {
+        tick.tick().await;
+        let op = op.clone();
+        handles.push(tokio::spawn(async move { op(n).await }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        match h.await {
+            Ok(Ok(d)) => latencies.push(d),
+            _ => errors += 1,
+        }
+    }
+    latencies.sort_unstable();
+    Sample { name, latencies, errors, elapsed: started.elapsed() }
+}
+
+async fn get_ok(http: &reqwest::Client, url: String, host: Option<String>) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let mut req = http.get(url);
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    let resp = req.send().await?;
+    if resp.status() != 200 {
+        bail!("status {}", resp.status());
+    }
+    resp.bytes().await?;
+    Ok(t.elapsed())
+}
+
+async fn pages(
+    base: &str,
+    host: &str,
+    products: usize,
+    secs: u64,
+    concurrency: usize,
+    rate: u64,
+    static_url: Option<&str>,
+) -> anyhow::Result<()> {
+    let base = base.trim_end_matches('/').to_owned();
+    let http = client()?;
+    let product_url = {
+        let base = base.clone();
+        move |n: u64| format!("{base}/products/{}", bench_handle((n as usize * 7919) % products))
+    };
+    let collection_url = {
+        let base = base.clone();
+        move |n: u64| format!("{base}/collections/shirts?page={}", n % 20 + 1)
+    };
+    // Warm the node's cache for every product once, as a running store would be.
+    {
+        let (http, host, base) = (http.clone(), host.to_owned(), base.clone());
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        drive_until("warm-up", 120, concurrency, move |_| {
+            let (http, host, base) = (http.clone(), host.clone(), base.clone());
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if i >= products as u64 {
+                    return Ok(None);
+                }
+                get_ok(&http, format!("{base}/products/{}", bench_handle(i as usize)), Some(host)).await.map(Some)
+            }
+        })
+        .await;
+    }
+    let mut results = Vec::new();
+    for (name, url_fn) in [
+        ("product page", Arc::new(product_url) as Arc<dyn Fn(u64) -> String + Send + Sync>),
+        ("collection page", Arc::new(collection_url)),
+    ] {
+        let (h1, host1, u1) = (http.clone(), host.to_owned(), url_fn.clone());
+        let at_rate = fixed_rate(
+            if name == "product page" { "product page at fixed rate" } else { "collection page at fixed rate" },
+            secs,
+            rate,
+            move |n| {
+                let (http, host, url) = (h1.clone(), host1.clone(), u1(n));
+                async move { get_ok(&http, url, Some(host)).await }
+            },
+        )
+        .await;
+        let (h2, host2, u2) = (http.clone(), host.to_owned(), url_fn.clone());
+        let saturated = drive(
+            if name == "product page" { "product page at saturation" } else { "collection page at saturation" },
+            secs,
+            concurrency,
+            move |n| {
+                let (http, host, url) = (h2.clone(), host2.clone(), u2(n));
+                async move { get_ok(&http, url, Some(host)).await }
+            },
+        )
+        .await;
+        results.push(at_rate.json());
+        results.push(saturated.json());
+    }
+    if let Some(url) = static_url {
+        let (http, url) = (http.clone(), url.to_owned());
+        let nginx = drive("same product page as a static file (nginx) at saturation", secs, concurrency, move |_| {
+            let (http, url) = (http.clone(), url.clone());
+            async move { get_ok(&http, url, None).await }
+        })
+        .await;
+        results.push(nginx.json());
+    }
+    let report = serde_json::json!({ "products": products, "concurrency": concurrency, "rate": rate, "secs": secs, "results": results });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -269,7 +269,9 @@ impl Catalog {
         }
     }
 
-    fn generation(&self, tenant: TenantId) -> u64 {
+    /// The store's catalog version: changes on every catalog write. Caches of
+    /// anything derived from the catalog key on it.
+    pub fn generation(&self, tenant: TenantId) -> u64 {
         if let Ok(map) = self.generations.read()
             && let Some(g) = map.get(&tenant)
         {
@@ -285,18 +287,18 @@ impl Catalog {
         }
     }
 
+    /// A cached read. Concurrent misses of the same key share one load, so a burst of
+    /// shoppers on a page nobody has seen yet costs one set of queries, not hundreds.
     async fn cached<F, Fut>(&self, tenant: TenantId, key: String, load: F) -> Result<Cached>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Cached>>,
     {
         let key = (tenant, self.generation(tenant), key);
-        if let Some(hit) = self.cache.get(&key).await {
-            return Ok(hit);
-        }
-        let value = load().await?;
-        self.cache.insert(key, value.clone()).await;
-        Ok(value)
+        self.cache.try_get_with(key, load()).await.map_err(|e| match &*e {
+            ServiceError::NotFound => ServiceError::NotFound,
+            other => ServiceError::Internal(other.to_string()),
+        })
     }
 
     /// Validates, sanitises and stores a new product.
@@ -444,6 +446,9 @@ impl Catalog {
         }
         txn.commit().await.map_err(StoreError::from)?;
         self.invalidate(tenant.id);
+        if let Err(e) = self.db.analyze(&["products", "variants", "product_facets", "collection_products"]).await {
+            tracing::warn!(error = %e, "refreshing planner statistics after the import failed");
+        }
         Ok(summary)
     }
 

@@ -117,6 +117,19 @@ impl Db {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics after a bulk write. Without them PostgreSQL
+    /// plans a freshly imported catalog as if tables were empty (nested loops over
+    /// thousands of rows: 600 ms instead of 4 ms for a collection page).
+    pub async fn analyze(&self, tables: &[&str]) -> Result<()> {
+        for table in tables {
+            if !table.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                continue;
+            }
+            self.conn.execute_unprepared(&format!("ANALYZE {table}")).await?;
+        }
+        Ok(())
+    }
+
     pub fn pool_stats(&self) -> PoolStats {
         let (size, idle) = match self.backend {
             Backend::Postgres => {

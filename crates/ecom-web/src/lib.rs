@@ -28,7 +28,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let app = Router::new()
-        .route("/", get(site::home))
         .route("/static/{file}", get(ops::static_file))
         .route("/manifest.webmanifest", get(pwa::store_manifest))
         .route("/merchant/manifest.webmanifest", get(pwa::merchant_manifest))
@@ -44,13 +43,6 @@ pub fn router(state: AppState) -> Router {
         .route("/{area}/forgot", get(auth::forgot_form).post(auth::forgot))
         .route("/{area}/reset", get(auth::reset_form).post(auth::reset))
         .route("/account", get(storefront::account))
-        .route("/products", get(storefront::all_products))
-        .route("/products/{handle}", get(storefront::product))
-        .route("/collections", get(storefront::collections))
-        .route("/collections/{handle}", get(storefront::collection))
-        .route("/categories/{handle}", get(storefront::category))
-        .route("/search", get(storefront::search))
-        .route("/pages/{handle}", get(storefront::static_page))
         .route("/robots.txt", get(storefront::robots))
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))
@@ -71,11 +63,25 @@ pub fn router(state: AppState) -> Router {
         .fallback(site::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));
+    // Shopper pages, served from the rendered-page cache when nobody is signed in.
+    let shop = Router::new()
+        .route("/", get(site::home))
+        .route("/products", get(storefront::all_products))
+        .route("/products/{handle}", get(storefront::product))
+        .route("/collections", get(storefront::collections))
+        .route("/collections/{handle}", get(storefront::collection))
+        .route("/categories/{handle}", get(storefront::category))
+        .route("/search", get(storefront::search))
+        .route("/pages/{handle}", get(storefront::static_page))
+        .route_layer(middleware::from_fn_with_state(state.clone(), storefront::page_cache))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
+        .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
-    app.merge(ops)
+    app.merge(shop)
+        .merge(ops)
         .layer(middleware::from_fn(telemetry::record_metrics))
         .layer(telemetry::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -34,6 +34,8 @@ pub struct AppState {
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     pub config: Arc<WebConfig>,
+    /// Rendered storefront pages for shoppers who are not signed in.
+    pub pages: crate::storefront::PageCache,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             metrics,
             config: Arc::new(config),
+            pages: crate::storefront::new_page_cache(),
         }
     }
 }

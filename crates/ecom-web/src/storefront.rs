@@ -20,6 +20,69 @@ use ecom_services::Site;
 use ecom_services::catalog::{ListingQuery, ListingView, ProductView};
 use minijinja::{Value, context};
 
+/// Rendered pages by (host, catalog generation, path and query).
+pub type PageCache = moka::future::Cache<(String, u64, String), axum::body::Bytes>;
+
+/// At most 64 MiB of pages, each kept five minutes at most (other nodes' catalog
+/// writes reach this one within that time; this node's own writes at once).
+pub fn new_page_cache() -> PageCache {
+    moka::future::Cache::builder()
+        .weigher(|_, v: &axum::body::Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+        .max_capacity(64 * 1024 * 1024)
+        .time_to_live(std::time::Duration::from_secs(300))
+        .build()
+}
+
+/// Serves storefront pages to shoppers who are not signed in from a cache of
+/// rendered HTML: the page only depends on the store, its catalog version and the
+/// address. Signed-in shoppers (their name is in the header) always get a fresh page.
+pub async fn page_cache(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let signed_in = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.contains("ecom_customer="));
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    if req.method() != axum::http::Method::GET || signed_in || path.len() > 512 {
+        return next.run(req).await;
+    }
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    let Ok(Site::Store(tenant)) = state.directory.resolve(&host).await else { return next.run(req).await };
+    if !tenant.is_open() {
+        return next.run(req).await;
+    }
+    let key = (host, state.catalog.generation(tenant.id), path);
+    if let Some(body) = state.pages.get(&key).await {
+        return (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::HeaderName::from_static("x-cache"), "hit")],
+            body,
+        )
+            .into_response();
+    }
+    let resp = next.run(req).await;
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if resp.status() != axum::http::StatusCode::OK || !is_html || resp.headers().contains_key(header::SET_COOKIE) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    match axum::body::to_bytes(body, 4 * 1024 * 1024).await {
+        Ok(bytes) => {
+            state.pages.insert(key, bytes.clone()).await;
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(e) => WebError::Internal(format!("reading a rendered page: {e}")).into_response(),
+    }
+}
+
 /// A request on an open store's host, with what every storefront page shows.
 pub struct Shop {
     pub tenant: Tenant,

@@ -138,10 +138,22 @@ async fn new_products_appear_at_once_after_a_write(app: TestApp) {
     let tenant = seed(&app, "demo").await;
     let b = app.browser(&[]);
     assert!(b.get("demo.localhost", "/products").await.body.contains("30 products"));
+    let again = b.get("demo.localhost", "/products").await;
+    assert_eq!(
+        again.headers.get("x-cache").map(|v| v.to_str().unwrap()),
+        Some("hit"),
+        "anonymous pages come from the page cache"
+    );
     assert_eq!(b.get("demo.localhost", "/products/linen-cap").await.status, 404);
     app.catalog.create_product(&tenant, product("Linen Cap", "Hats", &[], &["Red"], 999, &tenant), None).await.unwrap();
-    assert!(b.get("demo.localhost", "/products").await.body.contains("31 products"));
+    let after = b.get("demo.localhost", "/products").await;
+    assert!(after.body.contains("31 products"));
+    assert!(after.headers.get("x-cache").is_none(), "a catalog write retires cached pages");
     assert_eq!(b.get("demo.localhost", "/products/linen-cap").await.status, 200);
+    // A signed-in shopper sees their name, so never a cached page.
+    assert_eq!(b.login("demo.localhost", "/account", "pat@example.com", common::PASSWORD).await.status, 303);
+    let mine = b.get("demo.localhost", "/products").await;
+    assert!(mine.headers.get("x-cache").is_none() && mine.body.contains("Pat"));
     // Same handle again: refused.
     let again =
         app.catalog.create_product(&tenant, product("Linen Cap", "Hats", &[], &["Red"], 999, &tenant), None).await;
