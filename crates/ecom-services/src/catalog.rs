@@ -5,7 +5,9 @@
 use crate::{Result, ServiceError};
 use ecom_core::catalog::{CollectionRule, Handle, ProductDraft, ProductSort, ProductStatus};
 use ecom_core::{Money, Tenant, TenantId};
-use ecom_store::catalog::{self as repo, CategoryRecord, CollectionRecord, Listing, ProductRecord, VariantRecord};
+use ecom_store::catalog::{
+    self as repo, CategoryRecord, CollectionRecord, ImageRecord, Listing, ProductRecord, VariantRecord,
+};
 use ecom_store::{Db, StoreError};
 use moka::future::Cache;
 use serde::Serialize;
@@ -24,6 +26,31 @@ pub struct ImportSummary {
     pub updated: usize,
 }
 
+/// An image as pages use it: `/media/{hash}.{ext}` is the original,
+/// `/media/{hash}-{w}.jpg` a thumbnail (w = 200, 400, 800).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageView {
+    pub id: String,
+    pub hash: String,
+    pub ext: String,
+    pub alt: String,
+    pub width: i32,
+    pub height: i32,
+}
+
+impl From<&ImageRecord> for ImageView {
+    fn from(i: &ImageRecord) -> Self {
+        Self {
+            id: i.id.to_string(),
+            hash: i.hash.clone(),
+            ext: i.ext.clone(),
+            alt: i.alt.clone(),
+            width: i.width,
+            height: i.height,
+        }
+    }
+}
+
 /// A product tile in a listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductCard {
@@ -40,6 +67,8 @@ pub struct ProductCard {
     pub swatch: u8,
     /// The product's initials for the placeholder.
     pub initials: String,
+    /// The first image, if any.
+    pub image: Option<ImageView>,
 }
 
 /// A stable small number from a handle, so a product keeps its placeholder colour.
@@ -96,6 +125,7 @@ pub struct ProductView {
     pub swatch: u8,
     pub initials: String,
     pub compare_at: Option<String>,
+    pub images: Vec<ImageView>,
 }
 
 /// A filter group in the sidebar (e.g. Color) with its values.
@@ -189,7 +219,7 @@ fn plain_text(html: &str, max_chars: usize) -> String {
     }
 }
 
-fn card(p: &ProductRecord, tenant: &Tenant) -> ProductCard {
+fn card(p: &ProductRecord, image: Option<&ImageRecord>, tenant: &Tenant) -> ProductCard {
     let money = |m| Money::new(m, tenant.currency).display();
     ProductCard {
         handle: p.handle.clone(),
@@ -202,13 +232,20 @@ fn card(p: &ProductRecord, tenant: &Tenant) -> ProductCard {
         in_stock: p.total_stock > 0,
         swatch: swatch(&p.handle),
         initials: initials(&p.title),
+        image: image.map(ImageView::from),
     }
 }
 
-fn product_view(p: ProductRecord, variants: Vec<VariantRecord>, tenant: &Tenant) -> ProductView {
+fn product_view(
+    p: ProductRecord,
+    variants: Vec<VariantRecord>,
+    images: &[ImageRecord],
+    tenant: &Tenant,
+) -> ProductView {
     let money = |m| Money::new(m, tenant.currency);
-    let card = card(&p, tenant);
+    let card = card(&p, images.first(), tenant);
     ProductView {
+        images: images.iter().map(ImageView::from).collect(),
         id: p.id.to_string(),
         summary: plain_text(&p.body_html, 160),
         status: p.status.as_str(),
@@ -474,6 +511,46 @@ impl Catalog {
             .collect())
     }
 
+    /// Records an image already stored in media storage as the product's last image.
+    pub async fn add_image(
+        &self,
+        tenant: &Tenant,
+        product: uuid::Uuid,
+        hash: &str,
+        ext: &str,
+        size: (u32, u32),
+        alt: &str,
+    ) -> Result<uuid::Uuid> {
+        let alt = alt.trim();
+        if alt.chars().count() > 500 {
+            return Err(ecom_core::Invalid::new("alt", "use at most 500 characters").into());
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let id =
+            repo::insert_image(&txn, tenant.id, product, hash, ext, size, alt).await?.ok_or(ServiceError::NotFound)?;
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(id)
+    }
+
+    pub async fn delete_image(&self, tenant: &Tenant, product: uuid::Uuid, image: uuid::Uuid) -> Result<()> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        if !repo::delete_image(&txn, tenant.id, product, image).await? {
+            return Err(ServiceError::NotFound);
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(())
+    }
+
+    /// A product's images, for the merchant panel.
+    pub async fn images(&self, tenant: &Tenant, product: uuid::Uuid) -> Result<Vec<ImageView>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let rows = repo::images_of(&txn, tenant.id, &[product]).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(rows.iter().map(ImageView::from).collect())
+    }
+
     pub async fn categories(&self, tenant: &Tenant) -> Result<Arc<Vec<CategoryRecord>>> {
         self.category_records(tenant).await
     }
@@ -527,13 +604,14 @@ impl Catalog {
         let hit = self
             .cached(tenant.id, format!("p:{handle}"), || async move {
                 let txn = db.tenant_txn(t.id).await?;
-                let found = repo::product_by_handle(&txn, t.id, &h).await?;
+                let found =
+                    repo::product_by_handle(&txn, t.id, &h).await?.filter(|(p, _)| p.status == ProductStatus::Active);
+                let images = match &found {
+                    Some((p, _)) => repo::images_of(&txn, t.id, &[p.id]).await?,
+                    None => Vec::new(),
+                };
                 txn.commit().await.map_err(StoreError::from)?;
-                Ok(Cached::Product(
-                    found
-                        .filter(|(p, _)| p.status == ProductStatus::Active)
-                        .map(|(p, v)| Arc::new(product_view(p, v, &t))),
-                ))
+                Ok(Cached::Product(found.map(|(p, v)| Arc::new(product_view(p, v, &images, &t)))))
             })
             .await?;
         match hit {
@@ -637,6 +715,8 @@ impl Catalog {
                 let txn = db.tenant_txn(t.id).await?;
                 let (rows, total) = repo::list_products(&txn, t.id, &listing).await?;
                 let counts = repo::facet_counts(&txn, t.id, &listing, "option:").await?;
+                let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+                let images = repo::images_of(&txn, t.id, &ids).await?;
                 txn.commit().await.map_err(StoreError::from)?;
                 let mut facets: Vec<FacetGroup> = Vec::new();
                 for (key, value, count) in counts {
@@ -651,7 +731,7 @@ impl Catalog {
                     }
                 }
                 Ok(Cached::Listing(Some(Arc::new(ListingView {
-                    products: rows.iter().map(|p| card(p, &t)).collect(),
+                    products: rows.iter().map(|p| card(p, images.iter().find(|i| i.product_id == p.id), &t)).collect(),
                     total,
                     page,
                     pages: total.div_ceil(PAGE_SIZE).max(1),

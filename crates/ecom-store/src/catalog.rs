@@ -740,3 +740,87 @@ async fn refresh_aggregates(txn: &DatabaseTransaction, tenant: TenantId, product
     }
     Ok(())
 }
+
+/// A product image (the files live in media storage, addressed by `hash`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageRecord {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub hash: String,
+    pub ext: String,
+    pub width: i32,
+    pub height: i32,
+    pub alt: String,
+}
+
+/// Adds an image after the product's others; `None` when the product is not the store's.
+pub async fn insert_image(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    product_id: Uuid,
+    hash: &str,
+    ext: &str,
+    (width, height): (u32, u32),
+    alt: &str,
+) -> Result<Option<Uuid>> {
+    use crate::entities::product_image;
+    if product::Entity::find_by_id(product_id).filter(product::Column::TenantId.eq(tenant.0)).one(txn).await?.is_none()
+    {
+        return Ok(None);
+    }
+    let position = product_image::Entity::find()
+        .filter(product_image::Column::TenantId.eq(tenant.0))
+        .filter(product_image::Column::ProductId.eq(product_id))
+        .count(txn)
+        .await?;
+    let id = Uuid::now_v7();
+    product_image::Entity::insert(product_image::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tenant.0),
+        product_id: Set(product_id),
+        hash: Set(hash.to_owned()),
+        ext: Set(ext.to_owned()),
+        width: Set(i32::try_from(width).unwrap_or(i32::MAX)),
+        height: Set(i32::try_from(height).unwrap_or(i32::MAX)),
+        alt: Set(alt.to_owned()),
+        position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(Some(id))
+}
+
+/// The images of several products in one query, in position order.
+pub async fn images_of(txn: &DatabaseTransaction, tenant: TenantId, products: &[Uuid]) -> Result<Vec<ImageRecord>> {
+    use crate::entities::product_image;
+    Ok(product_image::Entity::find()
+        .filter(product_image::Column::TenantId.eq(tenant.0))
+        .filter(product_image::Column::ProductId.is_in(products.to_vec()))
+        .order_by_asc(product_image::Column::ProductId)
+        .order_by_asc(product_image::Column::Position)
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|m| ImageRecord {
+            id: m.id,
+            product_id: m.product_id,
+            hash: m.hash,
+            ext: m.ext,
+            width: m.width,
+            height: m.height,
+            alt: m.alt,
+        })
+        .collect())
+}
+
+pub async fn delete_image(txn: &DatabaseTransaction, tenant: TenantId, product_id: Uuid, image: Uuid) -> Result<bool> {
+    use crate::entities::product_image;
+    let res = product_image::Entity::delete_many()
+        .filter(product_image::Column::TenantId.eq(tenant.0))
+        .filter(product_image::Column::ProductId.eq(product_id))
+        .filter(product_image::Column::Id.eq(image))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}

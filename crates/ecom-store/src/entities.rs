@@ -240,3 +240,28 @@ pub mod category {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod product_image {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "product_images")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub product_id: Uuid,
+        pub hash: String,
+        pub ext: String,
+        pub width: i32,
+        pub height: i32,
+        pub alt: String,
+        pub position: i32,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -21,18 +21,20 @@ pub const TENANT_TABLES: &[&str] = &[
     "collections",
     "collection_products",
     "categories",
+    "product_images",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
 const FOUNDATION_TABLES: &[&str] = &["tenant_domains", "staff", "customers", "password_resets", "dev_mailbox"];
 const CATALOG_TABLES: &[&str] =
     &["products", "variants", "product_facets", "collections", "collection_products", "categories"];
+const MEDIA_TABLES: &[&str] = &["product_images"];
 
 pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Foundation), Box::new(M0002Catalog)]
+        vec![Box::new(M0001Foundation), Box::new(M0002Catalog), Box::new(M0003Media)]
     }
 }
 
@@ -393,13 +395,53 @@ pub(crate) async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+struct M0003Media;
+
+impl MigrationName for M0003Media {
+    fn name(&self) -> &str {
+        "m0003_media"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Media {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let (product, mut product_fk) = reference("product_images", "product_id", "products", false);
+        m.create_table(
+            tenant_table("product_images")
+                .col(product)
+                .foreign_key(&mut product_fk)
+                // SHA-256 of the original: the content address of the stored files.
+                .col(ColumnDef::new(name("hash")).string_len(64).not_null())
+                .col(ColumnDef::new(name("ext")).string_len(8).not_null())
+                .col(ColumnDef::new(name("width")).integer().not_null())
+                .col(ColumnDef::new(name("height")).integer().not_null())
+                .col(ColumnDef::new(name("alt")).string_len(500).not_null())
+                .col(ColumnDef::new(name("position")).integer().not_null())
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("product_images", &["tenant_id", "product_id"], false)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, MEDIA_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the media migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_tenant_table_is_protected_by_exactly_one_migration() {
-        let protected: Vec<&str> = FOUNDATION_TABLES.iter().chain(CATALOG_TABLES).copied().collect();
+        let protected: Vec<&str> =
+            FOUNDATION_TABLES.iter().chain(CATALOG_TABLES).chain(MEDIA_TABLES).copied().collect();
         assert_eq!(protected, TENANT_TABLES);
     }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod csrf;
 mod error;
+mod media;
 mod merchant;
 mod merchant_catalog;
 mod ops;
@@ -18,7 +19,7 @@ mod telemetry;
 mod templates;
 
 pub use ops::install_metrics_recorder;
-pub use state::{AppState, WebConfig};
+pub use state::{AppState, Services, WebConfig};
 
 use axum::Router;
 use axum::middleware;
@@ -32,6 +33,13 @@ pub fn router(state: AppState) -> Router {
         .route("/manifest.webmanifest", get(pwa::store_manifest))
         .route("/merchant/manifest.webmanifest", get(pwa::merchant_manifest))
         .route("/icons/{file}", get(pwa::icon))
+        .route("/media/{file}", get(media::serve))
+        .route(
+            "/merchant/products/{id}/images",
+            post(merchant_catalog::upload_image)
+                .layer(axum::extract::DefaultBodyLimit::max(ecom_media::MAX_BYTES + 64 * 1024)),
+        )
+        .route("/merchant/products/{id}/images/{image}/delete", post(merchant_catalog::delete_image))
         .route("/sw.js", get(pwa::service_worker))
         .route("/offline", get(pwa::offline))
         // Sign-in flows, one set of handlers for the three areas:

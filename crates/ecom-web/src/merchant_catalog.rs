@@ -285,13 +285,17 @@ async fn form_page(
     saved: bool,
 ) -> WebResult<Response> {
     let failed = error.is_some();
+    let images = match id {
+        Some(id) => state.catalog.images(tenant, id).await?,
+        None => Vec::new(),
+    };
     let categories = state.catalog.categories(tenant).await?;
     let cats: Vec<_> =
         categories.iter().map(|c| context! { handle => c.handle.clone(), name => c.name.clone() }).collect();
     let mut resp = page.page(
         "merchant/product_form.html",
         context! {
-            form => ser(form), id => id.map(|i| i.to_string()), error, saved, categories => cats,
+            form => ser(form), id => id.map(|i| i.to_string()), error, saved, categories => cats, images => ser(&images),
             option_names => form.options.iter().map(|(n, _)| n.clone()).filter(|n| !n.is_empty()).collect::<Vec<_>>(),
             statuses => ["draft", "active", "archived"], currency => tenant.currency.code(),
             page_title => if id.is_some() { "Edit product" } else { "New product" },
@@ -529,4 +533,54 @@ pub async fn export(State(state): State<AppState>, page: SignedIn) -> WebResult<
         out,
     )
         .into_response())
+}
+
+/// Upload of a product image (multipart: `file`, `alt`), checked and stored, with
+/// thumbnails made in the background.
+pub async fn upload_image(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Path(id): Path<Uuid>,
+    mut multipart: axum::extract::Multipart,
+) -> WebResult<Response> {
+    let tenant = store_of(&page)?;
+    let (mut bytes, mut alt) = (None, String::new());
+    while let Some(field) =
+        multipart.next_field().await.map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?
+    {
+        match field.name() {
+            Some("file") => {
+                bytes = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?,
+                )
+            }
+            Some("alt") => alt = field.text().await.unwrap_or_default(),
+            _ => {}
+        }
+    }
+    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+        return Err(WebError::BadRequest("Choose an image file to upload.".into()));
+    };
+    if state.catalog.product_for_edit(&tenant, id).await?.is_none() {
+        return Err(WebError::not_found());
+    }
+    let stored = state.media.ingest(tenant.id, bytes).await.map_err(|e| match e {
+        ecom_media::MediaError::Rejected(why) => WebError::BadRequest(format!("That image was refused: {why}.")),
+        other => WebError::Internal(other.to_string()),
+    })?;
+    state.catalog.add_image(&tenant, id, &stored.hash, stored.ext, (stored.width, stored.height), &alt).await?;
+    Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
+}
+
+pub async fn delete_image(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Path((id, image)): Path<(Uuid, Uuid)>,
+) -> WebResult<Response> {
+    let tenant = store_of(&page)?;
+    state.catalog.delete_image(&tenant, id, image).await?;
+    Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }

@@ -34,21 +34,25 @@ pub struct AppState {
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     pub config: Arc<WebConfig>,
+    /// Uploaded images and their thumbnails.
+    pub media: ecom_media::Media,
     /// Rendered storefront pages for shoppers who are not signed in.
     pub pages: crate::storefront::PageCache,
 }
 
+/// The services the web layer is built on.
+pub struct Services {
+    pub db: Db,
+    pub directory: Directory,
+    pub accounts: Accounts,
+    pub catalog: Catalog,
+    pub media: ecom_media::Media,
+}
+
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
-    pub fn new(
-        db: Db,
-        directory: Directory,
-        accounts: Accounts,
-        catalog: Catalog,
-        secret: &[u8],
-        metrics: PrometheusHandle,
-        config: WebConfig,
-    ) -> Self {
+    pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
+        let Services { db, directory, accounts, catalog, media } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -65,6 +69,7 @@ impl AppState {
             directory,
             accounts,
             catalog,
+            media,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             metrics,

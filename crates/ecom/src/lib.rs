@@ -96,11 +96,10 @@ impl Application {
         };
         let directory =
             Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(config.tenant_cache_ttl_secs));
+        let media = ecom_media::Media::local(&config.data_dir.join("media"))
+            .map_err(|e| anyhow::anyhow!("media storage: {e}"))?;
         let state = ecom_web::AppState::new(
-            db.clone(),
-            directory,
-            accounts,
-            catalog,
+            ecom_web::Services { db: db.clone(), directory, accounts, catalog, media },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
             ecom_web::WebConfig {

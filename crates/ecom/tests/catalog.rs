@@ -394,3 +394,78 @@ async fn csv_export_then_import_gives_the_same_catalog(app: TestApp) {
     app.stop().await;
 }
 both!(csv_export_then_import_gives_the_same_catalog);
+
+fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 255) as u8, (y % 255) as u8, 120]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+async fn upload_image(b: &common::Browser, host: &str, product: &str, bytes: Vec<u8>, alt: &str) -> common::Page {
+    let csrf = b.get(host, &format!("/merchant/products/{product}")).await.csrf();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(bytes).file_name("photo.png"))
+        .text("alt", alt.to_owned());
+    let resp = b
+        .client
+        .post(b.url(host, &format!("/merchant/products/{product}/images?_csrf={csrf}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    common::to_page(resp).await
+}
+
+async fn product_images_are_checked_stored_and_served_with_long_cache_headers(app: TestApp) {
+    let tenant = app.store("demo", "Demo").await;
+    app.store("acme", "Acme").await;
+    let id = app
+        .catalog
+        .create_product(&tenant, product("Wool Hat", "Hats", &[], &["Red"], 1500, &tenant), None)
+        .await
+        .unwrap();
+    let b = app.browser(&[]);
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+
+    let garbage = upload_image(&b, "demo.localhost", &id.to_string(), b"GIF89a not really".to_vec(), "x").await;
+    assert_eq!(garbage.status, 400);
+    assert!(garbage.body.contains("only JPEG, PNG and WebP"), "{}", garbage.body);
+
+    let ok = upload_image(&b, "demo.localhost", &id.to_string(), png_bytes(900, 600), "A red wool hat").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let page = b.get("demo.localhost", "/products/wool-hat").await;
+    let marker = "/media/";
+    let start = page.body.find(marker).expect("an image on the product page") + marker.len();
+    let hash = page.body[start..start + 64].to_owned();
+    assert!(page.body.contains("alt=\"A red wool hat\""));
+
+    let original = b.client.get(b.url("demo.localhost", &format!("/media/{hash}.png"))).send().await.unwrap();
+    assert_eq!(original.status(), 200);
+    assert_eq!(original.headers()["cache-control"], "public, max-age=31536000, immutable");
+    let etag = original.headers()["etag"].to_str().unwrap().to_owned();
+    let again = b
+        .client
+        .get(b.url("demo.localhost", &format!("/media/{hash}.png")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    // The 400 px thumbnail appears shortly (made in the background).
+    let mut width = 0;
+    for _ in 0..100 {
+        let thumb = b.client.get(b.url("demo.localhost", &format!("/media/{hash}-400.jpg"))).send().await.unwrap();
+        assert_eq!(thumb.status(), 200);
+        if thumb.headers()["content-type"] == "image/jpeg" {
+            width = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap().width();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    assert_eq!(width, 400);
+    // Another store's host does not serve it.
+    assert_eq!(b.get("acme.localhost", &format!("/media/{hash}.png")).await.status, 404);
+    app.stop().await;
+}
+both!(product_images_are_checked_stored_and_served_with_long_cache_headers);
