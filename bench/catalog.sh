@@ -94,5 +94,11 @@ fi
   echo "| backend | scenario | req/s | p50 ms | p90 ms | p99 ms | errors | server RSS after (MiB) |"
   echo "|---|---|---|---|---|---|---|---|"
   cat "$RAW"
+  echo
+  echo "Reading: anonymous shoppers get product and collection pages from the rendered-page cache"
+  echo "(keyed by store, catalog version and address), so saturation measures the HTTP stack"
+  echo "(request id, tracing, metrics, CSRF cookie, security headers, host → store). The fixed-rate"
+  echo "collection p99 is the first visit of each of the 20 pages (list, count and facet queries"
+  echo "over 2,000 products), which the fixed-rate run starts cold; later visits are cached."
 } > "$OUT"
 cat "$OUT"

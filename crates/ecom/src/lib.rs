@@ -2,6 +2,7 @@
 //! integration tests use (`Application::build` binds port 0 and reports the port).
 
 pub mod config;
+mod demo_images;
 pub mod telemetry;
 
 use anyhow::Context;
@@ -25,6 +26,9 @@ pub struct Application {
     pub demo_logins: Vec<DemoLogin>,
     /// The app's catalog service (shares its cache), for tests and tools.
     pub catalog: Catalog,
+    media: ecom_media::Media,
+    /// Draw the demo stores' product pictures once serving.
+    demo: bool,
     limits: RateLimits,
 }
 
@@ -98,6 +102,7 @@ impl Application {
             Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(config.tenant_cache_ttl_secs));
         let media = ecom_media::Media::local(&config.data_dir.join("media"))
             .map_err(|e| anyhow::anyhow!("media storage: {e}"))?;
+        let media_handle = media.clone();
         let state = ecom_web::AppState::new(
             ecom_web::Services { db: db.clone(), directory, accounts, catalog, media },
             secret.as_bytes(),
@@ -113,7 +118,16 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
-        Ok(Self { listener, router: ecom_web::router(state), db, demo_logins, limits, catalog: catalog_handle })
+        Ok(Self {
+            listener,
+            router: ecom_web::router(state),
+            db,
+            demo_logins,
+            limits,
+            catalog: catalog_handle,
+            media: media_handle,
+            demo,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -131,6 +145,19 @@ impl Application {
                 limits.prune();
             }
         });
+        if self.demo {
+            let (db, catalog, media) = (self.db.clone(), self.catalog.clone(), self.media.clone());
+            tokio::spawn(async move {
+                for slug in ["demo", "acme"] {
+                    let Ok(Some(tenant)) = ecom_store::tenants::find_by_slug(&db, slug).await else { continue };
+                    match demo_images::add(&catalog, &media, &tenant).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(store = slug, images = n, "demo product pictures drawn"),
+                        Err(e) => tracing::warn!(store = slug, error = %e, "demo product pictures failed"),
+                    }
+                }
+            });
+        }
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
