@@ -30,6 +30,38 @@ pub enum MediaError {
     Storage(String),
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs image work (decoding, resizing, drawing) on one dedicated thread. Uploads are
+/// rare; what matters is that decoding megapixel images never takes both cores from
+/// page serving, and that the allocator keeps image buffers in one thread's arena
+/// (spread over tokio's blocking threads, a few dozen images left ~90 MiB resident).
+pub async fn on_image_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, MediaError> {
+    static QUEUE: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new().name("ecom-images".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the image thread");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(work());
+    });
+    queue
+        .lock()
+        .map_err(|_| MediaError::Storage("image thread poisoned".into()))?
+        .send(job)
+        .map_err(|_| MediaError::Storage("image thread stopped".into()))?;
+    rx.await.map_err(|_| MediaError::Storage("image work failed".into()))
+}
+
 /// An image stored for a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredImage {
@@ -140,9 +172,7 @@ impl Media {
     /// Checks and stores an upload, then makes its thumbnails in the background.
     pub async fn ingest(&self, tenant: TenantId, bytes: Bytes) -> Result<StoredImage, MediaError> {
         let checked = bytes.clone();
-        let (format, width, height) = tokio::task::spawn_blocking(move || inspect(&checked))
-            .await
-            .map_err(|e| MediaError::Storage(format!("image check: {e}")))??;
+        let (format, width, height) = on_image_thread(move || inspect(&checked)).await??;
         let ext = ext_of(format).unwrap_or("bin");
         let hash = hex::encode(Sha256::digest(&bytes));
         self.store
@@ -161,9 +191,7 @@ impl Media {
     async fn make_thumbnails(&self, tenant: TenantId, hash: &str, original: Bytes) -> Result<(), MediaError> {
         for width in THUMB_WIDTHS {
             let src = original.clone();
-            let thumb = tokio::task::spawn_blocking(move || make_thumbnail(&src, width))
-                .await
-                .map_err(|e| MediaError::Storage(e.to_string()))??;
+            let thumb = on_image_thread(move || make_thumbnail(&src, width)).await??;
             self.store
                 .put(&thumb_key(tenant, hash, width), PutPayload::from(thumb))
                 .await

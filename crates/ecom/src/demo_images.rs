@@ -152,7 +152,7 @@ pub async fn add(catalog: &Catalog, media: &Media, tenant: &Tenant) -> anyhow::R
         let colour_name =
             colour_idx.and_then(|i| variants.first().and_then(|v| v.option_values.get(i).cloned())).unwrap_or_default();
         let kind = p.product_type.clone();
-        let bytes = tokio::task::spawn_blocking({
+        let bytes = ecom_media::on_image_thread({
             let colour_name = colour_name.clone();
             move || draw(&kind, &colour_name)
         })
