@@ -643,42 +643,14 @@ async fn seed_outfitters(catalog: &Catalog, tenant: &Tenant) -> Result<()> {
             ids.push(catalog.create_product(tenant, d, Some(category)).await?);
         }
     }
-    catalog
-        .create_collection(
-            tenant,
-            "New arrivals",
-            "<p>Just in for the season.</p>",
-            Some(vec![CollectionRule::Tag("new".into())]),
-            &[],
-        )
-        .await?;
-    catalog
-        .create_collection(
-            tenant,
-            "Sale",
-            "<p>Last chance, good prices.</p>",
-            Some(vec![CollectionRule::Tag("sale".into())]),
-            &[],
-        )
-        .await?;
-    catalog
-        .create_collection(
-            tenant,
-            "Knitwear",
-            "<p>Merino and more for cold days.</p>",
-            Some(vec![CollectionRule::ProductType("Knitwear".into())]),
-            &[],
-        )
-        .await?;
-    catalog
-        .create_collection(
-            tenant,
-            "Under $50",
-            "<p>Small treats.</p>",
-            Some(vec![CollectionRule::PriceAtMost(5000)]),
-            &[],
-        )
-        .await?;
+    for (title, intro, rules) in [
+        ("New arrivals", "<p>Just in for the season.</p>", vec![CollectionRule::Tag("new".into())]),
+        ("Sale", "<p>Last chance, good prices.</p>", vec![CollectionRule::Tag("sale".into())]),
+        ("Knitwear", "<p>Merino and more for cold days.</p>", vec![CollectionRule::ProductType("Knitwear".into())]),
+        ("Under $50", "<p>Small treats.</p>", vec![CollectionRule::PriceAtMost(5000)]),
+    ] {
+        catalog.create_collection(tenant, title, intro, Some(rules), &[]).await?;
+    }
     let picks: Vec<_> = ids.iter().step_by(7).copied().collect();
     catalog.create_collection(tenant, "Staff picks", "<p>What we wear ourselves.</p>", None, &picks).await?;
     Ok(())
@@ -727,33 +699,17 @@ async fn seed_acme(catalog: &Catalog, tenant: &Tenant) -> Result<()> {
         let d = draft(spec, tenant)?;
         ids.push(catalog.create_product(tenant, d, Some(item.category)).await?);
     }
-    catalog
-        .create_collection(
-            tenant,
-            "New arrivals",
-            "<p>Fresh on the shelves.</p>",
-            Some(vec![CollectionRule::Tag("new".into())]),
-            &[],
-        )
-        .await?;
-    catalog
-        .create_collection(
-            tenant,
-            "Deals",
-            "<p>Good tools, lower prices.</p>",
-            Some(vec![CollectionRule::Tag("sale".into())]),
-            &[],
-        )
-        .await?;
-    catalog
-        .create_collection(
-            tenant,
+    for (title, intro, rules) in [
+        ("New arrivals", "<p>Fresh on the shelves.</p>", vec![CollectionRule::Tag("new".into())]),
+        ("Deals", "<p>Good tools, lower prices.</p>", vec![CollectionRule::Tag("sale".into())]),
+        (
             "Cordless range",
             "<p>One battery, every job.</p>",
-            Some(vec![CollectionRule::PriceAtLeast(8000), CollectionRule::Vendor("Acme".into())]),
-            &[],
-        )
-        .await?;
+            vec![CollectionRule::PriceAtLeast(8000), CollectionRule::Vendor("Acme".into())],
+        ),
+    ] {
+        catalog.create_collection(tenant, title, intro, Some(rules), &[]).await?;
+    }
     let picks: Vec<_> = ids.iter().step_by(5).copied().collect();
     catalog.create_collection(tenant, "Workshop essentials", "<p>Start here.</p>", None, &picks).await?;
     Ok(())

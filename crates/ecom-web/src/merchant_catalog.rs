@@ -82,6 +82,20 @@ struct VariantRow {
     grams: String,
 }
 
+impl From<&VariantDraft> for VariantRow {
+    fn from(v: &VariantDraft) -> Self {
+        Self {
+            values: v.option_values.clone(),
+            sku: v.sku.clone().unwrap_or_default(),
+            price: v.price.decimal(),
+            compare_at: v.compare_at.map(|c| c.decimal()).unwrap_or_default(),
+            stock: v.stock.to_string(),
+            barcode: v.barcode.clone().unwrap_or_default(),
+            grams: v.weight_grams.map(|g| g.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
 impl ProductForm {
     fn from_pairs(pairs: &[(String, String)]) -> Self {
         let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
@@ -143,14 +157,16 @@ impl ProductForm {
             default_stock: "0".into(),
             variants: vs
                 .iter()
-                .map(|v| VariantRow {
-                    values: v.option_values.clone(),
-                    sku: v.sku.clone().unwrap_or_default(),
-                    price: money(v.price),
-                    compare_at: v.compare_at.map(money).unwrap_or_default(),
-                    stock: v.stock.to_string(),
-                    barcode: v.barcode.clone().unwrap_or_default(),
-                    grams: v.weight_grams.map(|g| g.to_string()).unwrap_or_default(),
+                .map(|v| {
+                    VariantRow::from(&VariantDraft {
+                        sku: v.sku.clone(),
+                        option_values: v.option_values.clone(),
+                        price: Money::new(v.price, tenant.currency),
+                        compare_at: v.compare_at.map(|c| Money::new(c, tenant.currency)),
+                        weight_grams: v.weight_grams,
+                        barcode: v.barcode.clone(),
+                        stock: v.stock,
+                    })
                 })
                 .collect(),
         }
@@ -257,20 +273,7 @@ impl ProductForm {
 
     /// The form again, with its variant rows regenerated from the options.
     fn with_variants_of(mut self, draft: &ProductDraft) -> Self {
-        let money = |m: Money| m.decimal();
-        self.variants = draft
-            .variants
-            .iter()
-            .map(|v| VariantRow {
-                values: v.option_values.clone(),
-                sku: v.sku.clone().unwrap_or_default(),
-                price: money(v.price),
-                compare_at: v.compare_at.map(money).unwrap_or_default(),
-                stock: v.stock.to_string(),
-                barcode: v.barcode.clone().unwrap_or_default(),
-                grams: v.weight_grams.map(|g| g.to_string()).unwrap_or_default(),
-            })
-            .collect();
+        self.variants = draft.variants.iter().map(VariantRow::from).collect();
         self
     }
 }
