@@ -12,6 +12,7 @@ pub mod entities;
 pub mod mailbox;
 mod migration;
 pub mod tenants;
+pub mod themes;
 pub mod tokens;
 
 pub use db::{Backend, Db, DbOptions, PoolStats};

@@ -22,6 +22,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "collection_products",
     "categories",
     "product_images",
+    "theme_templates",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -29,12 +30,13 @@ const FOUNDATION_TABLES: &[&str] = &["tenant_domains", "staff", "customers", "pa
 const CATALOG_TABLES: &[&str] =
     &["products", "variants", "product_facets", "collections", "collection_products", "categories"];
 const MEDIA_TABLES: &[&str] = &["product_images"];
+const THEME_TABLES: &[&str] = &["theme_templates"];
 
 pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Foundation), Box::new(M0002Catalog), Box::new(M0003Media)]
+        vec![Box::new(M0001Foundation), Box::new(M0002Catalog), Box::new(M0003Media), Box::new(M0004Themes)]
     }
 }
 
@@ -434,6 +436,39 @@ impl MigrationTrait for M0003Media {
     }
 }
 
+struct M0004Themes;
+
+impl MigrationName for M0004Themes {
+    fn name(&self) -> &str {
+        "m0004_themes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004Themes {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            tenant_table("theme_templates")
+                .col(ColumnDef::new(name("name")).string_len(200).not_null())
+                // "draft" or "published": a store has at most one of each per template.
+                .col(ColumnDef::new(name("status")).string_len(20).not_null())
+                .col(ColumnDef::new(name("source")).text().not_null())
+                .col(ColumnDef::new(name("updated_at")).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("theme_templates", &["tenant_id", "name", "status"], true)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, THEME_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the themes migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,7 +476,7 @@ mod tests {
     #[test]
     fn every_tenant_table_is_protected_by_exactly_one_migration() {
         let protected: Vec<&str> =
-            FOUNDATION_TABLES.iter().chain(CATALOG_TABLES).chain(MEDIA_TABLES).copied().collect();
+            FOUNDATION_TABLES.iter().chain(CATALOG_TABLES).chain(MEDIA_TABLES).chain(THEME_TABLES).copied().collect();
         assert_eq!(protected, TENANT_TABLES);
     }
 }

@@ -17,6 +17,7 @@ mod state;
 mod storefront;
 mod telemetry;
 mod templates;
+mod themes;
 
 pub use ops::install_metrics_recorder;
 pub use state::{AppState, Services, WebConfig};
@@ -65,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/products/new", get(merchant_catalog::new_form).post(merchant_catalog::create))
         .route("/merchant/products/{id}", get(merchant_catalog::edit_form).post(merchant_catalog::update))
         .route("/merchant/products/{id}/status", post(merchant_catalog::set_status))
+        .route("/merchant/theme", get(themes::index))
+        .route("/merchant/theme/edit", get(themes::edit_form).post(themes::save))
+        .route("/merchant/theme/publish", post(themes::publish))
+        .route("/merchant/theme/preview", get(themes::preview))
         .route("/merchant/inventory", get(merchant_catalog::inventory).post(merchant_catalog::save_inventory))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))

@@ -36,6 +36,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Uploaded images and their thumbnails.
     pub media: ecom_media::Media,
+    /// Each store's theme, built from its edited templates.
+    pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
     pub pages: crate::storefront::PageCache,
 }
@@ -75,6 +77,7 @@ impl AppState {
             metrics,
             config: Arc::new(config),
             pages: crate::storefront::new_page_cache(),
+            themes: crate::themes::new_theme_cache(),
         }
     }
 }

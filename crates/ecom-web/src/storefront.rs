@@ -89,6 +89,8 @@ pub struct Shop {
     pub host: HostHeader,
     csrf: String,
     customer: Option<AccountView>,
+    /// Render with the theme's drafts (merchant preview).
+    pub preview: bool,
 }
 
 impl FromRequestParts<AppState> for Shop {
@@ -115,7 +117,7 @@ impl Shop {
             .await
             .map_err(|_| WebError::Internal("cookie jar".into()))?;
         let customer = session::current(state, &jar, Realm::Customer(tenant.id)).await?.map(|c| AccountView::from(&c));
-        Ok(Self { tenant, host, csrf, customer })
+        Ok(Self { tenant, host, csrf, customer, preview: false })
     }
 
     fn base_url(&self, state: &AppState) -> String {
@@ -128,7 +130,9 @@ impl Shop {
         let collections = state.catalog.collections(&self.tenant).await?;
         let collections: Vec<_> =
             collections.iter().map(|c| context! { handle => c.handle.clone(), title => c.title.clone() }).collect();
-        Ok(render(
+        let theme = crate::themes::store_env(state, &self.tenant, self.preview).await?;
+        Ok(crate::templates::render_in(
+            &theme,
             template,
             context! {
                 store => ser(&self.tenant),

@@ -469,3 +469,81 @@ async fn product_images_are_checked_stored_and_served_with_long_cache_headers(ap
     app.stop().await;
 }
 both!(product_images_are_checked_stored_and_served_with_long_cache_headers);
+
+async fn merchants_edit_the_theme_with_checks_preview_and_publish(app: TestApp) {
+    seed(&app, "demo").await;
+    let b = app.browser(&[]);
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+    let theme = b.get("demo.localhost", "/merchant/theme").await;
+    assert!(theme.body.replace("&#x2f;", "/").contains("storefront/home.html"));
+    let form = b.get("demo.localhost", "/merchant/theme/edit?name=storefront/home.html").await;
+    assert!(form.body.contains("Staff picks"), "the built-in source is the starting point");
+    let csrf = form.csrf();
+
+    // A syntax error is refused with its line, and the live store is untouched.
+    let broken = "{% extends \"layout/store.html\" %}\n{% block content %}\n{% for x in %}\n{% endblock %}";
+    let refused = b
+        .post(
+            "demo.localhost",
+            "/merchant/theme/edit",
+            &[("_csrf", &csrf), ("name", "storefront/home.html"), ("source", broken), ("action", "save")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("line 3"), "{}", refused.body);
+
+    let custom =
+        "{% extends \"layout/store.html\" %}{% block content %}<h1>Autumn sale at {{ store.name }}</h1>{% endblock %}";
+    let saved = b
+        .post(
+            "demo.localhost",
+            "/merchant/theme/edit",
+            &[("_csrf", &csrf), ("name", "storefront/home.html"), ("source", custom), ("action", "save")],
+        )
+        .await;
+    assert_eq!(saved.status, 200);
+    assert!(!b.get("demo.localhost", "/").await.body.contains("Autumn sale"), "a draft is not live");
+    assert!(
+        b.get("demo.localhost", "/merchant/theme/preview").await.body.contains("Autumn sale at demo store"),
+        "but shows in the preview"
+    );
+    assert_eq!(b.post("demo.localhost", "/merchant/theme/publish", &[("_csrf", &csrf)]).await.status, 303);
+    assert!(b.get("demo.localhost", "/").await.body.contains("Autumn sale at demo store"), "published");
+
+    // A template that compiles but fails while rendering never takes the page down.
+    let failing =
+        "{% extends \"layout/store.html\" %}{% block content %}{{ range(10) | no_such_filter }}{% endblock %}";
+    let csrf = b.get("demo.localhost", "/merchant/theme").await.csrf();
+    let r = b
+        .post(
+            "demo.localhost",
+            "/merchant/theme/edit",
+            &[("_csrf", &csrf), ("name", "storefront/home.html"), ("source", failing), ("action", "save")],
+        )
+        .await;
+    if r.status == 200 {
+        b.post("demo.localhost", "/merchant/theme/publish", &[("_csrf", &csrf)]).await;
+        let home = b.get("demo.localhost", "/").await;
+        assert_eq!(home.status, 200);
+        assert!(
+            home.body.contains("Just in") && !home.body.contains("no_such_filter"),
+            "the built-in template served the page"
+        );
+    } else {
+        assert_eq!(r.status, 422, "an unknown filter is caught when saving");
+    }
+    // Back to the built-in template.
+    let reverted = b
+        .post(
+            "demo.localhost",
+            "/merchant/theme/edit",
+            &[("_csrf", &csrf), ("name", "storefront/home.html"), ("source", ""), ("action", "revert")],
+        )
+        .await;
+    assert_eq!(reverted.status, 303);
+    assert!(b.get("demo.localhost", "/").await.body.contains("Just in"));
+    // Only the storefront's templates can be edited.
+    assert_eq!(b.get("demo.localhost", "/merchant/theme/edit?name=merchant/home.html").await.status, 404);
+    app.stop().await;
+}
+both!(merchants_edit_the_theme_with_checks_preview_and_publish);
