@@ -588,6 +588,24 @@ impl Catalog {
         Ok(id)
     }
 
+    /// Product ids for handles typed by a merchant, in the order given; unknown
+    /// handles are an error naming them.
+    pub async fn ids_for_handles(&self, tenant: &Tenant, handles: &[String]) -> Result<Vec<uuid::Uuid>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found = repo::ids_by_handles(&txn, tenant.id, handles).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        let missing: Vec<&str> =
+            handles.iter().filter(|h| !found.iter().any(|(f, _)| f == *h)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(ecom_core::Invalid::new(
+                "products",
+                format!("no product with the handle {}", missing.join(", ")),
+            )
+            .into());
+        }
+        Ok(handles.iter().filter_map(|h| found.iter().find(|(f, _)| f == h).map(|(_, id)| *id)).collect())
+    }
+
     pub async fn create_category(&self, tenant: &Tenant, parent: Option<uuid::Uuid>, name: &str) -> Result<uuid::Uuid> {
         let handle = Handle::from_title(name)?;
         let txn = self.db.tenant_txn(tenant.id).await?;

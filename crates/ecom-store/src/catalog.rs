@@ -824,3 +824,20 @@ pub async fn delete_image(txn: &DatabaseTransaction, tenant: TenantId, product_i
         .await?;
     Ok(res.rows_affected == 1)
 }
+
+/// (handle, id) of the store's products with these handles.
+pub async fn ids_by_handles(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    handles: &[String],
+) -> Result<Vec<(String, Uuid)>> {
+    Ok(product::Entity::find()
+        .select_only()
+        .column(product::Column::Handle)
+        .column(product::Column::Id)
+        .filter(product::Column::TenantId.eq(tenant.0))
+        .filter(product::Column::Handle.is_in(handles.to_vec()))
+        .into_tuple::<(String, Uuid)>()
+        .all(txn)
+        .await?)
+}

@@ -66,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/products/new", get(merchant_catalog::new_form).post(merchant_catalog::create))
         .route("/merchant/products/{id}", get(merchant_catalog::edit_form).post(merchant_catalog::update))
         .route("/merchant/products/{id}/status", post(merchant_catalog::set_status))
+        .route("/merchant/collections", get(merchant_catalog::organise).post(merchant_catalog::create_collection))
+        .route("/merchant/categories", post(merchant_catalog::create_category))
         .route("/merchant/theme", get(themes::index))
         .route("/merchant/theme/edit", get(themes::edit_form).post(themes::save))
         .route("/merchant/theme/publish", post(themes::publish))

@@ -587,3 +587,121 @@ pub async fn delete_image(
     state.catalog.delete_image(&tenant, id, image).await?;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }
+
+/// Collections and categories: list and create.
+pub async fn organise(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    organise_page(&state, &page, None, false).await
+}
+
+async fn organise_page(state: &AppState, page: &SignedIn, error: Option<String>, saved: bool) -> WebResult<Response> {
+    let tenant = store_of(page)?;
+    let collections = state.catalog.collections(&tenant).await?;
+    let categories = state.catalog.categories(&tenant).await?;
+    let cols: Vec<_> = collections
+        .iter()
+        .map(|c| context! { title => c.title.clone(), handle => c.handle.clone(), manual => c.rules.is_none(), rules => c.rules.as_ref().map(|r| r.len()).unwrap_or(0) })
+        .collect();
+    let cats: Vec<_> = categories
+        .iter()
+        .map(|c| {
+            let parent = c.parent_id.and_then(|p| categories.iter().find(|x| x.id == p)).map(|p| p.name.clone());
+            context! { id => c.id.to_string(), name => c.name.clone(), handle => c.handle.clone(), parent }
+        })
+        .collect();
+    let failed = error.is_some();
+    let mut resp = page.page(
+        "merchant/organise.html",
+        context! { collections => cols, categories => cats, error, saved, currency => tenant.currency.code(), page_title => "Collections and categories" },
+    );
+    if failed {
+        *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct CollectionForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    handles: String,
+}
+
+pub async fn create_collection(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Form(f): Form<CollectionForm>,
+) -> WebResult<Response> {
+    use ecom_core::catalog::CollectionRule;
+    let tenant = store_of(&page)?;
+    let value = f.value.trim().to_owned();
+    let price = |v: &str| Money::parse("value", v, tenant.currency).map(|m| m.minor);
+    let rules = match f.kind.as_str() {
+        "manual" => Ok(None),
+        _ if value.is_empty() => Err(Invalid::new("value", "enter the value the rule matches")),
+        "tag" => Ok(Some(vec![CollectionRule::Tag(value)])),
+        "type" => Ok(Some(vec![CollectionRule::ProductType(value)])),
+        "vendor" => Ok(Some(vec![CollectionRule::Vendor(value)])),
+        "price_at_most" => price(&value).map(|p| Some(vec![CollectionRule::PriceAtMost(p)])),
+        "price_at_least" => price(&value).map(|p| Some(vec![CollectionRule::PriceAtLeast(p)])),
+        other => Err(Invalid::new("kind", format!("\"{other}\" is not a kind of collection"))),
+    };
+    let rules = match rules {
+        Ok(r) => r,
+        Err(e) => return organise_page(&state, &page, Some(e.to_string()), false).await,
+    };
+    let handles: Vec<String> =
+        f.handles.split(['\n', ',']).map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
+    let result = async {
+        let ids = if rules.is_none() { state.catalog.ids_for_handles(&tenant, &handles).await? } else { Vec::new() };
+        state.catalog.create_collection(&tenant, &f.title, &f.body, rules, &ids).await
+    }
+    .await;
+    match result {
+        Ok(_) => organise_page(&state, &page, None, true).await,
+        Err(ServiceError::Invalid(e)) => organise_page(&state, &page, Some(e.to_string()), false).await,
+        Err(ServiceError::Conflict(what)) => {
+            organise_page(&state, &page, Some(format!("{what} already exists")), false).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CategoryForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    parent: String,
+}
+
+pub async fn create_category(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Form(f): Form<CategoryForm>,
+) -> WebResult<Response> {
+    let tenant = store_of(&page)?;
+    let parent = if f.parent.is_empty() {
+        None
+    } else {
+        let id = Uuid::parse_str(&f.parent).map_err(|_| WebError::BadRequest("Unknown parent category.".into()))?;
+        if !state.catalog.categories(&tenant).await?.iter().any(|c| c.id == id) {
+            return Err(WebError::BadRequest("Unknown parent category.".into()));
+        }
+        Some(id)
+    };
+    match state.catalog.create_category(&tenant, parent, &f.name).await {
+        Ok(_) => organise_page(&state, &page, None, true).await,
+        Err(ServiceError::Invalid(e)) => organise_page(&state, &page, Some(e.to_string()), false).await,
+        Err(ServiceError::Conflict(what)) => {
+            organise_page(&state, &page, Some(format!("{what} already exists")), false).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}

@@ -547,3 +547,52 @@ async fn merchants_edit_the_theme_with_checks_preview_and_publish(app: TestApp) 
     app.stop().await;
 }
 both!(merchants_edit_the_theme_with_checks_preview_and_publish);
+
+async fn merchants_create_collections_and_categories(app: TestApp) {
+    seed(&app, "demo").await;
+    let b = app.browser(&[]);
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+    let csrf = b.get("demo.localhost", "/merchant/collections").await.csrf();
+    let rule = b
+        .post(
+            "demo.localhost",
+            "/merchant/collections",
+            &[("_csrf", &csrf), ("title", "Cheap hats"), ("kind", "price_at_most"), ("value", "15")],
+        )
+        .await;
+    assert_eq!(rule.status, 200, "{}", rule.body);
+    assert!(b.get("demo.localhost", "/collections/cheap-hats").await.body.contains("6 products"));
+    let unknown = b
+        .post(
+            "demo.localhost",
+            "/merchant/collections",
+            &[("_csrf", &csrf), ("title", "Picks"), ("kind", "manual"), ("handles", "silk-scarf-12\nnope-123")],
+        )
+        .await;
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.body.contains("nope-123"));
+    let picks = b
+        .post(
+            "demo.localhost",
+            "/merchant/collections",
+            &[("_csrf", &csrf), ("title", "Picks"), ("kind", "manual"), ("handles", "silk-scarf-12, wool-hat-03")],
+        )
+        .await;
+    assert_eq!(picks.status, 200);
+    assert!(b.get("demo.localhost", "/collections/picks").await.body.contains("2 products"));
+    let bad_price = b
+        .post(
+            "demo.localhost",
+            "/merchant/collections",
+            &[("_csrf", &csrf), ("title", "X"), ("kind", "price_at_most"), ("value", "cheap")],
+        )
+        .await;
+    assert_eq!(bad_price.status, 422);
+    let top = b.post("demo.localhost", "/merchant/categories", &[("_csrf", &csrf), ("name", "Winter")]).await;
+    assert_eq!(top.status, 200);
+    assert_eq!(b.get("demo.localhost", "/categories/winter").await.status, 200);
+    let empty = b.post("demo.localhost", "/merchant/categories", &[("_csrf", &csrf), ("name", "")]).await;
+    assert_eq!(empty.status, 422);
+    app.stop().await;
+}
+both!(merchants_create_collections_and_categories);
