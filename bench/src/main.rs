@@ -501,6 +501,16 @@ async fn pages(
         results.push(at_rate.json());
         results.push(saturated.json());
     }
+    // The one page nginx serves below, for a like-for-like ratio.
+    {
+        let (http, host, url) = (http.clone(), host.to_owned(), format!("{base}/products/{}", bench_handle(42)));
+        let same = drive("product page, the same single page as nginx, at saturation", secs, concurrency, move |_| {
+            let (http, host, url) = (http.clone(), host.clone(), url.clone());
+            async move { get_ok(&http, url, Some(host)).await }
+        })
+        .await;
+        results.push(same.json());
+    }
     if let Some(url) = static_url {
         let (http, url) = (http.clone(), url.to_owned());
         let nginx = drive("same product page as a static file (nginx) at saturation", secs, concurrency, move |_| {
