@@ -186,6 +186,22 @@ enum Cached {
     Categories(Arc<Vec<CategoryRecord>>),
 }
 
+impl Cached {
+    /// A rough size in bytes, for the cache's memory bound.
+    fn approx_bytes(&self) -> u32 {
+        let bytes = match self {
+            Self::Product(Some(p)) => 512 + p.body_html.len() + 160 * p.variants.len() + 128 * p.images.len(),
+            Self::Listing(Some(l)) => {
+                256 + 320 * l.products.len() + 64 * l.facets.iter().map(|f| f.values.len()).sum::<usize>()
+            }
+            Self::Collections(c) => 64 + c.iter().map(|c| 128 + c.body_html.len()).sum::<usize>(),
+            Self::Categories(c) => 64 + 96 * c.len(),
+            Self::Product(None) | Self::Listing(None) => 64,
+        };
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
 /// The catalog use cases. Cheap to clone.
 #[derive(Clone)]
 pub struct Catalog {
@@ -301,7 +317,13 @@ impl Catalog {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            cache: Cache::builder().max_capacity(20_000).time_to_live(Duration::from_secs(300)).build(),
+            // Bounded by (approximate) bytes, not entries: ten thousand small stores'
+            // listings weigh less than a few big ones, and both should fit.
+            cache: Cache::builder()
+                .weigher(|_, v: &Cached| v.approx_bytes())
+                .max_capacity(96 * 1024 * 1024)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
             generations: Arc::default(),
         }
     }

@@ -23,12 +23,12 @@ use minijinja::{Value, context};
 /// Rendered pages by (host, catalog generation, path and query).
 pub type PageCache = moka::future::Cache<(String, u64, String), axum::body::Bytes>;
 
-/// At most 64 MiB of pages, each kept five minutes at most (other nodes' catalog
+/// At most 96 MiB of pages, each kept five minutes at most (other nodes' catalog
 /// writes reach this one within that time; this node's own writes at once).
 pub fn new_page_cache() -> PageCache {
     moka::future::Cache::builder()
         .weigher(|_, v: &axum::body::Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
-        .max_capacity(64 * 1024 * 1024)
+        .max_capacity(96 * 1024 * 1024)
         .time_to_live(std::time::Duration::from_secs(300))
         .build()
 }
