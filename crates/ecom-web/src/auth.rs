@@ -363,6 +363,11 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
+    /// The store of a store-host area (the merchant panel, the customer account).
+    pub fn store(&self) -> WebResult<Tenant> {
+        self.ctx.tenant.clone().ok_or_else(WebError::not_found)
+    }
+
     /// Renders a page of the area with the signed-in account as `me`.
     pub fn page(&self, template: &str, extra: Value) -> Response {
         self.ctx.page(template, context! { me => ser(&session::AccountView::from(&self.me)), ..extra })

@@ -57,6 +57,10 @@ impl From<ecom_store::StoreError> for WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs } => HeaderValue::from_str(&retry_after_secs.to_string()).ok(),
+            _ => None,
+        };
         let (status, title, message) = match self {
             Self::NotFound { message } => (StatusCode::NOT_FOUND, "Page not found".to_owned(), message),
             Self::StoreClosed { store_name } => (
@@ -79,13 +83,6 @@ impl IntoResponse for WebError {
                     "Something went wrong on our side. Please try again in a moment.".to_owned(),
                 )
             }
-        };
-        let retry_after = match status {
-            StatusCode::TOO_MANY_REQUESTS => message
-                .split_whitespace()
-                .find_map(|w| w.parse::<u64>().ok())
-                .and_then(|s| HeaderValue::from_str(&s.to_string()).ok()),
-            _ => None,
         };
         let html =
             templates::render("errors/error.html", minijinja::context! { title, message, status => status.as_u16() });

@@ -16,11 +16,6 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The merchant's store (the panel only opens on a store host).
-fn store_of(page: &SignedIn) -> WebResult<Tenant> {
-    page.ctx.tenant.clone().ok_or_else(WebError::not_found)
-}
-
 #[derive(Deserialize)]
 pub struct ListQuery {
     q: Option<String>,
@@ -29,7 +24,7 @@ pub struct ListQuery {
 }
 
 pub async fn list(State(state): State<AppState>, page: SignedIn, Query(q): Query<ListQuery>) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let status = q.status.as_deref().and_then(ProductStatus::parse);
     let n = q.page.unwrap_or(1).clamp(1, 10_000);
     let search = q.q.clone().filter(|s| !s.trim().is_empty());
@@ -311,7 +306,7 @@ async fn form_page(
 }
 
 pub async fn new_form(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let mut form = ProductForm { status: "draft".into(), default_stock: "0".into(), ..Default::default() };
     form.options.resize(3, (String::new(), String::new()));
     form_page(&state, &page, &tenant, &form, None, None, false).await
@@ -327,7 +322,7 @@ pub async fn edit_form(
     Path(id): Path<Uuid>,
     Query(q): Query<SavedQuery>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let Some((p, vs)) = state.catalog.product_for_edit(&tenant, id).await? else { return Err(WebError::not_found()) };
     let categories = state.catalog.categories(&tenant).await?;
     let form = ProductForm::from_record(&p, &vs, category_of(&categories, p.category_id), &tenant);
@@ -347,7 +342,7 @@ async fn submit(
     id: Option<Uuid>,
     pairs: Vec<(String, String)>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let form = ProductForm::from_pairs(&pairs);
     let action = pairs.iter().find(|(k, _)| k == "action").map(|(_, v)| v.as_str()).unwrap_or("save");
     let draft = match form.to_draft(&tenant) {
@@ -412,7 +407,7 @@ pub async fn set_status(
     Path(id): Path<Uuid>,
     Form(f): Form<StatusForm>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let status = ProductStatus::parse(&f.status)
         .ok_or_else(|| WebError::BadRequest(format!("\"{}\" is not a product status", f.status)))?;
     state.catalog.set_status(&tenant, id, status).await?;
@@ -432,7 +427,7 @@ pub async fn inventory(
     page: SignedIn,
     Query(q): Query<PageQuery>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let n = q.page.unwrap_or(1).clamp(1, 10_000);
     let search = q.q.clone().filter(|s| !s.trim().is_empty());
     let (rows, total) = state.catalog.merchant_products(&tenant, search, None, n).await?;
@@ -460,7 +455,7 @@ pub async fn save_inventory(
     page: SignedIn,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let mut changes = Vec::new();
     for (key, value) in &pairs {
         let Some(id) = key.strip_prefix("price_") else { continue };
@@ -491,7 +486,7 @@ pub async fn import(
     page: SignedIn,
     mut multipart: axum::extract::Multipart,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let mut bytes = None;
     while let Some(field) =
         multipart.next_field().await.map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?
@@ -522,7 +517,7 @@ pub async fn import(
 }
 
 pub async fn export(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let products = state.catalog.export_products(&tenant).await?;
     let mut out = Vec::new();
     ecom_services::catalog_csv::write_shopify_csv(&mut out, &products, tenant.currency)
@@ -546,7 +541,7 @@ pub async fn upload_image(
     Path(id): Path<Uuid>,
     mut multipart: axum::extract::Multipart,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let (mut bytes, mut alt) = (None, String::new());
     while let Some(field) =
         multipart.next_field().await.map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?
@@ -583,7 +578,7 @@ pub async fn delete_image(
     page: SignedIn,
     Path((id, image)): Path<(Uuid, Uuid)>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     state.catalog.delete_image(&tenant, id, image).await?;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }
@@ -594,7 +589,7 @@ pub async fn organise(State(state): State<AppState>, page: SignedIn) -> WebResul
 }
 
 async fn organise_page(state: &AppState, page: &SignedIn, error: Option<String>, saved: bool) -> WebResult<Response> {
-    let tenant = store_of(page)?;
+    let tenant = page.store()?;
     let collections = state.catalog.collections(&tenant).await?;
     let categories = state.catalog.categories(&tenant).await?;
     let cols: Vec<_> = collections
@@ -639,7 +634,7 @@ pub async fn create_collection(
     Form(f): Form<CollectionForm>,
 ) -> WebResult<Response> {
     use ecom_core::catalog::CollectionRule;
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let value = f.value.trim().to_owned();
     let price = |v: &str| Money::parse("value", v, tenant.currency).map(|m| m.minor);
     let rules = match f.kind.as_str() {
@@ -686,7 +681,7 @@ pub async fn create_category(
     page: SignedIn,
     Form(f): Form<CategoryForm>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let parent = if f.parent.is_empty() {
         None
     } else {

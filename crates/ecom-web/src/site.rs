@@ -34,7 +34,7 @@ pub async fn resolve(state: &AppState, parts: &Parts) -> WebResult<(Site, HostHe
     Ok((site, host))
 }
 
-fn unknown_host() -> WebError {
+pub(crate) fn unknown_host() -> WebError {
     WebError::NotFound { message: "There is no store at this address. Check the spelling of the link.".into() }
 }
 

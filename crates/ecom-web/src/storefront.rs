@@ -97,11 +97,7 @@ impl FromRequestParts<AppState> for Shop {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> WebResult<Self> {
         let (site, host) = resolve(state, parts).await?;
-        let Site::Store(tenant) = site else {
-            return Err(WebError::NotFound {
-                message: "There is no store at this address. Check the spelling of the link.".into(),
-            });
-        };
+        let Site::Store(tenant) = site else { return Err(crate::site::unknown_host()) };
         Self::for_store(*tenant, host, parts, state).await
     }
 }

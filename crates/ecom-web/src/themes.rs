@@ -48,12 +48,8 @@ pub async fn store_env(state: &AppState, tenant: &Tenant, preview: bool) -> WebR
         .map_err(|e| WebError::Internal(e.to_string()))
 }
 
-fn store_of(page: &SignedIn) -> WebResult<Tenant> {
-    page.ctx.tenant.clone().ok_or_else(WebError::not_found)
-}
-
 pub async fn index(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let txn = state.db.tenant_txn(tenant.id).await?;
     let rows = repo::list(&txn, tenant.id).await?;
     txn.commit().await.map_err(StoreError::from)?;
@@ -87,7 +83,7 @@ pub async fn edit_form(
     page: SignedIn,
     Query(q): Query<NameQuery>,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     if !templates::editable().contains(&q.name.as_str()) {
         return Err(WebError::not_found());
     }
@@ -105,7 +101,7 @@ pub struct EditForm {
 }
 
 pub async fn save(State(state): State<AppState>, page: SignedIn, Form(f): Form<EditForm>) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     if !templates::editable().contains(&f.name.as_str()) {
         return Err(WebError::not_found());
     }
@@ -138,7 +134,7 @@ pub async fn save(State(state): State<AppState>, page: SignedIn, Form(f): Form<E
 }
 
 pub async fn publish(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let txn = state.db.tenant_txn(tenant.id).await?;
     repo::publish(&txn, tenant.id).await?;
     txn.commit().await.map_err(StoreError::from)?;
@@ -152,7 +148,7 @@ pub async fn preview(
     page: SignedIn,
     req: axum::extract::Request,
 ) -> WebResult<Response> {
-    let tenant = store_of(&page)?;
+    let tenant = page.store()?;
     let (mut parts, _) = req.into_parts();
     let mut shop = Shop::for_store(tenant, page.ctx.host.clone(), &mut parts, &state).await?;
     shop.preview = true;
