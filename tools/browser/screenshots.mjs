@@ -41,13 +41,16 @@ const shots = [
   { name: "merchant-product-edit", url: host("demo.localhost") + "/merchant/products", login: ["demo.localhost", "/merchant", "owner@demo.test"],
     act: async (p) => { await p.click("table a"); await p.waitForURL(/products\/[0-9a-f-]{36}/); } },
   { name: "merchant-inventory", url: host("demo.localhost") + "/merchant/inventory", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "merchant-settings", url: host("acme.localhost") + "/merchant/settings", login: ["acme.localhost", "/merchant", "owner@acme.test"] },
   { name: "admin-home", url: host("localhost") + "/admin", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "admin-mailbox", url: host("localhost") + "/admin/mailbox", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },
 ];
 
 for (const [label, viewport] of [["phone", { width: 390, height: 844 }], ["desktop", { width: 1280, height: 800 }]]) {
-  for (const s of shots) {
+  // SHOTS=name,name takes only those.
+  const only = process.env.SHOTS ? process.env.SHOTS.split(",") : null;
+  for (const s of shots.filter((s) => !only || only.includes(s.name))) {
     const context = await browser.newContext({ viewport });
     const page = await context.newPage();
     if (s.login) await login(page, host(s.login[0]), s.login[1], s.login[2]);

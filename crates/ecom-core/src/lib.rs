@@ -12,7 +12,7 @@ pub use account::{AccountKind, Email, NewPassword, Realm, StaffRole};
 pub use host::{HostTarget, resolve_host};
 pub use ids::{AccountId, TenantId};
 pub use money::Money;
-pub use tenant::{Currency, Locale, Slug, Tenant, TenantStatus};
+pub use tenant::{BrandColor, Branding, Currency, Locale, Slug, Tenant, TenantStatus};
 
 /// A value that failed to parse, with a message fit to show the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

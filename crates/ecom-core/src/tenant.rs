@@ -292,10 +292,113 @@ pub struct Tenant {
     pub status: TenantStatus,
     pub currency: Currency,
     pub locale: Locale,
+    pub brand: Branding,
 }
 
 impl Tenant {
     pub fn is_open(&self) -> bool {
         self.status == TenantStatus::Active
+    }
+}
+
+/// How a store looks: its colour and logo. Both optional; the default theme has its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Branding {
+    pub color: Option<BrandColor>,
+    /// The logo's media file name (`{hash}.{ext}`), served under `/media/`.
+    pub logo: Option<String>,
+}
+
+impl Branding {
+    /// The colour to use: the store's, or the platform default.
+    pub fn color_or_default(&self) -> BrandColor {
+        self.color.unwrap_or(BrandColor::DEFAULT)
+    }
+}
+
+/// A brand colour, `#rrggbb`. Knows which text colour reads on it, and a shade of
+/// itself that reads on white, so any colour a merchant picks stays accessible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BrandColor(pub [u8; 3]);
+
+impl BrandColor {
+    pub const DEFAULT: BrandColor = BrandColor([0x2f, 0x5b, 0xd3]);
+
+    /// Accepts `#rrggbb`, `rrggbb` and `#rgb`, any case.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let bad = || Invalid::new("colour", "must be a hex colour such as #2f5bd3");
+        let hex = raw.trim().trim_start_matches('#');
+        let expanded: String = match hex.len() {
+            3 => hex.chars().flat_map(|c| [c, c]).collect(),
+            6 => hex.to_owned(),
+            _ => return Err(bad()),
+        };
+        let mut rgb = [0u8; 3];
+        for (i, slot) in rgb.iter_mut().enumerate() {
+            *slot = u8::from_str_radix(expanded.get(i * 2..i * 2 + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        }
+        Ok(Self(rgb))
+    }
+
+    pub fn hex(&self) -> String {
+        format!("#{:02x}{:02x}{:02x}", self.0[0], self.0[1], self.0[2])
+    }
+
+    /// WCAG relative luminance.
+    fn luminance(rgb: [u8; 3]) -> f64 {
+        let lin = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        };
+        0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2])
+    }
+
+    /// WCAG contrast ratio between two colours (1 to 21).
+    pub fn contrast(a: [u8; 3], b: [u8; 3]) -> f64 {
+        let (la, lb) = (Self::luminance(a), Self::luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    /// White or near-black, whichever reads better on this colour.
+    pub fn ink(&self) -> BrandColor {
+        let (white, dark) = ([255, 255, 255], [0x11, 0x14, 0x1c]);
+        if Self::contrast(self.0, white) >= Self::contrast(self.0, dark) { Self(white) } else { Self(dark) }
+    }
+
+    /// This colour, darkened until text in it reads on white (4.5:1, WCAG AA).
+    pub fn on_white(&self) -> BrandColor {
+        let mut rgb = self.0;
+        for _ in 0..100 {
+            if Self::contrast(rgb, [255, 255, 255]) >= 4.5 {
+                break;
+            }
+            rgb = rgb.map(|c| (f64::from(c) * 0.92) as u8);
+        }
+        Self(rgb)
+    }
+}
+
+impl Serialize for BrandColor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.hex())
+    }
+}
+
+#[cfg(test)]
+mod brand_tests {
+    use super::*;
+
+    #[test]
+    fn brand_colours_parse_and_stay_readable() {
+        assert_eq!(BrandColor::parse("#2F5BD3").map(|c| c.hex()), Ok("#2f5bd3".into()));
+        assert_eq!(BrandColor::parse("fc0").map(|c| c.hex()), Ok("#ffcc00".into()));
+        for bad in ["", "#12345", "blue", "#gg0000", "#1234567"] {
+            assert!(BrandColor::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let yellow = BrandColor([0xff, 0xcc, 0x00]);
+        assert_eq!(yellow.ink().hex(), "#11141c", "dark text on yellow");
+        assert_eq!(BrandColor::DEFAULT.ink().hex(), "#ffffff");
+        assert!(BrandColor::contrast(yellow.on_white().0, [255, 255, 255]) >= 4.5);
+        assert_eq!(BrandColor::DEFAULT.on_white(), BrandColor::DEFAULT, "already readable");
     }
 }

@@ -25,12 +25,13 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result
     let admins = accounts::count(&txn, Realm::Admin).await?;
     txn.commit().await.map_err(ecom_store::StoreError::from)?;
     let password = NewPassword::parse(DEMO_PASSWORD)?;
-    let stores = [("demo", "Demo Outfitters", "USD", "en-US"), ("acme", "Acme Hardware", "EUR", "en-GB")];
+    let stores =
+        [("demo", "Demo Outfitters", "USD", "en-US", "#2f5bd3"), ("acme", "Acme Hardware", "EUR", "en-GB", "#c2410c")];
     if admins == 0 {
         accounts_svc
             .create(Realm::Admin, &Email::parse(ADMIN_EMAIL)?, "Platform Admin", &password, StaffRole::Owner)
             .await?;
-        for (slug, name, currency, locale) in stores {
+        for (slug, name, currency, locale, color) in stores {
             let tenant = tenants::create(
                 db,
                 &tenants::NewTenant {
@@ -41,6 +42,8 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result
                 },
             )
             .await?;
+            let brand = ecom_core::Branding { color: Some(ecom_core::BrandColor::parse(color)?), logo: None };
+            tenants::update_profile(db, tenant.id, name, &brand).await?;
             let owner = Email::parse(&format!("owner@{slug}.test"))?;
             accounts_svc.create(Realm::Staff(tenant.id), &owner, "Store Owner", &password, StaffRole::Owner).await?;
             let shopper = Email::parse(&format!("shopper@{slug}.test"))?;

@@ -2,7 +2,7 @@
 //! so answers are cached; the cost is the same with two stores or ten thousand.
 
 use crate::Result;
-use ecom_core::{HostTarget, Tenant, resolve_host};
+use ecom_core::{Branding, HostTarget, Invalid, Tenant, resolve_host};
 use ecom_store::{Db, tenants};
 use moka::future::Cache;
 use std::time::Duration;
@@ -61,6 +61,18 @@ impl Directory {
         let site = tenant.map_or(Site::Unknown, |t| Site::Store(Box::new(t)));
         self.cache.insert(key, site.clone()).await;
         Ok(site)
+    }
+
+    /// Renames a store and sets its branding; every node sees it within the cache TTL,
+    /// this one at once.
+    pub async fn update_profile(&self, tenant: &Tenant, name: &str, brand: &Branding) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Invalid::new("store name", "must be 1 to 100 characters").into());
+        }
+        tenants::update_profile(&self.db, tenant.id, name, brand).await?;
+        self.invalidate();
+        Ok(())
     }
 
     /// Forgets every cached answer (after a store or domain changed).

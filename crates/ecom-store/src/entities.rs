@@ -15,6 +15,8 @@ pub mod tenant {
         pub currency: String,
         pub locale: String,
         pub created_at: DateTimeUtc,
+        pub brand_color: Option<String>,
+        pub logo: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

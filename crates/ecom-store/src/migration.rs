@@ -36,7 +36,13 @@ pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Foundation), Box::new(M0002Catalog), Box::new(M0003Media), Box::new(M0004Themes)]
+        vec![
+            Box::new(M0001Foundation),
+            Box::new(M0002Catalog),
+            Box::new(M0003Media),
+            Box::new(M0004Themes),
+            Box::new(M0005Branding),
+        ]
     }
 }
 
@@ -466,6 +472,32 @@ impl MigrationTrait for M0004Themes {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the themes migration cannot be reverted".into()))
+    }
+}
+
+struct M0005Branding;
+
+impl MigrationName for M0005Branding {
+    fn name(&self) -> &str {
+        "m0005_branding"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005Branding {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one column at a time.
+        for col in [
+            ColumnDef::new(name("brand_color")).string_len(7).null().to_owned(),
+            ColumnDef::new(name("logo")).string_len(200).null().to_owned(),
+        ] {
+            m.alter_table(Table::alter().table(name("tenants")).add_column(col).to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the branding migration cannot be reverted".into()))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::entities::{tenant, tenant_domain};
 use crate::{Db, Result, StoreError};
-use ecom_core::{Currency, Locale, Slug, Tenant, TenantId, TenantStatus};
+use ecom_core::{BrandColor, Branding, Currency, Locale, Slug, Tenant, TenantId, TenantStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -25,6 +25,10 @@ fn to_tenant(m: tenant::Model) -> Result<Tenant> {
         status: TenantStatus::parse(&m.status).ok_or_else(|| corrupt(format!("status {}", m.status)))?,
         currency: Currency::parse(&m.currency).map_err(|e| corrupt(e.to_string()))?,
         locale: Locale::parse(&m.locale).map_err(|e| corrupt(e.to_string()))?,
+        brand: Branding {
+            color: m.brand_color.as_deref().map(BrandColor::parse).transpose().map_err(|e| corrupt(e.to_string()))?,
+            logo: m.logo,
+        },
     })
 }
 
@@ -39,6 +43,8 @@ pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
         currency: Set(new.currency.code().to_owned()),
         locale: Set(new.locale.as_str().to_owned()),
         created_at: Set(chrono::Utc::now()),
+        brand_color: Set(None),
+        logo: Set(None),
     })
     .exec_without_returning(&txn)
     .await
@@ -51,6 +57,7 @@ pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
         status: TenantStatus::Active,
         currency: new.currency,
         locale: new.locale.clone(),
+        brand: Branding::default(),
     })
 }
 
@@ -141,4 +148,18 @@ pub async fn count(db: &Db) -> Result<u64> {
     let n = tenant::Entity::find().count(&txn).await?;
     txn.commit().await?;
     Ok(n)
+}
+
+/// Changes a store's name and branding.
+pub async fn update_profile(db: &Db, tenant: TenantId, name: &str, brand: &Branding) -> Result<bool> {
+    let txn = db.platform_txn().await?;
+    let res = tenant::Entity::update_many()
+        .col_expr(tenant::Column::Name, Expr::value(name.to_owned()))
+        .col_expr(tenant::Column::BrandColor, Expr::value(brand.color.map(|c| c.hex())))
+        .col_expr(tenant::Column::Logo, Expr::value(brand.logo.clone()))
+        .filter(tenant::Column::Id.eq(tenant.0))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(res.rows_affected == 1)
 }

@@ -55,6 +55,13 @@ pub fn router(state: AppState) -> Router {
         .route("/robots.txt", get(storefront::robots))
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))
+        .route(
+            "/merchant/settings",
+            get(merchant::settings)
+                .post(merchant::save_settings)
+                .layer(axum::extract::DefaultBodyLimit::max(ecom_media::MAX_BYTES + 64 * 1024)),
+        )
+        .route("/brand.css", get(pwa::brand_css))
         .route("/merchant/products", get(merchant_catalog::list))
         .route("/merchant/products/export", get(merchant_catalog::export))
         .route(

@@ -6,7 +6,7 @@ use crate::session::AccountView;
 use crate::state::AppState;
 use crate::templates::ser;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ecom_store::StoreError;
 use minijinja::context;
 
@@ -19,4 +19,65 @@ pub async fn home(State(state): State<AppState>, page: SignedIn) -> WebResult<Re
     let staff: Vec<AccountView> = staff.iter().map(AccountView::from).collect();
     let storefront_url = format!("{}://{}/", state.config.public_scheme, page.ctx.host.0);
     Ok(page.page("merchant/home.html", context! { staff => ser(&staff), domains, storefront_url }))
+}
+
+/// Store settings: name, brand colour and logo.
+pub async fn settings(
+    page: SignedIn,
+    axum::extract::Query(q): axum::extract::Query<crate::merchant_catalog::SavedQuery>,
+) -> WebResult<Response> {
+    settings_page(&page, None, q.saved.is_some())
+}
+
+fn settings_page(page: &SignedIn, error: Option<String>, saved: bool) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let color = tenant.brand.color_or_default().hex();
+    Ok(page.page("merchant/settings.html", context! { error, saved, color, page_title => "Store settings" }))
+}
+
+/// Saves the settings form (multipart: `name`, `color`, `logo` file, `remove_logo`).
+pub async fn save_settings(
+    State(state): State<AppState>,
+    page: SignedIn,
+    mut multipart: axum::extract::Multipart,
+) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let (mut name, mut color, mut logo, mut remove_logo) = (tenant.name.clone(), None, None, false);
+    let unreadable =
+        |e: axum::extract::multipart::MultipartError| WebError::BadRequest(format!("The form could not be read: {e}"));
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name() {
+            Some("name") => name = field.text().await.map_err(unreadable)?,
+            Some("color") => color = Some(field.text().await.map_err(unreadable)?),
+            Some("remove_logo") => remove_logo = true,
+            Some("logo") => logo = Some(field.bytes().await.map_err(unreadable)?).filter(|b| !b.is_empty()),
+            _ => {}
+        }
+    }
+    let mut brand = tenant.brand.clone();
+    match color.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(ecom_core::BrandColor::parse) {
+        Some(Ok(c)) => brand.color = Some(c),
+        Some(Err(e)) => return settings_page(&page, Some(e.to_string()), false),
+        None => brand.color = None,
+    }
+    if remove_logo {
+        brand.logo = None;
+    }
+    if let Some(bytes) = logo {
+        match state.media.ingest(tenant.id, bytes).await {
+            Ok(stored) => brand.logo = Some(format!("{}.{}", stored.hash, stored.ext)),
+            Err(ecom_media::MediaError::Rejected(why)) => {
+                return settings_page(&page, Some(format!("That logo was refused: {why}.")), false);
+            }
+            Err(other) => return Err(WebError::Internal(other.to_string())),
+        }
+    }
+    match state.directory.update_profile(&tenant, &name, &brand).await {
+        Ok(()) => {}
+        Err(ecom_services::ServiceError::Invalid(e)) => return settings_page(&page, Some(e.to_string()), false),
+        Err(e) => return Err(e.into()),
+    }
+    // Rendered pages carry the old name and colours.
+    state.catalog.invalidate(tenant.id);
+    Ok(axum::response::Redirect::to("/merchant/settings?saved=1").into_response())
 }

@@ -331,7 +331,7 @@ pub async fn edit_form(
 
 #[derive(Deserialize)]
 pub struct SavedQuery {
-    saved: Option<String>,
+    pub saved: Option<String>,
 }
 
 /// Create (`id` = None) or update a product. `action=variants` only regenerates the

@@ -596,3 +596,74 @@ async fn merchants_create_collections_and_categories(app: TestApp) {
     app.stop().await;
 }
 both!(merchants_create_collections_and_categories);
+
+async fn post_settings(b: &common::Browser, host: &str, form: reqwest::multipart::Form) -> common::Page {
+    let csrf = b.get(host, "/merchant/settings").await.csrf();
+    let resp =
+        b.client.post(b.url(host, &format!("/merchant/settings?_csrf={csrf}"))).multipart(form).send().await.unwrap();
+    common::to_page(resp).await
+}
+
+async fn merchants_brand_their_store_with_a_name_colour_and_logo(app: TestApp) {
+    app.store("demo", "Demo").await;
+    app.store("acme", "Acme").await;
+    let b = app.browser(&[]);
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+
+    // Bad input is refused and changes nothing.
+    let bad =
+        post_settings(&b, "demo.localhost", reqwest::multipart::Form::new().text("name", "Demo").text("color", "blue"))
+            .await;
+    assert_eq!(bad.status, 200);
+    assert!(bad.body.contains("Colour: must be a hex colour"), "{}", bad.body);
+    let bad_logo = reqwest::multipart::Form::new()
+        .text("name", "Demo")
+        .text("color", "#ffcc00")
+        .part("logo", reqwest::multipart::Part::bytes(b"not an image".to_vec()).file_name("logo.png"));
+    let bad_logo = post_settings(&b, "demo.localhost", bad_logo).await;
+    assert!(bad_logo.body.contains("That logo was refused"), "{}", bad_logo.body);
+    let empty_name = post_settings(&b, "demo.localhost", reqwest::multipart::Form::new().text("name", "  ")).await;
+    assert!(empty_name.body.contains("Store name: must be 1 to 100 characters"), "{}", empty_name.body);
+    assert!(b.get("demo.localhost", "/").await.body.contains("/brand.css?v=2f5bd3"), "default colour unchanged");
+
+    // A yellow brand with a logo and a new name.
+    let form = reqwest::multipart::Form::new()
+        .text("name", "Demo Outfitters")
+        .text("color", "#FFCC00")
+        .part("logo", reqwest::multipart::Part::bytes(png_bytes(300, 80)).file_name("logo.png"));
+    let saved = post_settings(&b, "demo.localhost", form).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let home = b.get("demo.localhost", "/").await;
+    assert!(home.body.contains("Demo Outfitters"));
+    assert!(home.body.contains("<meta name=\"theme-color\" content=\"#ffcc00\">"), "{}", home.body);
+    assert!(home.body.contains("class=\"logo\" src=\"/media/"), "logo in the header");
+    let css = b.get("demo.localhost", "/brand.css?v=ffcc00").await;
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    // Dark text on yellow, and links darkened until they read on white.
+    assert!(css.body.contains("--brand: #ffcc00; --brand-ink: #11141c;"), "{}", css.body);
+    let link = css.body.split("--brand-text: #").nth(1).unwrap();
+    let rgb = ecom_core::BrandColor::parse(&link[..6]).unwrap();
+    assert!(ecom_core::BrandColor::contrast(rgb.0, [255, 255, 255]) >= 4.5);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&b.get("demo.localhost", "/manifest.webmanifest").await.body).unwrap();
+    assert_eq!(manifest["theme_color"], "#ffcc00");
+    assert_eq!(manifest["name"], "Demo Outfitters");
+    let icon_path = manifest["icons"][0]["src"].as_str().unwrap().to_owned();
+    let icon = b.client.get(b.url("demo.localhost", &icon_path)).send().await.unwrap().bytes().await.unwrap();
+    let icon = image::load_from_memory(&icon).unwrap().to_rgb8();
+    assert_eq!(icon.get_pixel(2, 2).0, [0xff, 0xcc, 0x00], "the icon is drawn in the brand colour");
+
+    // The other store is untouched.
+    let acme = b.get("acme.localhost", "/").await;
+    assert!(acme.body.contains("/brand.css?v=2f5bd3") && !acme.body.contains("Demo Outfitters"));
+
+    // Removing the logo brings the name back in the header.
+    let remove = reqwest::multipart::Form::new()
+        .text("name", "Demo Outfitters")
+        .text("color", "#ffcc00")
+        .text("remove_logo", "1");
+    assert_eq!(post_settings(&b, "demo.localhost", remove).await.status, 303);
+    assert!(!b.get("demo.localhost", "/").await.body.contains("class=\"logo\""));
+    app.stop().await;
+}
+both!(merchants_brand_their_store_with_a_name_colour_and_logo);
