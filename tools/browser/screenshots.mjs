@@ -24,6 +24,21 @@ async function login(page, origin, area, email) {
   await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
 }
 
+async function addToCart(page) {
+  await Promise.all([page.waitForNavigation(), page.click("form.add-to-cart button")]);
+}
+
+async function fillCheckout(page) {
+  await page.fill("#email", "pat@example.com");
+  await page.fill("#name", "Pat Doe");
+  await page.fill("#line1", "1 Main St");
+  await page.fill("#city", "Springfield");
+  await page.fill("#region", "IL");
+  await page.fill("#postal_code", "62701");
+  await page.fill("#card_number", "4242 4242 4242 4242");
+  await Promise.all([page.waitForNavigation(), page.click("button[value=place]")]);
+}
+
 const shots = [
   { name: "storefront-home", url: host("demo.localhost") + "/" },
   { name: "storefront-collection", url: host("demo.localhost") + "/collections/knitwear?option.Color=Charcoal" },
@@ -41,6 +56,12 @@ const shots = [
   { name: "merchant-product-edit", url: host("demo.localhost") + "/merchant/products", login: ["demo.localhost", "/merchant", "owner@demo.test"],
     act: async (p) => { await p.click("table a"); await p.waitForURL(/products\/[0-9a-f-]{36}/); } },
   { name: "merchant-inventory", url: host("demo.localhost") + "/merchant/inventory", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "storefront-checkout", url: host("demo.localhost") + "/products/merino-crew-sweater?Size=M&Color=Forest",
+    act: async (p) => { await addToCart(p); await p.goto(host("demo.localhost") + "/checkout"); } },
+  { name: "storefront-order", url: host("demo.localhost") + "/products/merino-crew-sweater?Size=M&Color=Forest",
+    act: async (p) => { await addToCart(p); await p.goto(host("demo.localhost") + "/checkout"); await fillCheckout(p); } },
+  { name: "merchant-orders", url: host("demo.localhost") + "/merchant/orders", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "merchant-order", url: host("demo.localhost") + "/merchant/orders/1001", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "merchant-settings", url: host("acme.localhost") + "/merchant/settings", login: ["acme.localhost", "/merchant", "owner@acme.test"] },
   { name: "admin-home", url: host("localhost") + "/admin", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "admin-mailbox", url: host("localhost") + "/admin/mailbox", login: ["localhost", "/admin", "admin@ecom.test"] },

@@ -3,9 +3,11 @@
 
 pub mod account;
 pub mod catalog;
+pub mod checkout;
 pub mod host;
 pub mod ids;
 pub mod money;
+pub mod order;
 pub mod tenant;
 
 pub use account::{AccountKind, Email, NewPassword, Realm, StaffRole};

@@ -1,17 +1,24 @@
 //! Media: uploaded images are checked (format, byte size, pixel count — so a
 //! decompression bomb is refused before it is decoded), stored content-addressed per
-//! store through `object_store` (a local directory by default), and resized into a few
-//! thumbnail widths in the background.
+//! store through `object_store` (a local directory by default, or any S3-compatible
+//! object store), and resized into a few thumbnail widths in the background.
 
 use bytes::Bytes;
 use ecom_core::TenantId;
 use image::{ImageFormat, ImageReader};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use sha2::{Digest, Sha256};
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The `object_store` this crate is built on, for callers that need a second client
+/// to the same store (tests, tools) without a version mismatch.
+pub use object_store;
 
 /// Uploads larger than this are refused unread.
 pub const MAX_BYTES: usize = 20 * 1024 * 1024;
@@ -77,13 +84,71 @@ pub struct StoredImage {
 #[derive(Clone)]
 pub struct Media {
     store: Arc<dyn ObjectStore>,
+    backend: Arc<Backend>,
+}
+
+/// Where media lives, for messages and the readiness probe (never holds a secret).
+#[derive(Debug)]
+enum Backend {
+    Local(std::path::PathBuf),
+    S3 { bucket: String, endpoint: String },
+    Other,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(dir) => write!(f, "local directory {}", dir.display()),
+            Self::S3 { bucket, endpoint } => write!(f, "S3 bucket {bucket} at {endpoint}"),
+            Self::Other => f.write_str("object store"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Media {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Media").finish_non_exhaustive()
+        f.debug_struct("Media").field("backend", &self.backend.to_string()).finish_non_exhaustive()
     }
 }
+
+/// Settings for an S3-compatible object store (AWS S3, MinIO, Ceph, Garage, R2, moto…).
+#[derive(Clone, Default)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// `None` (or empty) for AWS itself; else the store's URL, e.g. `http://127.0.0.1:9000`,
+    /// addressed path-style (`<endpoint>/<bucket>/<key>`).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Allow a plain `http://` endpoint (a store on the same host or private network).
+    pub allow_http: bool,
+    /// Keys are stored under this prefix (`<prefix>/<store id>/…`), to share a bucket.
+    pub prefix: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"(redacted)")
+            .field("allow_http", &self.allow_http)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// How long an S3 request may take to connect, to finish, and with its retries: an
+/// upload fails with an error in seconds rather than hanging when the store is down.
+const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
+const S3_MAX_RETRIES: usize = 3;
+/// The readiness probe gives up after this long.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn ext_of(format: ImageFormat) -> Option<&'static str> {
     match format {
@@ -161,12 +226,98 @@ impl Media {
     pub fn local(dir: &std::path::Path) -> Result<Self, MediaError> {
         std::fs::create_dir_all(dir).map_err(|e| MediaError::Storage(format!("{}: {e}", dir.display())))?;
         let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| MediaError::Storage(e.to_string()))?;
-        Ok(Self { store: Arc::new(fs) })
+        Ok(Self { store: Arc::new(fs), backend: Arc::new(Backend::Local(dir.to_path_buf())) })
     }
 
-    /// Any other `object_store` backend (S3-compatible, in memory for tests).
+    /// Media kept in an S3-compatible bucket. Builds the client only: nothing is sent
+    /// until the first upload or [`Media::check`].
+    pub fn s3(settings: S3Settings) -> Result<Self, MediaError> {
+        let S3Settings { bucket, endpoint, region, access_key_id, secret_access_key, allow_http, prefix } = settings;
+        let invalid = |what: String| MediaError::Storage(format!("S3 settings: {what}"));
+        if bucket.is_empty() {
+            return Err(invalid("a bucket name is required".into()));
+        }
+        if access_key_id.is_empty() || secret_access_key.is_empty() {
+            return Err(invalid("an access key id and a secret access key are required".into()));
+        }
+        let endpoint = endpoint.map(|e| e.trim_end_matches('/').to_owned()).filter(|e| !e.is_empty());
+        if let Some(url) = &endpoint {
+            if url.starts_with("http://") && !allow_http {
+                return Err(invalid(format!("the endpoint {url} is plain http, and http is not allowed")));
+            }
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(invalid(format!("the endpoint {url} is not an http:// or https:// URL")));
+            }
+        }
+        let region = if region.is_empty() { "us-east-1".to_owned() } else { region };
+        let shown = endpoint.clone().unwrap_or_else(|| format!("AWS {region}"));
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&bucket)
+            .with_region(&region)
+            .with_access_key_id(access_key_id)
+            .with_secret_access_key(secret_access_key)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(allow_http)
+                    .with_connect_timeout(S3_CONNECT_TIMEOUT)
+                    .with_timeout(S3_REQUEST_TIMEOUT),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: S3_MAX_RETRIES,
+                retry_timeout: S3_RETRY_TIMEOUT,
+            });
+        builder = match &endpoint {
+            // Self-hosted stores rarely have a DNS name per bucket: path-style.
+            Some(url) => builder.with_endpoint(url).with_virtual_hosted_style_request(false),
+            // AWS itself prefers virtual-hosted-style (`<bucket>.s3.<region>.amazonaws.com`).
+            None => builder.with_virtual_hosted_style_request(true),
+        };
+        let s3 = builder.build().map_err(|e| invalid(e.to_string()))?;
+        let prefix = prefix.map(|p| p.trim_matches('/').to_owned()).filter(|p| !p.is_empty());
+        let store: Arc<dyn ObjectStore> = match prefix {
+            Some(p) => {
+                let path = ObjectPath::parse(&p).map_err(|e| invalid(format!("the key prefix {p:?}: {e}")))?;
+                Arc::new(PrefixStore::new(s3, path))
+            }
+            None => Arc::new(s3),
+        };
+        Ok(Self { store, backend: Arc::new(Backend::S3 { bucket, endpoint: shown }) })
+    }
+
+    /// Any other `object_store` backend (in memory for tests, say).
     pub fn with_store(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self { store, backend: Arc::new(Backend::Other) }
+    }
+
+    /// Where media is kept, for the start-up log (holds no secret).
+    pub fn describe(&self) -> String {
+        self.backend.to_string()
+    }
+
+    /// Readiness probe: whether the store answers (directory present; bucket reachable
+    /// with these credentials), within a few seconds. Reads only: cheap enough for
+    /// `/readyz` on every scrape.
+    pub async fn check(&self) -> Result<(), MediaError> {
+        if let Backend::Local(dir) = &*self.backend {
+            let meta = tokio::fs::metadata(dir).await.map_err(|e| self.storage_error(e))?;
+            if !meta.is_dir() {
+                return Err(self.storage_error("not a directory"));
+            }
+        }
+        // A listing under a prefix nothing is stored in: one small request, which
+        // fails on a missing bucket or bad credentials (unlike a HEAD, where both are
+        // a plain 404).
+        let probe = ObjectPath::from("readyz");
+        match tokio::time::timeout(CHECK_TIMEOUT, self.store.list_with_delimiter(Some(&probe))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.storage_error(e)),
+            Err(_) => Err(self.storage_error(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))),
+        }
+    }
+
+    fn storage_error(&self, e: impl std::fmt::Display) -> MediaError {
+        MediaError::Storage(format!("{}: {e}", self.backend))
     }
 
     /// Checks and stores an upload, then makes its thumbnails in the background.
@@ -178,7 +329,7 @@ impl Media {
         self.store
             .put(&original_key(tenant, &hash, ext), PutPayload::from_bytes(bytes.clone()))
             .await
-            .map_err(|e| MediaError::Storage(e.to_string()))?;
+            .map_err(|e| self.storage_error(e))?;
         let (media, h) = (self.clone(), hash.clone());
         tokio::spawn(async move {
             if let Err(e) = media.make_thumbnails(tenant, &h, bytes).await {
@@ -195,7 +346,7 @@ impl Media {
             self.store
                 .put(&thumb_key(tenant, hash, width), PutPayload::from(thumb))
                 .await
-                .map_err(|e| MediaError::Storage(e.to_string()))?;
+                .map_err(|e| self.storage_error(e))?;
         }
         Ok(())
     }
@@ -218,9 +369,10 @@ impl Media {
             None => original_key(tenant, hash, ext),
         };
         match self.store.get(&key).await {
-            Ok(result) => Ok(Some(result.bytes().await.map_err(|e| MediaError::Storage(e.to_string()))?)),
+            Ok(result) => Ok(Some(result.bytes().await.map_err(|e| self.storage_error(e))?)),
+            // A missing key (S3: 404, local: no file) is "not there", served as a 404.
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(MediaError::Storage(e.to_string())),
+            Err(e) => Err(self.storage_error(e)),
         }
     }
 }
@@ -264,6 +416,46 @@ mod tests {
         // A truncated file is refused too.
         let whole = png(64, 64);
         assert!(matches!(inspect(&whole[..whole.len() / 2]), Err(MediaError::Rejected(_))));
+    }
+
+    fn s3_settings() -> S3Settings {
+        S3Settings {
+            bucket: "media".into(),
+            endpoint: Some("http://127.0.0.1:9000/".into()),
+            region: String::new(),
+            access_key_id: "id".into(),
+            secret_access_key: "very-secret".into(),
+            allow_http: true,
+            prefix: None,
+        }
+    }
+
+    #[test]
+    fn s3_settings_are_checked_when_the_client_is_built() {
+        let media = Media::s3(s3_settings()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(media.describe(), "S3 bucket media at http://127.0.0.1:9000");
+        assert!(!format!("{:?} {media:?}", s3_settings()).contains("very-secret"), "the secret never prints");
+        let aws = Media::s3(S3Settings { endpoint: Some(String::new()), allow_http: false, ..s3_settings() });
+        assert_eq!(aws.map(|m| m.describe()).ok().as_deref(), Some("S3 bucket media at AWS us-east-1"));
+        let refused = |settings: S3Settings| Media::s3(settings).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused(S3Settings { allow_http: false, ..s3_settings() }).contains("http is not allowed"));
+        assert!(refused(S3Settings { bucket: String::new(), ..s3_settings() }).contains("bucket"));
+        assert!(refused(S3Settings { secret_access_key: String::new(), ..s3_settings() }).contains("secret"));
+        assert!(refused(S3Settings { endpoint: Some("ftp://x".into()), ..s3_settings() }).contains("ftp://x"));
+        assert!(refused(S3Settings { prefix: Some("a/../b".into()), ..s3_settings() }).contains("prefix"));
+        assert!(Media::s3(S3Settings { prefix: Some("/shops/media/".into()), ..s3_settings() }).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_readiness_probe_answers_for_local_and_in_memory_stores() {
+        let memory = Media::with_store(Arc::new(object_store::memory::InMemory::new()));
+        assert!(memory.check().await.is_ok());
+        let dir = std::env::temp_dir().join(format!("ecom-media-check-{}", std::process::id()));
+        let local = Media::local(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(local.check().await.is_ok());
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let err = local.check().await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("local directory"), "{err}");
     }
 
     #[tokio::test]

@@ -19,11 +19,18 @@ use std::time::Duration;
 /// Products per listing page.
 pub const PAGE_SIZE: u64 = 24;
 
+/// An image's alt text is at most this long.
+pub const MAX_ALT_CHARS: usize = 500;
+
 /// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportSummary {
     pub created: usize,
     pub updated: usize,
+    /// The images the file names, by saved product: not attached yet. Hand them to
+    /// [`Catalog::attach_imported_images`] (it fetches, so it is a step of its own).
+    #[serde(skip)]
+    pub pending_images: Vec<crate::catalog_images::PendingImages>,
 }
 
 /// An image as pages use it: `/media/{hash}.{ext}` is the original,
@@ -205,7 +212,7 @@ impl Cached {
 /// The catalog use cases. Cheap to clone.
 #[derive(Clone)]
 pub struct Catalog {
-    db: Db,
+    pub(crate) db: Db,
     cache: Cache<(TenantId, u64, String), Cached>,
     /// Bumped on every catalog write to a store: cached entries of older generations
     /// are never read again and age out.
@@ -474,6 +481,8 @@ impl Catalog {
     /// Imports products read from a CSV file in one transaction: all of them or none.
     /// A product whose handle exists is updated (so a re-import or a round trip does
     /// not duplicate), others are created. `progress(done, total)` is called as it goes.
+    /// The images the file names are returned in the summary, for
+    /// [`Catalog::attach_imported_images`] once the products are saved.
     pub async fn import_products(
         &self,
         tenant: &Tenant,
@@ -490,16 +499,23 @@ impl Catalog {
             draft
                 .validate(tenant.currency)
                 .map_err(|e| ecom_core::Invalid::new("file", format!("line {}: {}", imported.line, e)))?;
-            match repo::product_by_handle(&txn, tenant.id, draft.handle.as_str()).await? {
+            let id = match repo::product_by_handle(&txn, tenant.id, draft.handle.as_str()).await? {
                 Some((existing, _)) => {
                     repo::update_product(&txn, tenant.id, existing.id, &draft, existing.category_id).await?;
                     summary.updated += 1;
+                    existing.id
                 }
                 None => {
-                    repo::insert_product(&txn, tenant.id, &draft, None, position).await?;
+                    let id = repo::insert_product(&txn, tenant.id, &draft, None, position).await?;
                     position = position.saturating_add(1);
                     summary.created += 1;
+                    id
                 }
+            };
+            if !imported.images.is_empty() {
+                summary
+                    .pending_images
+                    .push(crate::catalog_images::PendingImages { product: id, images: imported.images });
             }
             progress(i + 1, total);
         }
@@ -511,24 +527,40 @@ impl Catalog {
         Ok(summary)
     }
 
-    /// Every product of the store, archived ones too, with variants: for CSV export.
+    /// Every product of the store, archived ones too, with variants.
     pub async fn export_products(&self, tenant: &Tenant) -> Result<Vec<(ProductRecord, Vec<VariantRecord>)>> {
+        Ok(self.export(tenant, false).await?.into_iter().map(|e| (e.product, e.variants)).collect())
+    }
+
+    /// Every product of the store, archived ones too, with variants and images: for
+    /// CSV export. A fixed number of queries, however large the catalog.
+    pub async fn export_catalog(&self, tenant: &Tenant) -> Result<Vec<crate::catalog_csv::ExportedProduct>> {
+        self.export(tenant, true).await
+    }
+
+    async fn export(&self, tenant: &Tenant, with_images: bool) -> Result<Vec<crate::catalog_csv::ExportedProduct>> {
         let txn = self.db.tenant_txn(tenant.id).await?;
         let listing =
             Listing { include_archived: true, sort: ProductSort::TitleAsc, limit: u64::MAX >> 1, ..Default::default() };
         let (rows, _) = repo::list_products(&txn, tenant.id, &listing).await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
         let variants = repo::variants_of(&txn, tenant.id, &ids).await?;
+        let images = if with_images { repo::images_of_store(&txn, tenant.id).await? } else { Vec::new() };
         txn.commit().await.map_err(StoreError::from)?;
         let mut by_product: HashMap<uuid::Uuid, Vec<VariantRecord>> = HashMap::new();
         for (pid, v) in variants {
             by_product.entry(pid).or_default().push(v);
         }
+        let mut images_by_product: HashMap<uuid::Uuid, Vec<ImageRecord>> = HashMap::new();
+        for image in images {
+            images_by_product.entry(image.product_id).or_default().push(image);
+        }
         Ok(rows
             .into_iter()
-            .map(|p| {
-                let vs = by_product.remove(&p.id).unwrap_or_default();
-                (p, vs)
+            .map(|p| crate::catalog_csv::ExportedProduct {
+                variants: by_product.remove(&p.id).unwrap_or_default(),
+                images: images_by_product.remove(&p.id).unwrap_or_default(),
+                product: p,
             })
             .collect())
     }
@@ -544,8 +576,8 @@ impl Catalog {
         alt: &str,
     ) -> Result<uuid::Uuid> {
         let alt = alt.trim();
-        if alt.chars().count() > 500 {
-            return Err(ecom_core::Invalid::new("alt", "use at most 500 characters").into());
+        if alt.chars().count() > MAX_ALT_CHARS {
+            return Err(ecom_core::Invalid::new("alt", format!("use at most {MAX_ALT_CHARS} characters")).into());
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
         let id =

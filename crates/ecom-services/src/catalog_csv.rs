@@ -8,13 +8,20 @@
 //! number a spreadsheet shows even when a description spans several text lines.
 //!
 //! Shopify has no column for ECOM's free-form attributes, so export writes none and
-//! import leaves them empty. Images are read (ECOM has no media yet: the caller
-//! decides what to do with them) but a stored product has none to write. Body HTML
-//! is passed through as written: the catalog service sanitises it when it stores it.
+//! import leaves them empty. Body HTML is passed through as written: the catalog
+//! service sanitises it when it stores it.
+//!
+//! Images travel as Shopify has them: `Image Src` (an absolute URL of the original,
+//! `{store URL}/media/{hash}.{ext}` on export), `Image Position` and `Image Alt Text`;
+//! a product's first image on its first row, the others on image-only rows after
+//! its variants. This module only reads and writes the columns: attaching the
+//! images an import names (fetching them, or finding them in the store's own media)
+//! happens after the products are saved, in `catalog_images`, where a failed image
+//! is reported rather than failing the import.
 
 use ecom_core::catalog::{Handle, ProductDraft, ProductOption, ProductStatus, VariantDraft};
 use ecom_core::{Currency, Invalid, Money};
-use ecom_store::catalog::{ProductRecord, VariantRecord};
+use ecom_store::catalog::{ImageRecord, ProductRecord, VariantRecord};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
@@ -26,7 +33,7 @@ pub struct ImportedProduct {
     /// Where the product starts, so that later steps (saving, handle clashes with
     /// the existing catalog) can point the merchant at the right row too.
     pub line: usize,
-    /// In Image Position order; ECOM keeps no media yet, so the caller decides.
+    /// In Image Position order, each once; attached after the products are saved.
     pub images: Vec<ImageRef>,
 }
 
@@ -37,10 +44,12 @@ pub struct ImageRef {
     pub alt: String,
     /// 1-based display order.
     pub position: u32,
+    /// The row that names it, for a report on it.
+    pub line: usize,
 }
 
 /// A problem with one line of the file, for the merchant to fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LineError {
     pub line: usize,
     pub message: String,
@@ -253,7 +262,8 @@ struct Building {
     /// Option values of each variant read so far → the line it came from, so a
     /// repeat names the row it repeats.
     combos: HashMap<Vec<String>, usize>,
-    images: Vec<(Option<u32>, String, String)>,
+    /// (position as written, src, alt, line)
+    images: Vec<(Option<u32>, String, String, usize)>,
     /// Errors were reported for this product: validating it would only repeat
     /// them in vaguer words, and it must not be kept.
     failed: bool,
@@ -395,7 +405,12 @@ impl Building {
                 }
             },
         };
-        self.images.push((position, src.to_owned(), row.get(Col::ImageAlt).to_owned()));
+        let alt = row.get(Col::ImageAlt);
+        if alt.chars().count() > crate::catalog::MAX_ALT_CHARS {
+            errors.push(row.line, format!("Image Alt Text: use at most {} characters", crate::catalog::MAX_ALT_CHARS));
+            self.failed = true;
+        }
+        self.images.push((position, src.to_owned(), alt.to_owned(), row.line));
     }
 
     fn finish(mut self, errors: &mut Errors) -> Option<ImportedProduct> {
@@ -409,12 +424,12 @@ impl Building {
         }
         let mut images: Vec<ImageRef> = Vec::new();
         let mut next = 1;
-        for (position, src, alt) in self.images {
+        for (position, src, alt, line) in self.images {
             // Rows without a position follow the one before, as in Shopify.
             let position = position.unwrap_or(next);
             next = position.saturating_add(1);
             if !images.iter().any(|i| i.src == src) {
-                images.push(ImageRef { src, alt, position });
+                images.push(ImageRef { src, alt, position, line });
             }
         }
         images.sort_by_key(|i| i.position);
@@ -618,7 +633,31 @@ fn empty_file() -> LineError {
     LineError { line: 1, message: "the file is empty; it needs a header row starting with Handle,Title,…".into() }
 }
 
+/// A stored product with what an export writes of it.
+#[derive(Debug, Clone)]
+pub struct ExportedProduct {
+    pub product: ProductRecord,
+    pub variants: Vec<VariantRecord>,
+    /// In display order.
+    pub images: Vec<ImageRecord>,
+}
+
+/// The URL an export gives a stored image: its original, on the store's address.
+pub fn image_url(store_url: &str, image: &ImageRecord) -> String {
+    format!("{}/media/{}.{}", store_url.trim_end_matches('/'), image.hash, image.ext)
+}
+
+fn set_image(row: &mut [String], store_url: &str, image: &ImageRecord, position: usize) {
+    set(row, Col::ImageSrc, image_url(store_url, image));
+    set(row, Col::ImagePosition, position.to_string());
+    set(row, Col::ImageAlt, image.alt.clone());
+}
+
 /// Writes products in the same format, one row per variant (product fields on the first row of each product), so that parse(export(x)) gives back the same drafts.
+///
+/// Images are written as Shopify does: the first on the product's first row, each
+/// other on a row of its own (handle and image columns only) after the variants.
+/// `store_url` (`https://shop.example.com`) makes their URLs absolute.
 ///
 /// Shopify's default columns (inventory tracked by Shopify, deny overselling, manual
 /// fulfilment, shipping and tax on) are filled in so the file imports into Shopify
@@ -626,12 +665,13 @@ fn empty_file() -> LineError {
 /// the round trip, since the Tags cell is comma-separated.
 pub fn write_shopify_csv<W: Write>(
     out: W,
-    products: &[(ProductRecord, Vec<VariantRecord>)],
+    products: &[ExportedProduct],
     currency: Currency,
+    store_url: &str,
 ) -> std::io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(COLUMNS.iter().map(|(_, name)| *name))?;
-    for (product, variants) in products {
+    for ExportedProduct { product, variants, images } in products {
         let mut variants: Vec<&VariantRecord> = variants.iter().collect();
         // Import rebuilds option value order from row order, so rows go in display order.
         variants.sort_by_key(|v| v.position);
@@ -651,11 +691,13 @@ pub fn write_shopify_csv<W: Write>(
         for (option, &col) in product.options.iter().zip(&OPTION_NAMES) {
             set(&mut first, col, option.name.clone());
         }
+        if let Some(image) = images.first() {
+            set_image(&mut first, store_url, image, 1);
+        }
         if variants.is_empty() {
             // Not a valid product, but dropping it silently would lose it.
             set(&mut first, Col::Handle, product.handle.clone());
             writer.write_record(&first)?;
-            continue;
         }
         for (i, variant) in variants.into_iter().enumerate() {
             let mut row = if i == 0 { std::mem::take(&mut first) } else { vec![String::new(); COLUMNS.len()] };
@@ -684,6 +726,12 @@ pub fn write_shopify_csv<W: Write>(
             set(&mut row, Col::RequiresShipping, "TRUE".into());
             set(&mut row, Col::Taxable, "TRUE".into());
             set(&mut row, Col::Barcode, variant.barcode.clone().unwrap_or_default());
+            writer.write_record(&row)?;
+        }
+        for (i, image) in images.iter().enumerate().skip(1) {
+            let mut row = vec![String::new(); COLUMNS.len()];
+            set(&mut row, Col::Handle, product.handle.clone());
+            set_image(&mut row, store_url, image, i + 1);
             writer.write_record(&row)?;
         }
     }
@@ -777,12 +825,14 @@ gift-mug,Gift Mug,<p>Holds coffee.</p>,Mugworks,,Kitchen,,FALSE,Title,Default Ti
                 ImageRef {
                     src: "https://cdn.example.com/linen-front.jpg".into(),
                     alt: "Linen shirt, front".into(),
-                    position: 1
+                    position: 1,
+                    line: 2
                 },
                 ImageRef {
                     src: "https://cdn.example.com/linen-back.jpg".into(),
                     alt: "Linen shirt, back".into(),
-                    position: 2
+                    position: 2,
+                    line: 6
                 },
             ]
         );
@@ -797,8 +847,10 @@ gift-mug,Gift Mug,<p>Holds coffee.</p>,Mugworks,,Kitchen,,FALSE,Title,Default Ti
         assert!(mug.images.is_empty());
     }
 
+    const STORE: &str = "https://demo.example.com";
+
     /// What the store would hold after saving these drafts.
-    fn records_of(drafts: &[ProductDraft]) -> Vec<(ProductRecord, Vec<VariantRecord>)> {
+    fn records_of(drafts: &[ProductDraft]) -> Vec<ExportedProduct> {
         drafts
             .iter()
             .map(|d| {
@@ -842,7 +894,7 @@ gift-mug,Gift Mug,<p>Holds coffee.</p>,Mugworks,,Kitchen,,FALSE,Title,Default Ti
                     .collect();
                 // The store hands variants back in any order; position decides.
                 variants.reverse();
-                (product, variants)
+                ExportedProduct { product, variants, images: Vec::new() }
             })
             .collect()
     }
@@ -885,7 +937,7 @@ gift-mug,Gift Mug,<p>Holds coffee.</p>,Mugworks,,Kitchen,,FALSE,Title,Default Ti
         drafts.push(archived);
 
         let mut out = Vec::new();
-        write_shopify_csv(&mut out, &records_of(&drafts), usd()).unwrap();
+        write_shopify_csv(&mut out, &records_of(&drafts), usd(), STORE).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Handle,Title,Body (HTML),Vendor,"));
         assert!(text.contains(",Title,Default Title,"), "Shopify's way of writing no options:\n{text}");
@@ -897,8 +949,87 @@ gift-mug,Gift Mug,<p>Holds coffee.</p>,Mugworks,,Kitchen,,FALSE,Title,Default Ti
 
         // And once more: the export of an import of an export is the same file.
         let mut again = Vec::new();
-        write_shopify_csv(&mut again, &records_of(&back_drafts), usd()).unwrap();
+        write_shopify_csv(&mut again, &records_of(&back_drafts), usd(), STORE).unwrap();
         assert_eq!(String::from_utf8(again).unwrap(), text);
+    }
+
+    fn image(product: &ProductRecord, n: u8, alt: &str) -> ImageRecord {
+        ImageRecord {
+            id: uuid::Uuid::now_v7(),
+            product_id: product.id,
+            hash: format!("{n:02x}").repeat(32),
+            ext: if n.is_multiple_of(2) { "png".into() } else { "jpg".into() },
+            width: 800,
+            height: 600,
+            alt: alt.into(),
+        }
+    }
+
+    #[test]
+    fn images_are_written_as_shopify_writes_them() {
+        let drafts: Vec<ProductDraft> = parse(SHOPIFY_SAMPLE).unwrap().into_iter().map(|p| p.draft).collect();
+        let mut records = records_of(&drafts);
+        let shirt = records[0].product.clone();
+        records[0].images = vec![
+            image(&shirt, 1, "Linen shirt, front"),
+            image(&shirt, 2, ""),
+            image(&shirt, 3, "Back, \"relaxed\" cut"),
+        ];
+        let mug = records[1].product.clone();
+        records[1].images = vec![image(&mug, 4, "Mug")];
+        let mut out = Vec::new();
+        write_shopify_csv(&mut out, &records, usd(), "https://demo.example.com/").unwrap();
+        let text = String::from_utf8(out).unwrap();
+
+        let rows: Vec<Vec<String>> = csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        let cell = |row: &[String], col: Col| row[col as usize].clone();
+        // Four variant rows, then the two extra images; then the mug's one row.
+        assert_eq!(rows.len(), 4 + 2 + 1, "{text}");
+        let hash1 = "01".repeat(32);
+        assert_eq!(cell(&rows[0], Col::ImageSrc), format!("https://demo.example.com/media/{hash1}.jpg"));
+        assert_eq!(cell(&rows[0], Col::ImagePosition), "1");
+        assert_eq!(cell(&rows[0], Col::ImageAlt), "Linen shirt, front");
+        for variant_row in &rows[1..4] {
+            assert_eq!(cell(variant_row, Col::ImageSrc), "", "variant rows carry no image");
+        }
+        for (row, n, alt) in [(&rows[4], 2, ""), (&rows[5], 3, "Back, \"relaxed\" cut")] {
+            assert_eq!(cell(row, Col::Handle), "linen-shirt");
+            assert_eq!(cell(row, Col::ImagePosition), n.to_string());
+            assert_eq!(cell(row, Col::ImageAlt), alt);
+            let filled: Vec<usize> = (0..row.len()).filter(|&i| !row[i].is_empty()).collect();
+            let mut expected = vec![Col::Handle as usize, Col::ImageSrc as usize, Col::ImagePosition as usize];
+            if !alt.is_empty() {
+                expected.push(Col::ImageAlt as usize);
+            }
+            assert_eq!(filled, expected, "an image row holds the handle and the image only");
+        }
+        assert_eq!(cell(&rows[6], Col::ImageSrc), format!("https://demo.example.com/media/{}.png", "04".repeat(32)));
+
+        // Read back: the same products, with the images in order.
+        let back = parse(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_eq!(back.iter().map(|p| p.draft.clone()).collect::<Vec<_>>(), drafts);
+        let images: Vec<(u32, String, usize)> =
+            back[0].images.iter().map(|i| (i.position, i.alt.clone(), i.line)).collect();
+        assert_eq!(
+            images,
+            vec![(1, "Linen shirt, front".into(), 2), (2, String::new(), 6), (3, "Back, \"relaxed\" cut".into(), 7)]
+        );
+        assert_eq!(back[0].images[2].src, format!("https://demo.example.com/media/{}.jpg", "03".repeat(32)));
+        assert_eq!(back[1].line, 8);
+        assert_eq!(back[1].images.len(), 1);
+    }
+
+    #[test]
+    fn a_too_long_alt_text_is_reported_on_its_line() {
+        let long = "a".repeat(501);
+        let e = errors(&format!(
+            "Handle,Title,Variant Price,Image Src,Image Alt Text\ncap,Cap,5,https://x.example/a.jpg,ok\n\
+             cap,,,https://x.example/b.jpg,{long}\n"
+        ));
+        assert_eq!(e, vec![LineError { line: 3, message: "Image Alt Text: use at most 500 characters".into() }]);
     }
 
     #[test]
@@ -909,7 +1040,7 @@ gift-mug,Gift Mug,<p>Holds coffee.</p>,Mugworks,,Kitchen,,FALSE,Title,Default Ti
             parse_shopify_csv(text.as_bytes(), jpy).unwrap().into_iter().map(|p| p.draft).collect();
         assert_eq!(drafts[0].variants[0].price, Money::new(1200, jpy));
         let mut out = Vec::new();
-        write_shopify_csv(&mut out, &records_of(&drafts), jpy).unwrap();
+        write_shopify_csv(&mut out, &records_of(&drafts), jpy, STORE).unwrap();
         let back: Vec<ProductDraft> =
             parse_shopify_csv(out.as_slice(), jpy).unwrap().into_iter().map(|p| p.draft).collect();
         assert_eq!(back, drafts);

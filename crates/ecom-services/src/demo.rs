@@ -51,6 +51,7 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result
                 .create(Realm::Customer(tenant.id), &shopper, "Sam Shopper", &password, StaffRole::Staff)
                 .await?;
             crate::demo_catalog::seed(catalog, &tenant).await?;
+            checkout_settings(db, &tenant, slug == "acme").await?;
         }
         tracing::info!("demo data created");
     }
@@ -78,4 +79,40 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result
         });
     }
     Ok(logins)
+}
+
+/// Shipping, taxes and a discount code, so the demo stores can take orders.
+async fn checkout_settings(db: &Db, tenant: &ecom_core::Tenant, european: bool) -> Result<()> {
+    use ecom_store::orders as repo;
+    let txn = db.tenant_txn(tenant.id).await?;
+    if european {
+        repo::save_settings(&txn, tenant.id, true, 60, true, "IBAN DE02 1203 0000 0000 2020 51").await?;
+        repo::save_shipping_method(&txn, tenant.id, "standard", "Standard (3–5 days)", 490, 0, Some(5000), "", 0)
+            .await?;
+        repo::save_shipping_method(
+            &txn,
+            tenant.id,
+            "freight",
+            "Heavy goods, by weight",
+            900,
+            150,
+            None,
+            "DE,AT,NL,BE,FR",
+            1,
+        )
+        .await?;
+        for (country, rate) in [("DE", 1900), ("AT", 2000), ("FR", 2000), ("NL", 2100), ("BE", 2100)] {
+            repo::save_tax_rate(&txn, tenant.id, country, "", "VAT", rate).await?;
+        }
+    } else {
+        repo::save_shipping_method(&txn, tenant.id, "standard", "Standard (3–5 days)", 595, 0, Some(7500), "", 0)
+            .await?;
+        repo::save_shipping_method(&txn, tenant.id, "express", "Express (1–2 days)", 1495, 0, None, "US,CA", 1).await?;
+        repo::save_tax_rate(&txn, tenant.id, "US", "IL", "Illinois sales tax", 625).await?;
+        repo::save_tax_rate(&txn, tenant.id, "US", "NY", "New York sales tax", 400).await?;
+        repo::save_tax_rate(&txn, tenant.id, "CA", "", "GST", 500).await?;
+    }
+    repo::insert_discount(&txn, tenant.id, "WELCOME10", "percent", 1000, 0, None, None).await?;
+    txn.commit().await.map_err(ecom_store::StoreError::from)?;
+    Ok(())
 }

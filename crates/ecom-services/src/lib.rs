@@ -4,17 +4,23 @@
 pub mod accounts;
 pub mod catalog;
 pub mod catalog_csv;
+pub mod catalog_images;
+pub mod checkout;
 pub mod demo;
 mod demo_catalog;
 pub mod directory;
 pub mod mail;
+pub mod outbound;
 pub mod passwords;
+pub mod payments;
 pub mod ratelimit;
 
 pub use accounts::Accounts;
 pub use catalog::Catalog;
+pub use checkout::Checkout;
 pub use directory::{Directory, Site};
 pub use mail::Mailer;
+pub use outbound::Outbound;
 pub use ratelimit::{Limit, RateLimits};
 
 use ecom_core::Invalid;

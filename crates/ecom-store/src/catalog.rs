@@ -11,6 +11,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A stored product (prices in minor units of the store currency).
@@ -349,6 +350,63 @@ pub async fn variants_of(
         .into_iter()
         .map(|v| (v.product_id, variant_record(v)))
         .collect())
+}
+
+/// A variant with what a cart line shows of its product.
+#[derive(Debug, Clone)]
+pub struct SellableVariant {
+    pub product_id: Uuid,
+    pub product_title: String,
+    pub product_handle: String,
+    pub product_status: ProductStatus,
+    pub variant: VariantRecord,
+}
+
+/// Variants by id with their products' title, handle and status; ids of other stores
+/// (or unknown ids) are simply absent.
+pub async fn variants_by_ids(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<SellableVariant>> {
+    let variants = variant::Entity::find()
+        .filter(variant::Column::TenantId.eq(tenant.0))
+        .filter(variant::Column::Id.is_in(ids.to_vec()))
+        .all(txn)
+        .await?;
+    let product_ids: Vec<Uuid> = variants.iter().map(|v| v.product_id).collect();
+    let products: HashMap<Uuid, (String, String, String)> = product::Entity::find()
+        .select_only()
+        .column(product::Column::Id)
+        .column(product::Column::Title)
+        .column(product::Column::Handle)
+        .column(product::Column::Status)
+        .filter(product::Column::TenantId.eq(tenant.0))
+        .filter(product::Column::Id.is_in(product_ids))
+        .into_tuple::<(Uuid, String, String, String)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|(id, title, handle, status)| (id, (title, handle, status)))
+        .collect();
+    variants
+        .into_iter()
+        .filter_map(|v| {
+            let (title, handle, status) = products.get(&v.product_id)?.clone();
+            Some((v, title, handle, status))
+        })
+        .map(|(v, title, handle, status)| {
+            let product_status = ProductStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt { table: "products", detail: format!("status {status}") })?;
+            Ok(SellableVariant {
+                product_id: v.product_id,
+                product_title: title,
+                product_handle: handle,
+                product_status,
+                variant: variant_record(v),
+            })
+        })
+        .collect()
 }
 
 /// What a listing shows.
@@ -791,6 +849,18 @@ pub async fn insert_image(
     Ok(Some(id))
 }
 
+fn image_record(m: crate::entities::product_image::Model) -> ImageRecord {
+    ImageRecord {
+        id: m.id,
+        product_id: m.product_id,
+        hash: m.hash,
+        ext: m.ext,
+        width: m.width,
+        height: m.height,
+        alt: m.alt,
+    }
+}
+
 /// The images of several products in one query, in position order.
 pub async fn images_of(txn: &DatabaseTransaction, tenant: TenantId, products: &[Uuid]) -> Result<Vec<ImageRecord>> {
     use crate::entities::product_image;
@@ -802,16 +872,35 @@ pub async fn images_of(txn: &DatabaseTransaction, tenant: TenantId, products: &[
         .all(txn)
         .await?
         .into_iter()
-        .map(|m| ImageRecord {
-            id: m.id,
-            product_id: m.product_id,
-            hash: m.hash,
-            ext: m.ext,
-            width: m.width,
-            height: m.height,
-            alt: m.alt,
-        })
+        .map(image_record)
         .collect())
+}
+
+/// Every image of a store in one query, by product and position: for a whole-catalog
+/// export or import, without a list of ids as long as the catalog.
+pub async fn images_of_store(txn: &DatabaseTransaction, tenant: TenantId) -> Result<Vec<ImageRecord>> {
+    use crate::entities::product_image;
+    Ok(product_image::Entity::find()
+        .filter(product_image::Column::TenantId.eq(tenant.0))
+        .order_by_asc(product_image::Column::ProductId)
+        .order_by_asc(product_image::Column::Position)
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(image_record)
+        .collect())
+}
+
+/// Replaces an image's alt text; `false` when the image is not the store's.
+pub async fn set_image_alt(txn: &DatabaseTransaction, tenant: TenantId, image: Uuid, alt: &str) -> Result<bool> {
+    use crate::entities::product_image;
+    let res = product_image::Entity::update_many()
+        .col_expr(product_image::Column::Alt, Expr::value(alt))
+        .filter(product_image::Column::TenantId.eq(tenant.0))
+        .filter(product_image::Column::Id.eq(image))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
 }
 
 pub async fn delete_image(txn: &DatabaseTransaction, tenant: TenantId, product_id: Uuid, image: Uuid) -> Result<bool> {

@@ -11,6 +11,7 @@ mod db;
 pub mod entities;
 pub mod mailbox;
 mod migration;
+pub mod orders;
 pub mod tenants;
 pub mod themes;
 pub mod tokens;

@@ -23,6 +23,20 @@ pub const TENANT_TABLES: &[&str] = &[
     "categories",
     "product_images",
     "theme_templates",
+    "checkout_settings",
+    "shipping_methods",
+    "tax_rates",
+    "discount_codes",
+    "carts",
+    "cart_lines",
+    "orders",
+    "order_lines",
+    "order_events",
+    "payments",
+    "payment_webhooks",
+    "outbox",
+    "customer_addresses",
+    "audit_log",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -31,6 +45,22 @@ const CATALOG_TABLES: &[&str] =
     &["products", "variants", "product_facets", "collections", "collection_products", "categories"];
 const MEDIA_TABLES: &[&str] = &["product_images"];
 const THEME_TABLES: &[&str] = &["theme_templates"];
+const ORDER_TABLES: &[&str] = &[
+    "checkout_settings",
+    "shipping_methods",
+    "tax_rates",
+    "discount_codes",
+    "carts",
+    "cart_lines",
+    "orders",
+    "order_lines",
+    "order_events",
+    "payments",
+    "payment_webhooks",
+    "outbox",
+    "customer_addresses",
+    "audit_log",
+];
 
 pub(crate) struct Migrator;
 
@@ -42,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Media),
             Box::new(M0004Themes),
             Box::new(M0005Branding),
+            Box::new(M0006Orders),
         ]
     }
 }
@@ -501,14 +532,289 @@ impl MigrationTrait for M0005Branding {
     }
 }
 
+struct M0006Orders;
+
+impl MigrationName for M0006Orders {
+    fn name(&self) -> &str {
+        "m0006_orders"
+    }
+}
+
+fn money(col: &str) -> ColumnDef {
+    ColumnDef::new(name(col)).big_integer().not_null().default(0).to_owned()
+}
+
+fn text(col: &str, len: u32) -> ColumnDef {
+    ColumnDef::new(name(col)).string_len(len).not_null().default("").to_owned()
+}
+
+fn at(col: &str, nullable: bool) -> ColumnDef {
+    let mut c = ColumnDef::new(name(col)).timestamp_with_time_zone().to_owned();
+    if nullable {
+        c.null()
+    } else {
+        c.not_null()
+    };
+    c
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006Orders {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One row per store, made on first use; also hands out order numbers.
+        m.create_table(
+            tenant_table("checkout_settings")
+                .col(ColumnDef::new(name("prices_include_tax")).boolean().not_null().default(false))
+                .col(ColumnDef::new(name("order_expiry_minutes")).integer().not_null().default(60))
+                .col(ColumnDef::new(name("auto_capture")).boolean().not_null().default(true))
+                .col(ColumnDef::new(name("manual_instructions")).text().not_null().default(""))
+                .col(ColumnDef::new(name("next_order_number")).big_integer().not_null().default(1001))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("checkout_settings", &["tenant_id"], true)).await?;
+
+        m.create_table(
+            tenant_table("shipping_methods")
+                .col(text("code", 60))
+                .col(text("title", 200))
+                .col(money("base"))
+                .col(money("per_kg"))
+                .col(ColumnDef::new(name("free_over")).big_integer().null())
+                .col(text("countries", 1000))
+                .col(ColumnDef::new(name("position")).integer().not_null().default(0))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("shipping_methods", &["tenant_id", "code"], true)).await?;
+
+        m.create_table(
+            tenant_table("tax_rates")
+                .col(text("country", 2))
+                .col(text("region", 100))
+                .col(text("name", 100))
+                .col(ColumnDef::new(name("basis_points")).integer().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("tax_rates", &["tenant_id", "country", "region"], true)).await?;
+
+        m.create_table(
+            tenant_table("discount_codes")
+                .col(text("code", 60))
+                .col(text("kind", 20))
+                .col(money("value"))
+                .col(money("min_subtotal"))
+                .col(ColumnDef::new(name("usage_limit")).big_integer().null())
+                .col(money("used"))
+                .col(at("expires_at", true))
+                .col(ColumnDef::new(name("active")).boolean().not_null().default(true))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("discount_codes", &["tenant_id", "code"], true)).await?;
+
+        let (customer, mut customer_fk) = reference("carts", "customer_id", "customers", true);
+        m.create_table(
+            tenant_table("carts")
+                .col(customer)
+                .foreign_key(&mut customer_fk)
+                .col(text("email", 254))
+                .col(text("phone", 40))
+                .col(ColumnDef::new(name("address")).json_binary().null())
+                .col(text("shipping_code", 60))
+                .col(text("discount_code", 60))
+                .col(created_at())
+                .col(at("updated_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("carts", &["tenant_id", "customer_id"], false)).await?;
+
+        let (cart, mut cart_fk) = reference("cart_lines", "cart_id", "carts", false);
+        let (variant, mut variant_fk) = reference("cart_lines", "variant_id", "variants", false);
+        m.create_table(
+            tenant_table("cart_lines")
+                .col(cart)
+                .foreign_key(&mut cart_fk)
+                .col(variant)
+                .foreign_key(&mut variant_fk)
+                .col(ColumnDef::new(name("quantity")).integer().not_null())
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("cart_lines", &["cart_id", "variant_id"], true)).await?;
+
+        let (customer, mut customer_fk) = reference("orders", "customer_id", "customers", true);
+        m.create_table(
+            tenant_table("orders")
+                .col(ColumnDef::new(name("number")).big_integer().not_null())
+                // The cart it came from: placing the same cart twice finds this order.
+                .col(ColumnDef::new(name("cart_id")).uuid().not_null())
+                // A secret for the guest's order page.
+                .col(text("access_token", 64))
+                .col(customer)
+                .foreign_key(&mut customer_fk)
+                .col(text("email", 254))
+                .col(text("phone", 40))
+                .col(ColumnDef::new(name("address")).json_binary().not_null())
+                .col(text("shipping_code", 60))
+                .col(text("shipping_title", 200))
+                .col(text("currency", 3))
+                .col(money("subtotal"))
+                .col(money("discount"))
+                .col(money("shipping"))
+                .col(money("tax"))
+                .col(ColumnDef::new(name("taxes_included")).boolean().not_null().default(false))
+                .col(money("total"))
+                .col(money("refunded"))
+                .col(text("discount_code", 60))
+                .col(text("status", 30))
+                .col(text("payment_status", 30))
+                .col(text("return_status", 30))
+                .col(text("payment_provider", 30))
+                .col(text("carrier", 100))
+                .col(text("tracking_number", 100))
+                .col(at("placed_at", false))
+                .col(at("expires_at", true))
+                .col(at("updated_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("orders", &["tenant_id", "number"], true)).await?;
+        m.create_index(index("orders", &["tenant_id", "cart_id"], true)).await?;
+        m.create_index(index("orders", &["access_token"], true)).await?;
+        m.create_index(index("orders", &["tenant_id", "customer_id"], false)).await?;
+        m.create_index(index("orders", &["tenant_id", "status", "placed_at"], false)).await?;
+        m.create_index(index("orders", &["status", "expires_at"], false)).await?;
+
+        let (order, mut order_fk) = reference("order_lines", "order_id", "orders", false);
+        m.create_table(
+            tenant_table("order_lines")
+                .col(order)
+                .foreign_key(&mut order_fk)
+                // Snapshots: the order keeps what was bought even if the product goes.
+                .col(ColumnDef::new(name("product_id")).uuid().null())
+                .col(ColumnDef::new(name("variant_id")).uuid().null())
+                .col(text("title", 255))
+                .col(text("variant_title", 255))
+                .col(text("sku", 100))
+                .col(money("unit_price"))
+                .col(ColumnDef::new(name("quantity")).integer().not_null())
+                .col(ColumnDef::new(name("fulfilled")).integer().not_null().default(0))
+                .col(ColumnDef::new(name("weight_grams")).integer().not_null().default(0))
+                .col(ColumnDef::new(name("position")).integer().not_null().default(0))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("order_lines", &["tenant_id", "order_id"], false)).await?;
+
+        let (order, mut order_fk) = reference("order_events", "order_id", "orders", false);
+        m.create_table(
+            tenant_table("order_events")
+                .col(order)
+                .foreign_key(&mut order_fk)
+                .col(text("kind", 60))
+                .col(text("message", 1000))
+                .col(text("actor", 300))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("order_events", &["tenant_id", "order_id"], false)).await?;
+
+        let (order, mut order_fk) = reference("payments", "order_id", "orders", false);
+        m.create_table(
+            tenant_table("payments")
+                .col(order)
+                .foreign_key(&mut order_fk)
+                .col(text("provider", 30))
+                .col(text("kind", 20))
+                .col(money("amount"))
+                .col(text("status", 20))
+                .col(text("reference", 200))
+                .col(text("idempotency_key", 200))
+                .col(text("error", 500))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("payments", &["tenant_id", "idempotency_key"], true)).await?;
+        m.create_index(index("payments", &["tenant_id", "order_id"], false)).await?;
+
+        // Provider events already applied: a replayed webhook finds its id here.
+        m.create_table(
+            tenant_table("payment_webhooks")
+                .col(text("provider", 30))
+                .col(text("event_id", 200))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("payment_webhooks", &["tenant_id", "provider", "event_id"], true)).await?;
+
+        m.create_table(
+            tenant_table("outbox")
+                .col(text("topic", 100))
+                .col(ColumnDef::new(name("payload")).json_binary().not_null())
+                .col(created_at())
+                .col(at("published_at", true))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("outbox", &["published_at", "created_at"], false)).await?;
+
+        let (customer, mut customer_fk) = reference("customer_addresses", "customer_id", "customers", false);
+        m.create_table(
+            tenant_table("customer_addresses")
+                .col(customer)
+                .foreign_key(&mut customer_fk)
+                .col(ColumnDef::new(name("address")).json_binary().not_null())
+                .col(ColumnDef::new(name("is_default")).boolean().not_null().default(false))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("customer_addresses", &["tenant_id", "customer_id"], false)).await?;
+
+        m.create_table(
+            tenant_table("audit_log")
+                .col(text("actor", 300))
+                .col(text("action", 100))
+                .col(text("target", 300))
+                .col(text("detail", 2000))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("audit_log", &["tenant_id", "created_at"], false)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, ORDER_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the orders migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_tenant_table_is_protected_by_exactly_one_migration() {
-        let protected: Vec<&str> =
-            FOUNDATION_TABLES.iter().chain(CATALOG_TABLES).chain(MEDIA_TABLES).chain(THEME_TABLES).copied().collect();
+        let protected: Vec<&str> = FOUNDATION_TABLES
+            .iter()
+            .chain(CATALOG_TABLES)
+            .chain(MEDIA_TABLES)
+            .chain(THEME_TABLES)
+            .chain(ORDER_TABLES)
+            .copied()
+            .collect();
         assert_eq!(protected, TENANT_TABLES);
     }
 }

@@ -216,7 +216,17 @@ pub async fn login(
 ) -> WebResult<Response> {
     let next = safe_next(f.next.as_deref(), ctx.area);
     match state.accounts.sign_in(ctx.realm, &ip, &f.email, &f.password).await {
-        Ok(who) => Ok((session::start(&state, jar, &who), Redirect::to(&next)).into_response()),
+        Ok(who) => {
+            let mut jar = session::start(&state, jar, &who);
+            // A shopper's guest cart joins their saved cart.
+            if let (ecom_core::Realm::Customer(_), Some(tenant)) = (ctx.realm, ctx.tenant.as_ref()) {
+                let guest = crate::checkout::cart_cookie(&jar);
+                if let Some(cart) = state.checkout.merge_at_login(tenant, guest, who.id).await? {
+                    jar = crate::checkout::remember_cart(&state, jar, cart);
+                }
+            }
+            Ok((jar, Redirect::to(&next)).into_response())
+        }
         Err(e) => ctx.form_error("auth/login.html", e, context! { email => f.email, next }),
     }
 }

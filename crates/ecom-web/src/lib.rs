@@ -4,11 +4,13 @@
 
 mod admin;
 mod auth;
+mod checkout;
 mod csrf;
 mod error;
 mod media;
 mod merchant;
 mod merchant_catalog;
+mod merchant_orders;
 mod ops;
 mod pwa;
 mod session;
@@ -62,6 +64,20 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(ecom_media::MAX_BYTES + 64 * 1024)),
         )
         .route("/brand.css", get(pwa::brand_css))
+        .route("/cart", get(checkout::cart))
+        .route("/cart/add", post(checkout::add))
+        .route("/cart/update", post(checkout::update))
+        .route("/checkout", get(checkout::checkout).post(checkout::submit))
+        .route("/orders/{token}", get(checkout::order_page))
+        .route("/orders/{token}/pay", post(checkout::pay_again))
+        .route("/account/orders", get(checkout::my_orders))
+        .route("/account/orders/{number}", get(checkout::my_order))
+        .route("/account/orders/{number}/again", post(checkout::order_again))
+        .route("/account/addresses", post(checkout::save_address))
+        .route("/webhooks/test-card", post(checkout::test_card_webhook))
+        .route("/merchant/orders", get(merchant_orders::list))
+        .route("/merchant/orders/{number}", get(merchant_orders::detail).post(merchant_orders::act))
+        .route("/merchant/settings/checkout", get(merchant_orders::settings).post(merchant_orders::save_settings))
         .route("/merchant/products", get(merchant_catalog::list))
         .route("/merchant/products/export", get(merchant_catalog::export))
         .route(

@@ -512,15 +512,35 @@ pub async fn import(
             return Ok(resp);
         }
     };
-    let summary = state.catalog.import_products(&tenant, products, &|_, _| {}).await?;
-    Ok(page.page("merchant/import.html", context! { summary => ser(&summary), page_title => "Import products" }))
+    let mut summary = state.catalog.import_products(&tenant, products, &|_, _| {}).await?;
+    // The products are saved; now their images. In a task of its own, so that they are
+    // all attached even if the merchant leaves the page before the downloads finish.
+    let pending = std::mem::take(&mut summary.pending_images);
+    let images = if pending.is_empty() {
+        None
+    } else {
+        let (catalog, media, outbound, store) =
+            (state.catalog.clone(), state.media.clone(), state.outbound.clone(), tenant.clone());
+        let attach = tokio::spawn(async move {
+            catalog.attach_imported_images(&store, &media, &outbound, pending, &|_, _| {}).await
+        });
+        Some(attach.await.map_err(|e| WebError::Internal(format!("attaching imported images: {e}")))??)
+    };
+    let image_problems: Vec<String> =
+        images.as_ref().map(|r| r.problems.iter().map(ToString::to_string).collect()).unwrap_or_default();
+    Ok(page.page(
+        "merchant/import.html",
+        context! { summary => ser(&summary), images => ser(&images), image_problems, page_title => "Import products" },
+    ))
 }
 
 pub async fn export(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
     let tenant = page.store()?;
-    let products = state.catalog.export_products(&tenant).await?;
+    let products = state.catalog.export_catalog(&tenant).await?;
+    // Image URLs on the address the merchant uses for this store.
+    let store_url = format!("{}://{}", state.config.public_scheme, page.ctx.host.0);
     let mut out = Vec::new();
-    ecom_services::catalog_csv::write_shopify_csv(&mut out, &products, tenant.currency)
+    ecom_services::catalog_csv::write_shopify_csv(&mut out, &products, tenant.currency, &store_url)
         .map_err(|e| WebError::Internal(format!("csv export: {e}")))?;
     let filename = format!("attachment; filename=\"{}-products.csv\"", tenant.slug);
     Ok((

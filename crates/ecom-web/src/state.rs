@@ -2,7 +2,7 @@
 
 use axum::extract::FromRef;
 use axum_extra::extract::cookie::Key;
-use ecom_services::{Accounts, Catalog, Directory};
+use ecom_services::{Accounts, Catalog, Checkout, Directory, Outbound};
 use ecom_store::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -39,6 +39,8 @@ pub struct AppInner {
     pub accounts: Accounts,
     /// Products, collections and categories, with the per-node read cache.
     pub catalog: Catalog,
+    /// Carts, checkout, orders and payments.
+    pub checkout: Checkout,
     /// Encrypts and authenticates session cookies; derived from the secret key.
     pub cookie_key: Key,
     /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
@@ -48,6 +50,8 @@ pub struct AppInner {
     pub config: Arc<WebConfig>,
     /// Uploaded images and their thumbnails.
     pub media: ecom_media::Media,
+    /// HTTP to merchant-given addresses (image URLs in imports), private networks refused.
+    pub outbound: Outbound,
     /// Each store's theme, built from its edited templates.
     pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
@@ -60,13 +64,15 @@ pub struct Services {
     pub directory: Directory,
     pub accounts: Accounts,
     pub catalog: Catalog,
+    pub checkout: Checkout,
     pub media: ecom_media::Media,
+    pub outbound: Outbound,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, media } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -83,7 +89,9 @@ impl AppState {
             directory,
             accounts,
             catalog,
+            checkout,
             media,
+            outbound,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             metrics,

@@ -89,6 +89,10 @@ pub struct Shop {
     pub host: HostHeader,
     csrf: String,
     customer: Option<AccountView>,
+    /// The signed-in customer's account.
+    pub customer_id: Option<ecom_core::AccountId>,
+    /// The shopper's cart, from the cart cookie.
+    pub cart: Option<uuid::Uuid>,
     /// Render with the theme's drafts (merchant preview).
     pub preview: bool,
 }
@@ -112,8 +116,11 @@ impl Shop {
         let jar = PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
             .await
             .map_err(|_| WebError::Internal("cookie jar".into()))?;
-        let customer = session::current(state, &jar, Realm::Customer(tenant.id)).await?.map(|c| AccountView::from(&c));
-        Ok(Self { tenant, host, csrf, customer, preview: false })
+        let credential = session::current(state, &jar, Realm::Customer(tenant.id)).await?;
+        let customer = credential.as_ref().map(AccountView::from);
+        let customer_id = credential.map(|c| c.id);
+        let cart = crate::checkout::cart_cookie(&jar);
+        Ok(Self { tenant, host, csrf, customer, customer_id, cart, preview: false })
     }
 
     fn base_url(&self, state: &AppState) -> String {

@@ -66,6 +66,23 @@ pub struct Config {
     pub rate_limits: bool,
     /// Seconds a host-to-store answer is cached on a node.
     pub tenant_cache_ttl_secs: u64,
+    /// Let requests to merchant-given addresses (image URLs in product imports,
+    /// webhooks) reach loopback, private and link-local addresses. For development and
+    /// tests only: in production it would open the platform's own network to merchants.
+    pub allow_private_network: bool,
+    /// Product images go to this S3 bucket when set (else `<data_dir>/media`). The
+    /// bucket must exist; every node must use the same one.
+    pub s3_bucket: Option<String>,
+    /// An S3-compatible store's URL, e.g. `http://127.0.0.1:9000` (MinIO, Ceph, Garage,
+    /// R2…), addressed path-style; unset or empty for AWS S3 itself.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    /// Allow a plain `http://` endpoint; required for one, refused otherwise.
+    pub s3_allow_http: bool,
+    /// Keys are stored under this prefix (`<prefix>/<store id>/…`), to share a bucket.
+    pub s3_prefix: Option<String>,
 }
 
 impl Default for Config {
@@ -83,8 +100,31 @@ impl Default for Config {
             log_level: "info".into(),
             rate_limits: true,
             tenant_cache_ttl_secs: 30,
+            allow_private_network: false,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+            s3_prefix: None,
         }
     }
+}
+
+/// An optional string setting that is set to something (an empty value counts as unset).
+fn given(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// S3's bucket naming rules, in short: 3–63 lower-case letters, digits, dots and
+/// hyphens, beginning and ending with a letter or digit.
+fn valid_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+        && !name.contains("..")
 }
 
 /// A configuration problem, naming the key and what was expected.
@@ -165,7 +205,94 @@ impl Config {
         if self.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return err("log_level", "expected a log filter such as info, debug or ecom=debug,warn");
         }
+        self.validate_s3()
+    }
+
+    fn validate_s3(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", env_name(key))));
+        let endpoint = given(self.s3_endpoint.as_deref());
+        let Some(bucket) = given(self.s3_bucket.as_deref()) else {
+            // S3 settings without a bucket would silently leave media on local disk.
+            for (key, set) in [
+                ("s3_endpoint", endpoint.is_some()),
+                ("s3_access_key_id", given(self.s3_access_key_id.as_deref()).is_some()),
+                ("s3_secret_access_key", given(self.s3_secret_access_key.as_ref().map(|s| s.0.as_str())).is_some()),
+                ("s3_prefix", given(self.s3_prefix.as_deref()).is_some()),
+            ] {
+                if set {
+                    return err(
+                        "s3_bucket",
+                        &format!(
+                            "expected a bucket name: {} is set, but media stays on local disk without a bucket",
+                            env_name(key)
+                        ),
+                    );
+                }
+            }
+            return Ok(());
+        };
+        if !valid_bucket_name(bucket) {
+            return err(
+                "s3_bucket",
+                "expected an S3 bucket name: 3–63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit",
+            );
+        }
+        if given(self.s3_access_key_id.as_deref()).is_none() {
+            return err("s3_access_key_id", "expected the access key id for the bucket set by ECOM_S3_BUCKET");
+        }
+        if given(self.s3_secret_access_key.as_ref().map(|s| s.0.as_str())).is_none() {
+            return err("s3_secret_access_key", "expected the secret access key for the bucket set by ECOM_S3_BUCKET");
+        }
+        if self.s3_region.trim().is_empty()
+            || !self.s3_region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return err(
+                "s3_region",
+                "expected a region name such as us-east-1 (any name for most S3-compatible stores)",
+            );
+        }
+        if let Some(url) = endpoint {
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(|host| host.is_empty() || host.starts_with('/') || host.contains(char::is_whitespace)) {
+                return err("s3_endpoint", "expected a URL such as https://s3.example.com or http://127.0.0.1:9000");
+            }
+            if url.starts_with("http://") && !self.s3_allow_http {
+                return err(
+                    "s3_allow_http",
+                    "the S3 endpoint is plain http://, which sends media unencrypted: set ECOM_S3_ALLOW_HTTP=true to allow it (or use https://)",
+                );
+            }
+        }
+        if let Some(prefix) = given(self.s3_prefix.as_deref()) {
+            let ok = prefix.trim_matches('/').split('/').all(|part| {
+                !part.is_empty()
+                    && part != "."
+                    && part != ".."
+                    && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!*'()".contains(&b))
+            });
+            if !ok {
+                return err(
+                    "s3_prefix",
+                    "expected a key prefix such as media or shops/media: letters, digits and - _ . ! * ' ( ) between slashes",
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The S3 settings for media, when a bucket is configured; `None` keeps media in
+    /// `<data_dir>/media`. Call after [`Config::validate`].
+    pub fn media_s3(&self) -> Option<ecom_media::S3Settings> {
+        let bucket = given(self.s3_bucket.as_deref())?;
+        Some(ecom_media::S3Settings {
+            bucket: bucket.to_owned(),
+            endpoint: given(self.s3_endpoint.as_deref()).map(str::to_owned),
+            region: self.s3_region.trim().to_owned(),
+            access_key_id: given(self.s3_access_key_id.as_deref()).unwrap_or_default().to_owned(),
+            secret_access_key: self.s3_secret_access_key.as_ref().map(|s| s.0.trim().to_owned()).unwrap_or_default(),
+            allow_http: self.s3_allow_http,
+            prefix: given(self.s3_prefix.as_deref()).map(str::to_owned),
+        })
     }
 
     pub fn database_url(&self) -> String {
@@ -197,5 +324,110 @@ mod tests {
         c.secret_key = Some(Secret("short".into()));
         assert!(c.validate().is_err_and(|e| e.0.contains("ECOM_SECRET_KEY") && !e.0.contains("short")));
         assert_eq!(format!("{:?}", c.secret_key), "Some((redacted))");
+    }
+
+    fn s3() -> Config {
+        Config {
+            s3_bucket: Some("ecom-media".into()),
+            s3_endpoint: Some("https://s3.example.com".into()),
+            s3_access_key_id: Some("AKIDEXAMPLE".into()),
+            s3_secret_access_key: Some(Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into())),
+            ..Config::default()
+        }
+    }
+
+    fn s3_error(c: &Config) -> String {
+        c.validate().err().map(|e| e.0).unwrap_or_default()
+    }
+
+    #[test]
+    fn media_stays_local_unless_a_bucket_is_set() {
+        let c = Config::default();
+        assert!(c.media_s3().is_none());
+        let c = Config { s3_bucket: Some(String::new()), ..Config::default() };
+        assert!(c.validate().is_ok() && c.media_s3().is_none(), "an empty bucket counts as unset");
+        let settings = s3().media_s3().unwrap_or_default();
+        assert_eq!(settings.bucket, "ecom-media");
+        assert_eq!(settings.endpoint.as_deref(), Some("https://s3.example.com"));
+        assert_eq!(settings.region, "us-east-1");
+        assert!(!settings.allow_http);
+        let aws = Config { s3_endpoint: Some(String::new()), ..s3() };
+        assert!(aws.validate().is_ok());
+        assert_eq!(aws.media_s3().unwrap_or_default().endpoint, None, "an empty endpoint means AWS");
+    }
+
+    #[test]
+    fn s3_settings_are_checked_and_name_their_key() {
+        assert!(s3().validate().is_ok());
+        let no_key = Config { s3_access_key_id: None, ..s3() };
+        assert!(s3_error(&no_key).contains("ECOM_S3_ACCESS_KEY_ID"), "{}", s3_error(&no_key));
+        let no_secret = Config { s3_secret_access_key: Some(Secret(String::new())), ..s3() };
+        assert!(s3_error(&no_secret).contains("ECOM_S3_SECRET_ACCESS_KEY"));
+        let http = Config { s3_endpoint: Some("http://127.0.0.1:9000".into()), ..s3() };
+        assert!(s3_error(&http).starts_with("ECOM_S3_ALLOW_HTTP:"), "{}", s3_error(&http));
+        let http_allowed = Config { s3_allow_http: true, ..http };
+        assert!(http_allowed.validate().is_ok());
+        assert!(http_allowed.media_s3().is_some_and(|s| s.allow_http));
+        for bad in ["127.0.0.1:9000", "ftp://host", "https://", "http:///x"] {
+            let c = Config { s3_endpoint: Some(bad.into()), s3_allow_http: true, ..s3() };
+            assert!(s3_error(&c).starts_with("ECOM_S3_ENDPOINT:"), "{bad}: {}", s3_error(&c));
+        }
+        for bad in ["Media", "ab", "-media", "media-", "my_bucket", "a..b"] {
+            let c = Config { s3_bucket: Some(bad.into()), ..s3() };
+            assert!(s3_error(&c).starts_with("ECOM_S3_BUCKET:"), "{bad}");
+        }
+        let region = Config { s3_region: " ".into(), ..s3() };
+        assert!(s3_error(&region).starts_with("ECOM_S3_REGION:"));
+        for bad in ["a//b", "../x", "a b"] {
+            let c = Config { s3_prefix: Some(bad.into()), ..s3() };
+            assert!(s3_error(&c).starts_with("ECOM_S3_PREFIX:"), "{bad}");
+        }
+        let prefixed = Config { s3_prefix: Some("/shops/media/".into()), ..s3() };
+        assert!(prefixed.validate().is_ok());
+        // S3 settings without a bucket would silently store media locally.
+        let orphan = Config { s3_bucket: None, ..s3() };
+        let e = s3_error(&orphan);
+        assert!(e.starts_with("ECOM_S3_BUCKET:") && e.contains("ECOM_S3_ENDPOINT"), "{e}");
+    }
+
+    #[test]
+    fn the_s3_secret_never_prints() {
+        let c = s3();
+        let shown = format!("{c:#?}");
+        assert!(shown.contains("(redacted)"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"));
+        assert!(!format!("{:?}", c.media_s3()).contains("wJalrXUtnFEMI"));
+        assert!(s3_error(&Config { s3_bucket: Some("Bad".into()), ..s3() }).find("wJalr").is_none());
+    }
+
+    #[test]
+    fn s3_keys_load_from_a_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("ecom.toml");
+        let toml = "s3_bucket = \"shop-media\"\ns3_endpoint = \"http://127.0.0.1:9000\"\ns3_region = \"eu-west-3\"\n\
+                    s3_access_key_id = \"id\"\ns3_secret_access_key = \"secret\"\ns3_prefix = \"media\"\n";
+        std::fs::write(&file, toml).unwrap_or_else(|e| panic!("{e}"));
+        let e = Config::load(&file, true).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("ECOM_S3_ALLOW_HTTP"), "{e}");
+        std::fs::write(&file, format!("{toml}s3_allow_http = true\n")).unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(&file, true).unwrap_or_else(|e| panic!("{e}"));
+        let s = c.media_s3().unwrap_or_default();
+        assert_eq!(
+            (s.bucket.as_str(), s.region.as_str(), s.prefix.as_deref()),
+            ("shop-media", "eu-west-3", Some("media"))
+        );
+        assert!(s.allow_http);
+    }
+
+    #[test]
+    fn private_network_targets_are_refused_unless_allowed() {
+        assert!(!Config::default().allow_private_network);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("ecom.toml");
+        std::fs::write(&file, "allow_private_network = true\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Config::load(&file, true).is_ok_and(|c| c.allow_private_network));
+        std::fs::write(&file, "allow_private_network = \"sometimes\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let e = Config::load(&file, true).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("allow_private_network"), "{e}");
     }
 }

@@ -8,7 +8,7 @@ pub mod telemetry;
 use anyhow::Context;
 use config::{Config, Scheme};
 use ecom_services::demo::DemoLogin;
-use ecom_services::{Accounts, Catalog, Directory, Mailer, RateLimits};
+use ecom_services::{Accounts, Catalog, Directory, Mailer, Outbound, RateLimits};
 use ecom_store::{Db, DbOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +27,8 @@ pub struct Application {
     /// The app's catalog service (shares its cache), for tests and tools.
     pub catalog: Catalog,
     media: ecom_media::Media,
+    /// Carts and orders, for tests; also runs the expiry of unpaid orders.
+    pub checkout: ecom_services::Checkout,
     /// Draw the demo stores' product pictures once serving.
     demo: bool,
     limits: RateLimits,
@@ -49,6 +51,15 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     .context("cannot connect to the database (check ECOM_DATABASE_URL)")?;
     db.migrate().await.context("database migration failed")?;
     Ok(db)
+}
+
+/// Media storage as configured: an S3-compatible bucket, or `<data_dir>/media`.
+pub fn open_media(config: &Config) -> anyhow::Result<ecom_media::Media> {
+    match config.media_s3() {
+        Some(s3) => ecom_media::Media::s3(s3),
+        None => ecom_media::Media::local(&config.data_dir.join("media")),
+    }
+    .map_err(|e| anyhow::anyhow!("media storage: {e}"))
 }
 
 /// The secret key from the configuration, or the one kept in the data directory
@@ -100,11 +111,17 @@ impl Application {
         };
         let directory =
             Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(config.tenant_cache_ttl_secs));
-        let media = ecom_media::Media::local(&config.data_dir.join("media"))
-            .map_err(|e| anyhow::anyhow!("media storage: {e}"))?;
+        let media = open_media(config)?;
+        tracing::info!(media = %media.describe(), "media storage");
         let media_handle = media.clone();
+        let outbound = Outbound::new(config.allow_private_network).map_err(|e| anyhow::anyhow!(e))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
+        let checkout = ecom_services::Checkout::new(db.clone(), catalog.clone(), payments(&secret, &listener));
+        let checkout_handle = checkout.clone();
         let state = ecom_web::AppState::new(
-            ecom_web::Services { db: db.clone(), directory, accounts, catalog, media },
+            ecom_web::Services { db: db.clone(), directory, accounts, catalog, checkout, media, outbound },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
             ecom_web::WebConfig {
@@ -115,9 +132,6 @@ impl Application {
                 },
             },
         );
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -126,6 +140,7 @@ impl Application {
             limits,
             catalog: catalog_handle,
             media: media_handle,
+            checkout: checkout_handle,
             demo,
         })
     }
@@ -158,12 +173,44 @@ impl Application {
                 }
             });
         }
+        let checkout = self.checkout.clone();
+        let expiry = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                match checkout.expire_due(chrono::Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(orders = n, "unpaid orders expired; stock released"),
+                    Err(e) => tracing::warn!(error = %e, "expiring unpaid orders failed"),
+                }
+            }
+        });
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
+        expiry.abort();
         self.db.connection().clone().close().await.ok();
         result.context("HTTP server failed")
     }
+}
+
+/// The payment providers: manual payment, and the test-card gateway, whose webhooks
+/// come back to this server's own listener, signed with a key derived from the secret.
+fn payments(secret: &str, listener: &TcpListener) -> ecom_services::payments::Payments {
+    use ecom_services::payments::{Manual, Payments, TestCard};
+    use hmac::Mac;
+    let webhook_secret = match <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(b"ecom test-card webhooks");
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => secret.as_bytes().to_vec(),
+    };
+    let mut addr = listener.local_addr().ok();
+    if let Some(a) = addr.as_mut().filter(|a| a.ip().is_unspecified()) {
+        a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Payments::new(vec![std::sync::Arc::new(TestCard::new(webhook_secret, addr)), std::sync::Arc::new(Manual)])
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -196,8 +243,20 @@ async fn store_by_slug(db: &Db, slug: &str) -> anyhow::Result<ecom_core::Tenant>
     })
 }
 
+fn progress_bar(len: u64, unit: &str, message: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!("{{msg}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{eta}} left)"))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
 /// `ecom import products`: reads a Shopify product CSV and imports it into a store,
-/// all or nothing, with a progress bar on a terminal.
+/// all or nothing, with a progress bar on a terminal; then attaches the images the
+/// file names (a second phase: one that fails is reported by line, the products stay).
 pub async fn import_products_cli(config: &Config, slug: &str, file: &Path) -> anyhow::Result<()> {
     let db = open_database(config).await?;
     let tenant = store_by_slug(&db, slug).await?;
@@ -212,13 +271,11 @@ pub async fn import_products_cli(config: &Config, slug: &str, file: &Path) -> an
             anyhow::bail!("{} problem(s) in {}; nothing was imported", errors.len(), file.display());
         }
     };
-    let bar = indicatif::ProgressBar::new(products.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} products ({eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("importing into {slug}"));
+    // Opened before the products are written: a storage misconfiguration stops the
+    // import before it changes anything.
+    let media = open_media(config)?;
+    let outbound = Outbound::new(config.allow_private_network).map_err(|e| anyhow::anyhow!(e))?;
+    let bar = progress_bar(products.len() as u64, "products", format!("importing into {slug}"));
     let catalog = Catalog::new(db.clone());
     let summary = catalog
         .import_products(&tenant, products, &|done, _| bar.set_position(done as u64))
@@ -226,22 +283,54 @@ pub async fn import_products_cli(config: &Config, slug: &str, file: &Path) -> an
         .map_err(|e| anyhow::anyhow!("import failed, nothing was imported: {e}"))?;
     bar.finish_and_clear();
     println!("imported into {slug}: {} created, {} updated", summary.created, summary.updated);
+    if summary.pending_images.is_empty() {
+        return Ok(());
+    }
+    let bar = progress_bar(0, "images", "fetching images".into());
+    let report = catalog
+        .attach_imported_images(&tenant, &media, &outbound, summary.pending_images, &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("attaching images failed (the products were imported): {e}"))?;
+    bar.finish_and_clear();
+    for problem in &report.problems {
+        eprintln!("{}: {problem}", file.display());
+    }
+    if report.failed > report.problems.len() {
+        eprintln!("{}: … and {} more images not added", file.display(), report.failed - report.problems.len());
+    }
+    println!(
+        "images: {} added, {} with new alt text, {} already there, {} not added",
+        report.added, report.updated, report.unchanged, report.failed
+    );
     Ok(())
 }
 
-/// `ecom export products`: writes a store's products as a Shopify product CSV.
+/// `ecom export products`: writes a store's products as a Shopify product CSV, image
+/// URLs on the store's address on the platform domain.
 pub async fn export_products_cli(config: &Config, slug: &str, out: Option<&Path>) -> anyhow::Result<()> {
     let db = open_database(config).await?;
     let tenant = store_by_slug(&db, slug).await?;
-    let products =
-        Catalog::new(db).export_products(&tenant).await.map_err(|e| anyhow::anyhow!("export failed: {e}"))?;
+    let scheme = match config.public_scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    let directory =
+        Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(config.tenant_cache_ttl_secs));
+    let store_url = directory.store_url(&tenant, scheme, "");
+    let products = Catalog::new(db).export_catalog(&tenant).await.map_err(|e| anyhow::anyhow!("export failed: {e}"))?;
+    let write = |out: &mut dyn std::io::Write| {
+        ecom_services::catalog_csv::write_shopify_csv(out, &products, tenant.currency, &store_url)
+    };
     match out {
         Some(path) => {
             let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            ecom_services::catalog_csv::write_shopify_csv(std::io::BufWriter::new(file), &products, tenant.currency)?;
+            write(&mut std::io::BufWriter::new(file))?;
             eprintln!("exported {} products to {}", products.len(), path.display());
         }
-        None => ecom_services::catalog_csv::write_shopify_csv(std::io::stdout().lock(), &products, tenant.currency)?,
+        None => write(&mut std::io::stdout().lock())?,
     }
     Ok(())
 }

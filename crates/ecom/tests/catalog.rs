@@ -667,3 +667,210 @@ async fn merchants_brand_their_store_with_a_name_colour_and_logo(app: TestApp) {
     app.stop().await;
 }
 both!(merchants_brand_their_store_with_a_name_colour_and_logo);
+
+/// Like `both!`, with the app's configuration adjusted by `$tweak`.
+macro_rules! both_with {
+    ($name:ident, $tweak:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = crate::common::TestApp::spawn_with(crate::common::Backend::Sqlite, $tweak).await {
+                    super::$name(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = crate::common::TestApp::spawn_with(crate::common::Backend::Postgres, $tweak).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    };
+}
+
+/// The test app serves on 127.0.0.1, so fetching its images needs private targets allowed.
+fn allow_private_network(config: &mut ecom::config::Config) {
+    config.allow_private_network = true;
+}
+
+/// A page's text with minijinja's HTML escapes undone, to search for URLs and quotes.
+fn unescaped(body: &str) -> String {
+    body.replace("&#x2f;", "/").replace("&quot;", "\"").replace("&#x27;", "'").replace("&amp;", "&")
+}
+
+async fn export_csv(b: &common::Browser, host: &str) -> String {
+    let resp = b.client.get(b.url(host, "/merchant/products/export")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// (alt, hash) of a product's images, in display order.
+async fn images_of(app: &TestApp, tenant: &ecom_core::Tenant, handle: &str) -> Vec<(String, String)> {
+    let id = app.catalog.ids_for_handles(tenant, &[handle.to_owned()]).await.unwrap()[0];
+    app.catalog.images(tenant, id).await.unwrap().into_iter().map(|i| (i.alt, i.hash)).collect()
+}
+
+/// A demo store with two products: a hat with two images (front, back), a scarf with one.
+async fn store_with_images(app: &TestApp, b: &common::Browser) -> ecom_core::Tenant {
+    let tenant = app.store("demo", "Demo").await;
+    let hat = app
+        .catalog
+        .create_product(&tenant, product("Wool Hat", "Hats", &[], &["Red"], 1500, &tenant), None)
+        .await
+        .unwrap();
+    let scarf = app
+        .catalog
+        .create_product(&tenant, product("Silk Scarf", "Scarves", &[], &["Blue", "Green"], 2500, &tenant), None)
+        .await
+        .unwrap();
+    assert_eq!(b.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await.status, 303);
+    for (id, bytes, alt) in [
+        (hat, png_bytes(120, 80), "Wool hat, front"),
+        (hat, png_bytes(80, 120), "Wool hat, \"back\" view"),
+        (scarf, png_bytes(100, 100), "Silk scarf"),
+    ] {
+        assert_eq!(upload_image(b, "demo.localhost", &id.to_string(), bytes, alt).await.status, 303);
+    }
+    tenant
+}
+
+async fn csv_images_travel_to_another_store_over_http(app: TestApp) {
+    let b = app.browser(&[]);
+    let demo = store_with_images(&app, &b).await;
+    let acme = app.store("acme", "Acme").await;
+    assert_eq!(b.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await.status, 303);
+
+    let demo_csv = export_csv(&b, "demo.localhost").await;
+    let base = format!("http://demo.localhost:{}/media/", app.addr.port());
+    let hat = images_of(&app, &demo, "wool-hat").await;
+    assert_eq!(hat.len(), 2);
+    // The hat's first image on its first row, the second on an image-only row after
+    // its variants, as Shopify writes them.
+    let hat_rows: Vec<&str> = demo_csv.lines().filter(|l| l.starts_with("wool-hat,")).collect();
+    assert_eq!(hat_rows.len(), 2 + 1, "two variants and one image row:\n{demo_csv}");
+    assert!(hat_rows[0].contains(&format!("{base}{}.png,1,\"Wool hat, front\"", hat[0].1)), "{demo_csv}");
+    assert!(!hat_rows[1].contains("/media/"), "the second variant row has no image");
+    let image_row = format!("wool-hat,{}{base}{}.png,2,\"Wool hat, \"\"back\"\" view\"", ",".repeat(24), hat[1].1);
+    // Handle (column 1) and Image Src, Position, Alt Text (26–28) of 35 columns: nothing else.
+    assert_eq!(hat_rows[2], format!("{image_row}{}", ",".repeat(7)));
+
+    // Into another store: its media does not hold these files, so they are fetched
+    // from the first store's URLs.
+    let imported = upload(&b, "acme.localhost", demo_csv.clone().into_bytes()).await;
+    assert_eq!(imported.status, 200);
+    assert!(imported.body.contains("2 new products"), "{}", imported.body);
+    assert!(imported.body.contains("Images: 3 added."), "{}", imported.body);
+    assert!(!imported.body.contains("could not be added"), "{}", imported.body);
+    assert_eq!(images_of(&app, &acme, "wool-hat").await, hat, "same files, alt texts and order");
+    assert_eq!(images_of(&app, &acme, "silk-scarf").await, images_of(&app, &demo, "silk-scarf").await);
+    let served = b.client.get(b.url("acme.localhost", &format!("/media/{}.png", hat[1].1))).send().await.unwrap();
+    assert_eq!(served.status(), 200, "stored in the second store's media");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), png_bytes(80, 120));
+    let page = unescaped(&b.get("acme.localhost", "/products/wool-hat").await.body);
+    let front = page.find("alt=\"Wool hat, front\"").expect("front image on the page");
+    let back = page.find("alt=\"Wool hat, \"back\" view\"").expect("back image on the page");
+    assert!(front < back, "in the file's order");
+
+    let acme_csv = export_csv(&b, "acme.localhost").await;
+    assert_eq!(acme_csv.replace("acme.localhost", "demo.localhost"), demo_csv, "export → import → export is stable");
+    app.stop().await;
+}
+both_with!(csv_images_travel_to_another_store_over_http, super::allow_private_network);
+
+async fn reimporting_into_the_same_store_does_not_duplicate_images(app: TestApp) {
+    // Private targets refused (the default): the store's own images are found in its
+    // media, never fetched.
+    let b = app.browser(&[]);
+    let demo = store_with_images(&app, &b).await;
+    let before = images_of(&app, &demo, "wool-hat").await;
+    let csv = export_csv(&b, "demo.localhost").await;
+
+    let again = upload(&b, "demo.localhost", csv.clone().into_bytes()).await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("2 updated"), "{}", again.body);
+    assert!(again.body.contains("Images: 0 added, 3 already there."), "{}", again.body);
+    assert_eq!(images_of(&app, &demo, "wool-hat").await, before);
+    assert_eq!(export_csv(&b, "demo.localhost").await, csv, "the same file again");
+
+    // On any host (a CDN in front, a renamed store), with a new alt text: matched by the
+    // file, and the alt text follows the file.
+    let moved = csv
+        .replace(&format!("http://demo.localhost:{}/media/", app.addr.port()), "https://cdn.example.com/media/")
+        .replace("\"Wool hat, front\"", "Wool hat seen from the front");
+    let updated = upload(&b, "demo.localhost", moved.into_bytes()).await;
+    assert!(updated.body.contains("Images: 0 added, 1 with new alt text, 2 already there."), "{}", updated.body);
+    let after = images_of(&app, &demo, "wool-hat").await;
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], ("Wool hat seen from the front".to_owned(), before[0].1.clone()));
+    assert_eq!(after[1], before[1]);
+    app.stop().await;
+}
+both!(reimporting_into_the_same_store_does_not_duplicate_images);
+
+async fn missing_and_non_image_urls_are_reported_by_line(app: TestApp) {
+    let b = app.browser(&[]);
+    let demo = store_with_images(&app, &b).await;
+    let acme = app.store("acme", "Acme").await;
+    assert_eq!(b.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await.status, 303);
+    let host = format!("http://demo.localhost:{}", app.addr.port());
+    let good = &images_of(&app, &demo, "silk-scarf").await[0].1;
+    let missing = format!("{host}/media/{}.png", "0".repeat(64));
+    let text = format!("{host}/robots.txt");
+    let csv = format!(
+        "Handle,Title,Variant Price,Image Src,Image Position,Image Alt Text\n\
+         cap,Cap,5.00,{missing},1,A cap\n\
+         cap,,,{text},2,Not a picture\n\
+         mitt,Mitt,7.00,{host}/media/{good}.png,1,A mitt\n"
+    );
+    let page = upload(&b, "acme.localhost", csv.into_bytes()).await;
+    assert_eq!(page.status, 200, "the products are imported: {}", page.body);
+    let body = unescaped(&page.body);
+    assert!(body.contains("2 new products") && body.contains("Images: 1 added, 2 not added."), "{body}");
+    assert!(
+        body.contains(&format!("line 2: image {missing} was not added: the server answered 404 Not Found")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("line 3: image {text} was not added: only JPEG, PNG and WebP images can be uploaded")),
+        "{body}"
+    );
+    assert!(images_of(&app, &acme, "cap").await.is_empty());
+    assert_eq!(images_of(&app, &acme, "mitt").await, vec![("A mitt".to_owned(), good.clone())]);
+    assert!(b.get("acme.localhost", "/merchant/products").await.body.contains("2 products"));
+    app.stop().await;
+}
+both_with!(missing_and_non_image_urls_are_reported_by_line, super::allow_private_network);
+
+async fn loopback_image_urls_are_refused_without_allow_private_network(app: TestApp) {
+    let b = app.browser(&[]);
+    let demo = store_with_images(&app, &b).await;
+    let acme = app.store("acme", "Acme").await;
+    assert_eq!(b.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await.status, 303);
+    let hash = &images_of(&app, &demo, "silk-scarf").await[0].1;
+    let by_name = format!("http://demo.localhost:{}/media/{hash}.png", app.addr.port());
+    let by_address = format!("http://127.0.0.1:{}/media/{hash}.png", app.addr.port());
+    let metadata = "http://169.254.169.254/latest/meta-data/iam/security-credentials/";
+    let csv = format!(
+        "Handle,Title,Variant Price,Image Src\n\
+         cap,Cap,5.00,{by_name}\n\
+         cap,,,{by_address}\n\
+         cap,,,{metadata}\n"
+    );
+    let page = upload(&b, "acme.localhost", csv.into_bytes()).await;
+    assert_eq!(page.status, 200);
+    let body = unescaped(&page.body);
+    assert!(body.contains("1 new product,") && body.contains("3 not added"), "{body}");
+    let public_only = "only addresses on the public internet can be fetched";
+    for expected in [
+        format!(
+            "line 2: image {by_name} was not added: demo.localhost resolves to 127.0.0.1, a loopback address; {public_only}"
+        ),
+        format!("line 3: image {by_address} was not added: 127.0.0.1 is a loopback address; {public_only}"),
+        format!("line 4: image {metadata} was not added: 169.254.169.254 is a link-local address; {public_only}"),
+    ] {
+        assert!(body.contains(&expected), "{expected}\n{body}");
+    }
+    assert!(images_of(&app, &acme, "cap").await.is_empty());
+    app.stop().await;
+}
+both!(loopback_image_urls_are_refused_without_allow_private_network);

@@ -49,6 +49,7 @@ pub struct TestApp {
     pub accounts: Accounts,
     /// The running app's catalog service: writes through it invalidate its cache.
     pub catalog: Catalog,
+    pub checkout: ecom_services::Checkout,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -107,6 +108,7 @@ impl TestApp {
         let addr = app.local_addr();
         let db = app.db.clone();
         let catalog = app.catalog.clone();
+        let checkout = app.checkout.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -118,6 +120,7 @@ impl TestApp {
             backend,
             accounts,
             catalog,
+            checkout,
             database_url,
             shutdown: Some(tx),
             server: Some(server),
