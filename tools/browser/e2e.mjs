@@ -1,7 +1,8 @@
 // End-to-end walk through a demo store in headless Chromium:
 // home → collection → product → variant change; the web app manifest, the service
 // worker and Chromium's installability check; then the server is stopped and the
-// offline page must be served.
+// offline page must be served. In between it checks out with a test card and finds
+// the order in the merchant panel.
 // Usage: node e2e.mjs http://127.0.0.1:PORT SERVER_PID
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -67,6 +68,36 @@ try {
   const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
   if (installabilityErrors.length) fail(`not installable: ${JSON.stringify(installabilityErrors)}`);
   ok("Chromium finds the storefront installable");
+
+  // Checkout: add to cart → checkout with a test card → confirmation → merchant panel.
+  if (await page.locator("form.add-to-cart").count() === 0) {
+    await page.goto(`${origin}/products/merino-crew-sweater?Size=M&Color=Forest`);
+  }
+  await Promise.all([page.waitForURL(/\/cart$/), page.click("form.add-to-cart button")]);
+  await Promise.all([page.waitForURL(/\/checkout$/), page.click("a:has-text('Check out')")]);
+  await page.fill("#email", "e2e@example.com");
+  await page.fill("#name", "Eve Tester");
+  await page.fill("#line1", "1 Main St");
+  await page.fill("#city", "Springfield");
+  await page.fill("#region", "IL");
+  await page.fill("#postal_code", "62701");
+  await page.fill("#card_number", "4242 4242 4242 4242");
+  await Promise.all([page.waitForURL(/\/orders\//), page.click("button[value=place]")]);
+  const orderHeading = await page.textContent("h1");
+  const number = (orderHeading.match(/#\d+/) || [])[0];
+  if (!number) fail(`no order number on the confirmation page: ${orderHeading}`);
+  if (!(await page.textContent("body")).includes("Paid")) fail("order not paid on the confirmation page");
+  ok(`order ${number} placed and paid with a test card`);
+  const panel = await context.newPage();
+  await panel.goto(`${origin}/merchant/login`);
+  await panel.fill("#email", "owner@demo.test");
+  await panel.fill("#password", "demo-password");
+  await Promise.all([panel.waitForNavigation(), panel.click("button[type=submit]")]);
+  await panel.goto(`${origin}/merchant/orders`);
+  const list = await panel.textContent("main");
+  if (!list.includes(number) || !list.includes("e2e@example.com")) fail(`order ${number} not in the merchant panel`);
+  ok(`order ${number} appears in the merchant panel`);
+  await panel.close();
 
   // Failed requests once the server is gone are expected; errors before are not.
   const errorsWhileOnline = errors.slice();

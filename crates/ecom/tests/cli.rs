@@ -185,7 +185,8 @@ async fn import_products_checks_every_line_then_imports_all() {
     assert!(exported.contains("mug,Enamel Mug") && exported.contains("bowl,Stoneware Bowl"), "{exported}");
 }
 
-/// Headless Chromium walks a demo store: home → collection → product → variant,
+/// Headless Chromium walks a demo store: home → collection → product → variant → cart →
+/// checkout with a test card → confirmation → the order in the merchant panel;
 /// checks the manifest, the service worker and installability, then stops the server
 /// and expects the offline page (tools/browser/e2e.mjs).
 #[test]
