@@ -176,6 +176,21 @@ pub struct CheckoutForm {
     email: String,
     #[serde(default)]
     phone: String,
+    #[serde(flatten)]
+    address: AddressFields,
+    #[serde(default)]
+    shipping: String,
+    #[serde(default)]
+    discount: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    card_number: String,
+}
+
+/// The address fields of the checkout and address forms.
+#[derive(Deserialize, Default)]
+pub struct AddressFields {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -190,17 +205,9 @@ pub struct CheckoutForm {
     postal_code: String,
     #[serde(default)]
     country: String,
-    #[serde(default)]
-    shipping: String,
-    #[serde(default)]
-    discount: String,
-    #[serde(default)]
-    provider: String,
-    #[serde(default)]
-    card_number: String,
 }
 
-impl CheckoutForm {
+impl AddressFields {
     fn address(&self) -> Address {
         Address {
             name: self.name.clone(),
@@ -211,6 +218,12 @@ impl CheckoutForm {
             postal_code: self.postal_code.clone(),
             country: self.country.clone(),
         }
+    }
+}
+
+impl CheckoutForm {
+    fn address(&self) -> Address {
+        self.address.address()
     }
 }
 
@@ -357,20 +370,8 @@ pub async fn order_again(
 
 #[derive(Deserialize)]
 pub struct AddressForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    line1: String,
-    #[serde(default)]
-    line2: String,
-    #[serde(default)]
-    city: String,
-    #[serde(default)]
-    region: String,
-    #[serde(default)]
-    postal_code: String,
-    #[serde(default)]
-    country: String,
+    #[serde(flatten)]
+    address: AddressFields,
     #[serde(default)]
     delete: String,
 }
@@ -386,16 +387,7 @@ pub async fn save_address(
         state.checkout.delete_address(&tenant, page.me.id, id).await?;
         return Ok(Redirect::to("/account/orders").into_response());
     }
-    let address = Address {
-        name: f.name,
-        line1: f.line1,
-        line2: f.line2,
-        city: f.city,
-        region: f.region,
-        postal_code: f.postal_code,
-        country: f.country,
-    };
-    match state.checkout.save_address(&tenant, page.me.id, address).await {
+    match state.checkout.save_address(&tenant, page.me.id, f.address.address()).await {
         Ok(()) => Ok(Redirect::to("/account/orders").into_response()),
         Err(ServiceError::Invalid(e)) => Err(WebError::BadRequest(e.to_string())),
         Err(e) => Err(e.into()),
