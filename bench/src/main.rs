@@ -52,6 +52,29 @@ enum Command {
         #[arg(long)]
         static_url: Option<String>,
     },
+    /// Create store "shop" with N products in deep stock, a shipping method and a tax
+    /// rate, ready for checkouts.
+    SeedCheckout {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 20)]
+        products: usize,
+    },
+    /// Complete checkouts over HTTP (add to cart → checkout page → place with a test
+    /// card → paid order) from concurrent shoppers, then count the orders in the
+    /// database: none lost, none duplicated.
+    Checkout {
+        #[arg(long)]
+        base: String,
+        #[arg(long, default_value = "shop.localhost")]
+        host: String,
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Measure tenant resolution + storefront, and customer login, across N stores.
     Tenancy {
         /// e.g. http://127.0.0.1:18090
@@ -73,7 +96,13 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Seed { database_url, stores } => seed(&database_url, stores).await,
         Command::Tenancy { base, stores, secs, concurrency } => tenancy(&base, stores, secs, concurrency).await,
-        Command::SeedCatalog { database_url, products } => seed_catalog(&database_url, products).await,
+        Command::SeedCatalog { database_url, products } => {
+            seed_catalog(&database_url, products, "bench", None).await.map(|_| ())
+        }
+        Command::SeedCheckout { database_url, products } => seed_checkout(&database_url, products).await,
+        Command::Checkout { base, host, database_url, secs, concurrency } => {
+            checkout(&base, &host, &database_url, secs, concurrency).await
+        }
         Command::Pages { base, host, products, secs, concurrency, rate, static_url } => {
             pages(&base, &host, products, secs, concurrency, rate, static_url.as_deref()).await
         }
@@ -311,7 +340,13 @@ fn bench_handle(i: usize) -> String {
     format!("bench-product-{i:05}")
 }
 
-async fn seed_catalog(url: &str, products: usize) -> anyhow::Result<()> {
+/// Seeds a store with `products` products; `stock` overrides the varied stock levels.
+async fn seed_catalog(
+    url: &str,
+    products: usize,
+    slug: &str,
+    stock: Option<i32>,
+) -> anyhow::Result<(Db, ecom_core::Tenant)> {
     use ecom_core::catalog::{Handle, ProductDraft, ProductOption, ProductStatus, VariantDraft};
     let db = Db::connect(&DbOptions { url: url.into(), max_connections: 4, acquire_timeout: Duration::from_secs(10) })
         .await?;
@@ -319,7 +354,7 @@ async fn seed_catalog(url: &str, products: usize) -> anyhow::Result<()> {
     let tenant = tenants::create(
         &db,
         &tenants::NewTenant {
-            slug: Slug::parse("bench")?,
+            slug: Slug::parse(slug)?,
             name: "Bench Store".into(),
             currency: Currency::parse("USD")?,
             locale: Locale::parse("en-US")?,
@@ -347,7 +382,7 @@ async fn seed_catalog(url: &str, products: usize) -> anyhow::Result<()> {
                     compare_at: None,
                     weight_grams: Some(400),
                     barcode: None,
-                    stock: ((i + j) % 9) as i32,
+                    stock: stock.unwrap_or(((i + j) % 9) as i32),
                 })
                 .collect();
             let kind = kinds[i % kinds.len()];
@@ -390,6 +425,146 @@ async fn seed_catalog(url: &str, products: usize) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("seeded {products} products in {:.1} s", started.elapsed().as_secs_f64());
+    Ok((db, tenant))
+}
+
+async fn seed_checkout(url: &str, products: usize) -> anyhow::Result<()> {
+    use ecom_store::orders as repo;
+    let (db, tenant) = seed_catalog(url, products, "shop", Some(10_000_000)).await?;
+    let txn = db.tenant_txn(tenant.id).await?;
+    repo::save_shipping_method(&txn, tenant.id, "standard", "Standard", 500, 0, Some(10_000), "", 0).await?;
+    repo::save_tax_rate(&txn, tenant.id, "US", "IL", "Illinois", 625).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// One shopper's checkout: three requests. Returns the order page's address.
+async fn one_checkout(http: &reqwest::Client, base: &str, host: &str, variant: &str) -> anyhow::Result<String> {
+    let add = http
+        .post(format!("{base}/cart/add"))
+        .header("host", host)
+        .form(&[("variant", variant), ("quantity", "1")])
+        .send()
+        .await?;
+    if add.status() != 303 {
+        bail!("add to cart: {}", add.status());
+    }
+    let page = http.get(format!("{base}/checkout")).header("host", host).send().await?;
+    if page.status() != 200 {
+        bail!("checkout page: {}", page.status());
+    }
+    let token = csrf_of(&page.text().await?)?;
+    let placed = http
+        .post(format!("{base}/checkout"))
+        .header("host", host)
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("email", "bench@example.com"),
+            ("name", "Bench Shopper"),
+            ("line1", "1 Main St"),
+            ("city", "Springfield"),
+            ("region", "IL"),
+            ("postal_code", "62701"),
+            ("country", "US"),
+            ("shipping", "standard"),
+            ("provider", "test_card"),
+            ("card_number", "4242424242424242"),
+            ("action", "place"),
+        ])
+        .send()
+        .await?;
+    let to = placed.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if placed.status() != 303 || !to.starts_with("/orders/") || to.contains("declined") {
+        bail!("place order: {} {to}", placed.status());
+    }
+    Ok(to)
+}
+
+async fn checkout(base: &str, host: &str, database_url: &str, secs: u64, concurrency: usize) -> anyhow::Result<()> {
+    let base = base.trim_end_matches('/').to_owned();
+    let db = Db::connect(&DbOptions {
+        url: database_url.into(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+    })
+    .await?;
+    let tenant = tenants::find_by_slug(&db, host.split('.').next().unwrap_or_default())
+        .await?
+        .context("no store for that host; run seed-checkout first")?;
+    let catalog = ecom_services::Catalog::new(db.clone());
+    let variants: Vec<String> = catalog
+        .export_products(&tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .iter()
+        .flat_map(|(_, vs)| vs.iter().map(|v| v.id.to_string()))
+        .collect();
+    if variants.is_empty() {
+        bail!("the store has no variants");
+    }
+    // Each shopper has its own cookies (cart, CSRF nonce).
+    let shoppers: Vec<reqwest::Client> = (0..concurrency)
+        .map(|_| reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build())
+        .collect::<Result<_, _>>()?;
+    let shoppers = Arc::new(shoppers);
+    let placed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let errors_seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let variants = Arc::new(variants);
+    let sample = {
+        let (base, host, placed, errors_seen) = (base.clone(), host.to_owned(), placed.clone(), errors_seen.clone());
+        drive("checkout: cart → placed, paid order", secs, concurrency, move |n| {
+            let http = shoppers[n as usize % shoppers.len()].clone();
+            let variant = variants[(n as usize * 7919) % variants.len()].clone();
+            let (base, host, placed, errors_seen) = (base.clone(), host.clone(), placed.clone(), errors_seen.clone());
+            async move {
+                let t = Instant::now();
+                match one_checkout(&http, &base, &host, &variant).await {
+                    Ok(order) => {
+                        placed.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(order);
+                        Ok(t.elapsed())
+                    }
+                    Err(e) => {
+                        if let Ok(mut seen) = errors_seen.lock()
+                            && seen.len() < 5
+                        {
+                            seen.push(e.to_string());
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        })
+        .await
+    };
+    // Let the last payments' webhooks land, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let placed = placed.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
+    let distinct: std::collections::HashSet<&String> = placed.iter().collect();
+    let txn = db.tenant_txn(tenant.id).await?;
+    let filter = ecom_store::orders::OrderFilter { limit: u64::MAX >> 1, ..Default::default() };
+    let (rows, total) = ecom_store::orders::list_orders(&txn, tenant.id, &filter).await?;
+    let outbox = ecom_store::orders::outbox_of(&txn, tenant.id).await?;
+    txn.commit().await?;
+    let paid = rows.iter().filter(|r| r.payment_status == "paid").count();
+    let mut numbers: Vec<i64> = rows.iter().map(|r| r.number).collect();
+    numbers.sort_unstable();
+    let contiguous = numbers.windows(2).all(|w| w[1] == w[0] + 1);
+    let tokens: std::collections::HashSet<String> =
+        rows.iter().map(|r| format!("/orders/{}", r.access_token)).collect();
+    let confirmed_found = distinct.iter().filter(|t| tokens.contains(t.as_str())).count();
+    let placed_events = outbox.iter().filter(|e| e.topic == "order.placed").count();
+    let paid_events = outbox.iter().filter(|e| e.topic == "order.paid").count();
+    let mut result = sample.json();
+    result["confirmed_to_shoppers"] = placed.len().into();
+    result["distinct_confirmations"] = distinct.len().into();
+    result["orders_in_database"] = total.into();
+    result["paid_in_database"] = paid.into();
+    result["confirmations_found_in_database"] = confirmed_found.into();
+    result["order_numbers_contiguous"] = contiguous.into();
+    result["outbox_order_placed"] = placed_events.into();
+    result["outbox_order_paid"] = paid_events.into();
+    result["first_errors"] = serde_json::json!(*errors_seen.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+    println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
 }
 

@@ -824,15 +824,12 @@ impl Checkout {
                 .await?;
             }
             _ => {
-                repo::add_event(
-                    &txn,
-                    tenant.id,
-                    order_id,
-                    "awaiting_payment",
-                    "Waiting for a manual payment.",
-                    &actor.label(),
-                )
-                .await?;
+                let message = if provider.code() == "manual" {
+                    "Waiting for a manual payment.".to_owned()
+                } else {
+                    format!("Waiting for {} to confirm the payment.", provider.title())
+                };
+                repo::add_event(&txn, tenant.id, order_id, "awaiting_payment", &message, &actor.label()).await?;
             }
         }
         commit(txn).await?;
@@ -1115,6 +1112,12 @@ impl Checkout {
             commit(txn).await?;
             return Ok(false);
         }
+        // Events the provider sends that mean nothing here (Stripe's `charge.succeeded`,
+        // `payment_intent.created`…): remembered, so a replay is known, and that is all.
+        if event.kind == "ignored" {
+            commit(txn).await?;
+            return Ok(true);
+        }
         let Some(order) = repo::order_by_id(&txn, tenant_id, event.order_id).await? else {
             commit(txn).await?;
             return Ok(true);
@@ -1126,8 +1129,14 @@ impl Checkout {
             _ => None,
         };
         let actor = Actor::Provider(if provider == "stripe" { "stripe" } else { "test_card" });
+        // Money confirmed for less than the order's total does not pay it.
+        let enough = event.amount >= order.total;
+        let shown = |minor: i64| match ecom_core::Currency::parse(&order.currency) {
+            Ok(c) => Money::new(minor, c).display(),
+            Err(_) => format!("{minor} (minor units of {})", order.currency),
+        };
         match action {
-            Some(a) if state.apply(a).is_ok() => {
+            Some(a) if state.apply(a).is_ok() && enough && !event.reference.is_empty() => {
                 let message = format!("Payment confirmed by the provider ({}).", event.reference);
                 let before = order.clone();
                 let after = state.apply(a).map_err(|w| Invalid::new("order", w))?;
@@ -1139,6 +1148,25 @@ impl Checkout {
                 }
                 let expected = (before.status.as_str(), before.payment_status.as_str(), before.return_status.as_str());
                 if repo::update_order(&txn, tenant_id, &next, expected).await? {
+                    // The payment's reference, so that capture, refund and void find it
+                    // (the charge's own answer may never have arrived).
+                    repo::record_payment(
+                        &txn,
+                        repo::PaymentRow {
+                            id: Uuid::now_v7(),
+                            tenant_id: tenant_id.0,
+                            order_id: order.id,
+                            provider: provider.into(),
+                            kind: if a == OrderAction::Pay { "sale".into() } else { "authorization".into() },
+                            amount: event.amount,
+                            status: if a == OrderAction::Pay { "succeeded".into() } else { "authorized".into() },
+                            reference: event.reference.clone(),
+                            idempotency_key: format!("webhook:{provider}:{}", event.id),
+                            error: String::new(),
+                            created_at: Utc::now(),
+                        },
+                    )
+                    .await?;
                     let topic = topic_of(a, after);
                     repo::add_event(
                         &txn,
@@ -1151,6 +1179,23 @@ impl Checkout {
                     .await?;
                     repo::outbox(&txn, tenant_id, topic, order_payload(&next, &[])).await?;
                 }
+            }
+            Some(a) if state.apply(a).is_ok() => {
+                repo::add_event(
+                    &txn,
+                    tenant_id,
+                    order.id,
+                    "webhook",
+                    &format!(
+                        "Provider event {} ({}) not applied: it confirms {} of {}.",
+                        event.kind,
+                        event.id,
+                        shown(event.amount),
+                        shown(order.total)
+                    ),
+                    &actor.label(),
+                )
+                .await?;
             }
             _ => {
                 repo::add_event(
@@ -1680,6 +1725,56 @@ impl Checkout {
         commit(txn).await
     }
 
+    /// The store's customers with their order count and lifetime value (paid orders,
+    /// net of refunds), 50 a page.
+    pub async fn customers(&self, tenant: &Tenant, search: &str, page: u64) -> Result<(Vec<CustomerSummary>, i64)> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let (rows, total) =
+            ecom_store::accounts::list_customers(&txn, tenant.id, Some(search), 50, page.saturating_sub(1) * 50)
+                .await?;
+        let ids: Vec<Uuid> = rows.iter().map(|c| c.id.0).collect();
+        let totals = repo::customer_totals(&txn, tenant.id, &ids).await?;
+        commit(txn).await?;
+        let list = rows
+            .into_iter()
+            .map(|c| {
+                let (orders, spent) =
+                    totals.iter().find(|(id, ..)| *id == c.id.0).map_or((0, 0), |(_, n, spent)| (*n, *spent));
+                CustomerSummary {
+                    id: c.id.0,
+                    email: c.email,
+                    name: c.name,
+                    orders,
+                    lifetime_value: Money::new(spent, tenant.currency).display(),
+                    lifetime_value_minor: spent,
+                }
+            })
+            .collect();
+        Ok((list, total))
+    }
+
+    /// One customer with their orders.
+    pub async fn customer(&self, tenant: &Tenant, id: Uuid) -> Result<Option<(CustomerSummary, Vec<OrderSummary>)>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found =
+            ecom_store::accounts::find_by_id(&txn, ecom_core::Realm::Customer(tenant.id), AccountId(id)).await?;
+        let totals = repo::customer_totals(&txn, tenant.id, &[id]).await?;
+        commit(txn).await?;
+        let Some(c) = found else { return Ok(None) };
+        let (orders, spent) = totals.first().map_or((0, 0), |(_, n, s)| (*n, *s));
+        let filter = repo::OrderFilter { customer: Some(id), limit: 200, ..Default::default() };
+        let (list, _) = self.orders(tenant, &filter).await?;
+        let summary = CustomerSummary {
+            id,
+            email: c.email,
+            name: c.name,
+            orders,
+            lifetime_value: Money::new(spent, tenant.currency).display(),
+            lifetime_value_minor: spent,
+        };
+        Ok(Some((summary, list)))
+    }
+
     /// The store's audit log, newest first.
     pub async fn audit_log(
         &self,
@@ -1691,6 +1786,17 @@ impl Checkout {
         commit(txn).await?;
         Ok(rows)
     }
+}
+
+/// A customer in the merchant panel's list.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerSummary {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub orders: i64,
+    pub lifetime_value: String,
+    pub lifetime_value_minor: i64,
 }
 
 /// The store's checkout configuration, for the settings page.

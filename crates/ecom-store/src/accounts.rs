@@ -3,7 +3,7 @@
 
 use crate::{Result, StoreError};
 use ecom_core::{AccountId, AccountKind, Email, Realm, StaffRole, TenantId};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 
 /// An account's identity and password hash, as needed to sign in.
@@ -156,4 +156,35 @@ pub async fn list_staff(txn: &DatabaseTransaction, tenant: TenantId) -> Result<V
     let realm = Realm::Staff(tenant);
     let q = select_in(realm).order_by(col("email"), sea_orm::Order::Asc).to_owned();
     txn.query_all(&q).await?.iter().map(|row| from_row(realm, row)).collect()
+}
+
+/// A store's customers, by email, optionally only those whose email or name contains
+/// `search`; and how many match.
+pub async fn list_customers(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    search: Option<&str>,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<Credential>, i64)> {
+    let realm = Realm::Customer(tenant);
+    let mut q = select_in(realm);
+    let mut n = Query::select();
+    n.from(table(realm.kind()))
+        .expr_as(Expr::col(col("id")).count(), col("n"))
+        .and_where(Expr::col(col("tenant_id")).eq(tenant.0));
+    if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", s.to_lowercase().replace(['%', '_'], ""));
+        let cond =
+            Expr::col(col("email")).like(&pattern).or(Expr::expr(Func::lower(Expr::col(col("name")))).like(&pattern));
+        q.and_where(cond.clone());
+        n.and_where(cond);
+    }
+    q.order_by(col("email"), sea_orm::Order::Asc).limit(limit).offset(offset);
+    let rows = txn.query_all(&q).await?.iter().map(|row| from_row(realm, row)).collect::<Result<Vec<_>>>()?;
+    let total = match txn.query_one(&n).await? {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok((rows, total))
 }

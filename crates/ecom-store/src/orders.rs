@@ -835,3 +835,28 @@ pub async fn delete_address(txn: &DatabaseTransaction, tenant: TenantId, custome
         .await?;
     Ok(res.rows_affected > 0)
 }
+
+/// Per customer: orders placed, and what they spent (paid orders, net of refunds).
+pub async fn customer_totals(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    customers: &[Uuid],
+) -> Result<Vec<(Uuid, i64, i64)>> {
+    Ok(order::Entity::find()
+        .select_only()
+        .column(order::Column::CustomerId)
+        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "orders")
+        .column_as(
+            Expr::cust(
+                "CAST(COALESCE(SUM(CASE WHEN payment_status IN ('paid', 'partially_refunded', 'refunded') \
+                 THEN total - refunded ELSE 0 END), 0) AS BIGINT)",
+            ),
+            "spent",
+        )
+        .filter(order::Column::TenantId.eq(tenant.0))
+        .filter(order::Column::CustomerId.is_in(customers.to_vec()))
+        .group_by(order::Column::CustomerId)
+        .into_tuple::<(Uuid, i64, i64)>()
+        .all(txn)
+        .await?)
+}

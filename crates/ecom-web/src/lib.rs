@@ -76,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/account/addresses", post(checkout::save_address))
         .route("/webhooks/test-card", post(checkout::test_card_webhook))
         .route("/merchant/orders", get(merchant_orders::list))
+        .route("/merchant/customers", get(merchant_orders::customers))
+        .route("/merchant/customers/{id}", get(merchant_orders::customer))
         .route("/merchant/orders/{number}", get(merchant_orders::detail).post(merchant_orders::act))
         .route("/merchant/settings/checkout", get(merchant_orders::settings).post(merchant_orders::save_settings))
         .route("/merchant/products", get(merchant_catalog::list))

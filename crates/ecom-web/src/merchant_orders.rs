@@ -296,3 +296,41 @@ pub async fn save_settings(
         Err(e) => Err(e.into()),
     }
 }
+
+#[derive(Deserialize, Default)]
+pub struct CustomersQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<u64>,
+}
+
+/// Customers with their orders and lifetime value.
+pub async fn customers(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Query(q): Query<CustomersQuery>,
+) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let n = q.page.unwrap_or(1).clamp(1, 10_000);
+    let (customers, total) = state.checkout.customers(&tenant, &q.q, n).await?;
+    Ok(page.page(
+        "merchant/customers.html",
+        context! {
+            customers => ser(&customers), total, q => q.q, page_no => n,
+            has_next => i64::try_from(n * 50).unwrap_or(i64::MAX) < total, page_title => "Customers",
+        },
+    ))
+}
+
+pub async fn customer(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let Some((customer, orders)) = state.checkout.customer(&tenant, id).await? else {
+        return Err(WebError::not_found());
+    };
+    let title = customer.email.clone();
+    Ok(page.page(
+        "merchant/customer.html",
+        context! { customer => ser(&customer), orders => ser(&orders), page_title => title },
+    ))
+}

@@ -361,3 +361,60 @@ async fn discount_codes_apply_within_their_limits(app: TestApp) {
     app.stop().await;
 }
 both!(discount_codes_apply_within_their_limits);
+
+async fn customers_keep_their_cart_orders_and_addresses(app: TestApp) {
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    store_with_stock(&app, "acme", 10).await;
+    let host = "demo.localhost";
+    let b = app.browser(&[]);
+    let v = variant.to_string();
+    // A guest cart joins the customer's cart at sign-in.
+    assert_eq!(b.post(host, "/cart/add", &[("variant", &v), ("quantity", "2")]).await.status, 303);
+    assert_eq!(b.login(host, "/account", "pat@example.com", common::PASSWORD).await.status, 303);
+    let cart = b.get(host, "/cart").await;
+    assert!(cart.body.contains("$50.00"), "the guest cart survived sign-in: {}", cart.body);
+    let fields = [
+        ("email", "pat@example.com"),
+        ("name", "Pat Doe"),
+        ("line1", "1 Main St"),
+        ("city", "Springfield"),
+        ("region", "IL"),
+        ("postal_code", "62701"),
+        ("country", "US"),
+        ("shipping", "standard"),
+        ("provider", "manual"),
+        ("action", "place"),
+    ];
+    let placed = b.submit(host, "/checkout", "/checkout", &fields).await;
+    assert_eq!(placed.status, 303, "{}", placed.body);
+    let mine = b.get(host, "/account/orders").await;
+    assert!(mine.body.contains("#1001") && mine.body.contains("Pat Doe, 1 Main St"), "order and saved address");
+    let detail = b.get(host, "/account/orders/1001").await;
+    assert!(detail.body.contains("Pending payment") && detail.body.contains("Order again"));
+    // Order again: the same items at today's price.
+    let staff = Actor::Staff("owner@demo.test".into());
+    let change = ecom_store::catalog::VariantChange { variant, price: 3000, stock: 8 };
+    app.catalog.update_variants(&tenant, &[change]).await.unwrap();
+    let again = b.submit(host, "/account/orders/1001", "/account/orders/1001/again", &[]).await;
+    assert_eq!(again.status, 303);
+    assert!(b.get(host, "/cart").await.body.contains("$60.00"), "2 × today's $30.00");
+    // Another customer's order number is not found.
+    assert_eq!(b.get(host, "/account/orders/1002").await.status, 404);
+
+    // The merchant sees the customer with their orders and lifetime value (paid only).
+    let m = app.browser(&[]);
+    m.login(host, "/merchant", "owner@demo.test", common::PASSWORD).await;
+    let list = m.get(host, "/merchant/customers?q=pat").await;
+    assert!(list.body.contains("pat@example.com") && list.body.contains("$0.00"), "{}", list.body);
+    let order = app.checkout.order(&tenant, 1001).await.unwrap().unwrap();
+    app.checkout.command(&tenant, order.id, OrderCommand::MarkPaid, &staff).await.unwrap();
+    let list = m.get(host, "/merchant/customers").await;
+    assert!(list.body.contains(&order.totals.total), "lifetime value {}: {}", order.totals.total, list.body);
+    let customer = order.customer_id.expect("the order belongs to the customer");
+    assert!(m.get(host, &format!("/merchant/customers/{customer}")).await.body.contains("#1001"));
+    let other = app.browser(&[]);
+    other.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await;
+    assert_eq!(other.get("acme.localhost", &format!("/merchant/customers/{customer}")).await.status, 404);
+    app.stop().await;
+}
+both!(customers_keep_their_cart_orders_and_addresses);
