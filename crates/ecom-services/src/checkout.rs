@@ -21,6 +21,10 @@ use ecom_store::{DatabaseTransaction, Db, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
+/// Below this many units the default theme's product page shows the exact stock
+/// ("only 3 left"), so an order that leaves less must refresh the rendered pages.
+pub const LOW_STOCK_SHOWN: i32 = 5;
+
 /// Who did something to an order, for the timeline and the audit log.
 #[derive(Debug, Clone)]
 pub enum Actor {
@@ -630,9 +634,12 @@ impl Checkout {
             return Ok(PlaceOutcome::Refused(why.clone()));
         }
         // Take the stock: all lines or none (the transaction rolls back on a refusal).
+        let mut low_stock = false;
         for line in &view.lines {
             let q = i32::try_from(line.quantity).unwrap_or(i32::MAX);
-            if !repo::take_stock(&txn, tenant.id, line.variant_id, q).await? {
+            if let Some(left) = repo::take_stock(&txn, tenant.id, line.variant_id, q).await? {
+                low_stock |= left < LOW_STOCK_SHOWN;
+            } else {
                 txn.rollback().await.map_err(StoreError::from)?;
                 return Ok(PlaceOutcome::Refused(format!(
                     "Sorry, {} sold out while you were checking out.",
@@ -722,8 +729,11 @@ impl Checkout {
         }
         repo::delete_cart(&txn, tenant.id, cart_id).await?;
         commit(txn).await?;
-        // Listings and product pages show stock.
-        self.catalog.invalidate(tenant.id);
+        // Pages say "only N left" below LOW_STOCK_SHOWN and "sold out" at 0; above
+        // that an order changes nothing a page shows, so rendered pages stay cached.
+        if low_stock {
+            self.catalog.invalidate(tenant.id);
+        }
 
         let payment_error = self.pay(tenant, order_id, choice, settings.auto_capture).await?;
         Ok(PlaceOutcome::Placed { number, token, payment_error })
@@ -765,7 +775,14 @@ impl Checkout {
             Ok(o) => o,
             Err(PaymentError::Unavailable(e)) => {
                 tracing::warn!(error = %e, order = %order_id, "payment provider unavailable");
-                return Ok(Some("The payment service is not answering; your order is saved, try paying again.".into()));
+                // No payment is recorded, so the next try uses the same idempotency key
+                // and cannot charge twice; the timeline tells the shopper's order page.
+                let message = "The payment service is not answering; your order is saved, try paying again.";
+                let txn = self.db.tenant_txn(tenant.id).await?;
+                let actor = Actor::Provider(provider.code());
+                repo::add_event(&txn, tenant.id, order_id, "payment_failed", message, &actor.label()).await?;
+                commit(txn).await?;
+                return Ok(Some(message.into()));
             }
             Err(PaymentError::Refused(e)) => return Ok(Some(e)),
         };

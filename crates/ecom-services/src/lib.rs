@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod passwords;
 pub mod payments;
 pub mod ratelimit;
+pub mod stripe;
 
 pub use accounts::Accounts;
 pub use catalog::Catalog;

@@ -428,7 +428,13 @@ pub async fn set_cart_line(
 /// Takes `quantity` of a variant if that many are in stock, in one conditional
 /// statement: concurrent checkouts of the last unit cannot both succeed (on
 /// PostgreSQL the second waits on the row lock, then finds the condition false).
-pub async fn take_stock(txn: &DatabaseTransaction, tenant: TenantId, variant_id: Uuid, quantity: i32) -> Result<bool> {
+/// Returns the stock left, or `None` when there was not enough.
+pub async fn take_stock(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    variant_id: Uuid,
+    quantity: i32,
+) -> Result<Option<i32>> {
     let res = variant::Entity::update_many()
         .col_expr(variant::Column::Stock, Expr::col(variant::Column::Stock).sub(quantity))
         .filter(variant::Column::TenantId.eq(tenant.0))
@@ -436,10 +442,19 @@ pub async fn take_stock(txn: &DatabaseTransaction, tenant: TenantId, variant_id:
         .filter(variant::Column::Stock.gte(quantity))
         .exec(txn)
         .await?;
-    if res.rows_affected == 1 {
-        adjust_product_stock(txn, tenant, variant_id, -i64::from(quantity)).await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
     }
-    Ok(res.rows_affected == 1)
+    adjust_product_stock(txn, tenant, variant_id, -i64::from(quantity)).await?;
+    let left: Option<i32> = variant::Entity::find()
+        .select_only()
+        .column(variant::Column::Stock)
+        .filter(variant::Column::TenantId.eq(tenant.0))
+        .filter(variant::Column::Id.eq(variant_id))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(left)
 }
 
 /// Puts stock back (an order cancelled or expired).

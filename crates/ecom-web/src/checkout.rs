@@ -15,7 +15,7 @@ use axum_extra::extract::PrivateCookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use ecom_core::checkout::{Address, COUNTRIES};
 use ecom_services::ServiceError;
-use ecom_services::checkout::{Actor, CheckoutDetails, PaymentChoice, PlaceOutcome};
+use ecom_services::checkout::{Actor, CheckoutDetails, OrderCommand, PaymentChoice, PlaceOutcome};
 use minijinja::context;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -186,6 +186,15 @@ pub struct CheckoutForm {
     provider: String,
     #[serde(default)]
     card_number: String,
+    /// Stripe's PaymentMethod id (`pm_…`), from Stripe.js or a headless client.
+    #[serde(default)]
+    payment_method: String,
+}
+
+/// What the payment form sends as the provider's token: Stripe takes a PaymentMethod
+/// id, the test-card gateway a card number.
+fn payment_token(provider: &str, card_number: &str, payment_method: &str) -> String {
+    if provider == "stripe" { payment_method.trim().to_owned() } else { card_number.to_owned() }
 }
 
 /// The address fields of the checkout and address forms.
@@ -253,7 +262,10 @@ pub async fn submit(
     if f.action != "place" {
         return Ok(Redirect::to("/checkout").into_response());
     }
-    let choice = PaymentChoice { provider: f.provider.clone(), token: f.card_number.clone() };
+    let choice = PaymentChoice {
+        provider: f.provider.clone(),
+        token: payment_token(&f.provider, &f.card_number, &f.payment_method),
+    };
     match state.checkout.place_order(&shop.tenant, cart, shop.customer_id, &choice).await? {
         PlaceOutcome::Placed { token, payment_error, .. } => {
             let to = if payment_error.is_some() {
@@ -307,6 +319,8 @@ pub struct PayForm {
     provider: String,
     #[serde(default)]
     card_number: String,
+    #[serde(default)]
+    payment_method: String,
 }
 
 /// Pays an order that is waiting for payment (after a declined card).
@@ -320,7 +334,8 @@ pub async fn pay_again(
         return Err(WebError::not_found());
     };
     let settings = state.checkout.settings(&shop.tenant).await?;
-    let choice = PaymentChoice { provider: f.provider, token: f.card_number };
+    let paid_with = payment_token(&f.provider, &f.card_number, &f.payment_method);
+    let choice = PaymentChoice { provider: f.provider, token: paid_with };
     let error = state.checkout.pay(&shop.tenant, order.id, &choice, settings.auto_capture).await?;
     let to = if error.is_some() { format!("/orders/{token}?declined=1") } else { format!("/orders/{token}") };
     Ok(Redirect::to(&to).into_response())
@@ -369,6 +384,33 @@ pub async fn order_again(
 }
 
 #[derive(Deserialize)]
+pub struct ReturnForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// The customer asks to send items back; the merchant sees it on the order.
+pub async fn request_return(
+    State(state): State<AppState>,
+    page: SignedIn,
+    Path(number): Path<i64>,
+    Form(f): Form<ReturnForm>,
+) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let Some(order) = state.checkout.order(&tenant, number).await?.filter(|o| o.customer_id == Some(page.me.id.0))
+    else {
+        return Err(WebError::not_found());
+    };
+    let reason: String = f.reason.trim().chars().take(500).collect();
+    let actor = Actor::Shopper(page.me.email.clone());
+    match state.checkout.command(&tenant, order.id, OrderCommand::RequestReturn { reason }, &actor).await {
+        Ok(()) => Ok(Redirect::to(&format!("/account/orders/{number}")).into_response()),
+        Err(ServiceError::Invalid(e)) => Err(WebError::BadRequest(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
 pub struct AddressForm {
     #[serde(flatten)]
     address: AddressFields,
@@ -413,4 +455,28 @@ pub async fn test_card_webhook(State(state): State<AppState>, headers: HeaderMap
 /// The actor for a staff member's change.
 pub fn staff_actor(page: &SignedIn) -> Actor {
     Actor::Staff(page.me.email.clone())
+}
+
+/// Stripe's webhook (`/webhooks/stripe`): the `Stripe-Signature` header checked with
+/// the endpoint's signing secret, replays (the same event id) acknowledged and
+/// ignored. 404 when Stripe is not configured; 400 on a bad signature (Stripe retries
+/// those, and its dashboard shows them); correctly signed events that are not about an
+/// ECOM payment are acknowledged so that Stripe does not retry them for days.
+pub async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> WebResult<Response> {
+    let Some(provider) = state.checkout.payments().get("stripe") else { return Err(WebError::not_found()) };
+    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let event = match provider.verify_webhook(signature, &body) {
+        Some(Ok(event)) => event,
+        Some(Err(why)) if why.starts_with(ecom_services::stripe::NOT_ECOM_PAYMENT) => {
+            tracing::info!(reason = %why, "Stripe webhook ignored");
+            return Ok((StatusCode::OK, "ignored: not an ECOM payment").into_response());
+        }
+        Some(Err(why)) => {
+            tracing::warn!(reason = %why, "Stripe webhook refused");
+            return Ok((StatusCode::BAD_REQUEST, "bad signature or payload").into_response());
+        }
+        None => return Err(WebError::not_found()),
+    };
+    let fresh = state.checkout.apply_webhook("stripe", &event).await?;
+    Ok((StatusCode::OK, if fresh { "ok" } else { "already processed" }).into_response())
 }

@@ -83,6 +83,15 @@ pub struct Config {
     pub s3_allow_http: bool,
     /// Keys are stored under this prefix (`<prefix>/<store id>/…`), to share a bucket.
     pub s3_prefix: Option<String>,
+    /// Stripe's secret API key (`sk_test_…`, `sk_live_…`, or a restricted `rk_…` key).
+    /// When set, shoppers can pay by card through Stripe.
+    pub stripe_secret_key: Option<Secret>,
+    /// The signing secret (`whsec_…`) of the webhook endpoint created in Stripe for
+    /// `https://<platform domain or store domain>/webhooks/stripe`; required with the key.
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Stripe's API address. Only tests change it (plain `http://` is allowed for
+    /// 127.0.0.1 and localhost only).
+    pub stripe_api_base: String,
 }
 
 impl Default for Config {
@@ -108,6 +117,9 @@ impl Default for Config {
             s3_secret_access_key: None,
             s3_allow_http: false,
             s3_prefix: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_base: ecom_services::stripe::DEFAULT_API_BASE.into(),
         }
     }
 }
@@ -205,7 +217,73 @@ impl Config {
         if self.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return err("log_level", "expected a log filter such as info, debug or ecom=debug,warn");
         }
-        self.validate_s3()
+        self.validate_s3()?;
+        self.validate_stripe()
+    }
+
+    fn validate_stripe(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", env_name(key))));
+        let key = given(self.stripe_secret_key.as_ref().map(|s| s.0.as_str()));
+        let webhook = given(self.stripe_webhook_secret.as_ref().map(|s| s.0.as_str()));
+        let base = self.stripe_api_base.trim().trim_end_matches('/');
+        let rest = base.strip_prefix("https://").or_else(|| base.strip_prefix("http://"));
+        let host = rest.unwrap_or_default();
+        if rest.is_none()
+            || host.is_empty()
+            || host.contains(['/', '?', '#', '@'])
+            || host.contains(char::is_whitespace)
+            || host.starts_with(':')
+        {
+            return err("stripe_api_base", "expected a URL such as https://api.stripe.com, without a path");
+        }
+        if base.starts_with("http://") {
+            let name = host
+                .rsplit_once(':')
+                .map_or(host, |(name, port)| if port.chars().all(|c| c.is_ascii_digit()) { name } else { host });
+            if name != "127.0.0.1" && name != "localhost" {
+                return err(
+                    "stripe_api_base",
+                    "plain http:// is allowed only for 127.0.0.1 or localhost (a test server); use https://",
+                );
+            }
+        }
+        let Some(key) = key else {
+            if webhook.is_some() {
+                return err(
+                    "stripe_secret_key",
+                    "expected the Stripe secret key: ECOM_STRIPE_WEBHOOK_SECRET is set, but Stripe stays off without a key",
+                );
+            }
+            return Ok(());
+        };
+        let well_formed = |prefixes: &[&str], value: &str| {
+            prefixes.iter().any(|p| value.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        if !well_formed(&["sk_test_", "sk_live_", "rk_test_", "rk_live_"], key) {
+            return err(
+                "stripe_secret_key",
+                "expected a Stripe secret key starting with sk_test_, sk_live_ or rk_ (a publishable pk_ key does not work here)",
+            );
+        }
+        match webhook {
+            None => err(
+                "stripe_webhook_secret",
+                "expected the webhook signing secret (whsec_…) of the /webhooks/stripe endpoint: required with ECOM_STRIPE_SECRET_KEY",
+            ),
+            Some(w) if !well_formed(&["whsec_"], w) => {
+                err("stripe_webhook_secret", "expected a webhook signing secret starting with whsec_")
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The Stripe settings `(secret key, webhook secret, API base)` when Stripe is
+    /// configured. Call after [`Config::validate`].
+    pub fn stripe(&self) -> Option<(String, String, String)> {
+        let key = given(self.stripe_secret_key.as_ref().map(|s| s.0.as_str()))?;
+        let webhook = given(self.stripe_webhook_secret.as_ref().map(|s| s.0.as_str())).unwrap_or_default();
+        Some((key.to_owned(), webhook.to_owned(), self.stripe_api_base.trim().trim_end_matches('/').to_owned()))
     }
 
     fn validate_s3(&self) -> Result<(), ConfigError> {
@@ -417,6 +495,92 @@ mod tests {
             ("shop-media", "eu-west-3", Some("media"))
         );
         assert!(s.allow_http);
+    }
+
+    fn stripe() -> Config {
+        Config {
+            stripe_secret_key: Some(Secret("sk_test_51AbCdEfGhIjKlMnOp".into())),
+            stripe_webhook_secret: Some(Secret("whsec_0123456789abcdef".into())),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn stripe_is_off_unless_a_key_is_set() {
+        assert!(Config::default().stripe().is_none());
+        assert_eq!(Config::default().stripe_api_base, "https://api.stripe.com");
+        let empty = Config { stripe_secret_key: Some(Secret(" ".into())), ..Config::default() };
+        assert!(empty.validate().is_ok() && empty.stripe().is_none(), "an empty key counts as unset");
+        let (key, webhook, base) = stripe().stripe().unwrap_or_default();
+        assert_eq!(
+            (key.as_str(), webhook.as_str(), base.as_str()),
+            ("sk_test_51AbCdEfGhIjKlMnOp", "whsec_0123456789abcdef", "https://api.stripe.com")
+        );
+        for ok in ["sk_live_abc", "rk_test_abc", "rk_live_abc"] {
+            let c = Config { stripe_secret_key: Some(Secret(ok.into())), ..stripe() };
+            assert!(c.validate().is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn stripe_settings_are_checked_and_name_their_key() {
+        let error = |c: &Config| c.validate().err().map(|e| e.0).unwrap_or_default();
+        assert!(stripe().validate().is_ok());
+        for bad in ["pk_test_abc", "sk_test_", "sk_abc", "whsec_abc", "sk_test_abc def", "secret"] {
+            let c = Config { stripe_secret_key: Some(Secret(bad.into())), ..stripe() };
+            let e = error(&c);
+            assert!(e.starts_with("ECOM_STRIPE_SECRET_KEY:"), "{bad}: {e}");
+            assert!(!e.contains("abc"), "the bad key is not echoed: {e}");
+        }
+        let no_webhook = Config { stripe_webhook_secret: None, ..stripe() };
+        assert!(error(&no_webhook).starts_with("ECOM_STRIPE_WEBHOOK_SECRET:"), "{}", error(&no_webhook));
+        let bad_webhook = Config { stripe_webhook_secret: Some(Secret("sk_test_oops".into())), ..stripe() };
+        assert!(
+            error(&bad_webhook).starts_with("ECOM_STRIPE_WEBHOOK_SECRET:") && !error(&bad_webhook).contains("oops")
+        );
+        let orphan = Config { stripe_secret_key: None, ..stripe() };
+        assert!(error(&orphan).starts_with("ECOM_STRIPE_SECRET_KEY:"), "{}", error(&orphan));
+        for ok in ["http://127.0.0.1:12111", "http://localhost:8080/", "https://stripe-proxy.example.com"] {
+            let c = Config { stripe_api_base: ok.into(), ..stripe() };
+            assert!(c.validate().is_ok(), "{ok}: {}", error(&c));
+        }
+        let local = Config { stripe_api_base: "http://127.0.0.1:12111/".into(), ..stripe() };
+        assert_eq!(local.stripe().unwrap_or_default().2, "http://127.0.0.1:12111");
+        for bad in [
+            "http://api.stripe.com",
+            "http://10.0.0.5",
+            "http://127.0.0.1.evil.com",
+            "http://localhost@evil.com",
+            "api.stripe.com",
+            "https://",
+            "https://api.stripe.com/v1",
+            "ftp://api.stripe.com",
+        ] {
+            let c = Config { stripe_api_base: bad.into(), ..stripe() };
+            assert!(error(&c).starts_with("ECOM_STRIPE_API_BASE:"), "{bad}: {}", error(&c));
+        }
+    }
+
+    #[test]
+    fn stripe_secrets_never_print() {
+        let shown = format!("{:#?}", stripe());
+        assert!(!shown.contains("sk_test_51AbCdEfGhIjKlMnOp") && !shown.contains("whsec_0123456789abcdef"), "{shown}");
+        assert!(shown.contains("(redacted)"), "{shown}");
+    }
+
+    #[test]
+    fn stripe_keys_load_from_the_environment_names() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("ecom.toml");
+        std::fs::write(&file, "stripe_secret_key = \"sk_test_abc\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let e = Config::load(&file, true).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("ECOM_STRIPE_WEBHOOK_SECRET"), "{e}");
+        std::fs::write(&file, "stripe_secret_key = \"sk_test_abc\"\nstripe_webhook_secret = \"whsec_abc\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Config::load(&file, true).is_ok_and(|c| c.stripe().is_some()));
+        std::fs::write(&file, "stripe_key = \"sk_test_abc\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let e = Config::load(&file, true).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("unknown setting `stripe_key`"), "{e}");
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
-        let checkout = ecom_services::Checkout::new(db.clone(), catalog.clone(), payments(&secret, &listener));
+        let checkout = ecom_services::Checkout::new(db.clone(), catalog.clone(), payments(config, &secret, &listener)?);
         let checkout_handle = checkout.clone();
         let state = ecom_web::AppState::new(
             ecom_web::Services { db: db.clone(), directory, accounts, catalog, checkout, media, outbound },
@@ -194,11 +194,17 @@ impl Application {
     }
 }
 
-/// The payment providers: manual payment, and the test-card gateway, whose webhooks
-/// come back to this server's own listener, signed with a key derived from the secret.
-fn payments(secret: &str, listener: &TcpListener) -> ecom_services::payments::Payments {
-    use ecom_services::payments::{Manual, Payments, TestCard};
+/// The payment providers: Stripe when `ECOM_STRIPE_SECRET_KEY` is set, manual
+/// payment, and the test-card gateway, whose webhooks come back to this server's own
+/// listener, signed with a key derived from the secret.
+fn payments(
+    config: &Config,
+    secret: &str,
+    listener: &TcpListener,
+) -> anyhow::Result<ecom_services::payments::Payments> {
+    use ecom_services::payments::{Manual, PaymentProvider, Payments, TestCard};
     use hmac::Mac;
+    use std::sync::Arc;
     let webhook_secret = match <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
         Ok(mut mac) => {
             mac.update(b"ecom test-card webhooks");
@@ -210,7 +216,21 @@ fn payments(secret: &str, listener: &TcpListener) -> ecom_services::payments::Pa
     if let Some(a) = addr.as_mut().filter(|a| a.ip().is_unspecified()) {
         a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Payments::new(vec![std::sync::Arc::new(TestCard::new(webhook_secret, addr)), std::sync::Arc::new(Manual)])
+    let mut providers: Vec<Arc<dyn PaymentProvider>> = Vec::new();
+    let mut live = false;
+    if let Some((key, webhook, api_base)) = config.stripe() {
+        let stripe = ecom_services::stripe::Stripe::new(&key, &webhook, &api_base).map_err(|e| anyhow::anyhow!(e))?;
+        live = key.contains("_live_");
+        tracing::info!(api_base = %api_base, live, "card payments through Stripe");
+        providers.push(Arc::new(stripe));
+    }
+    // With a live Stripe key real money moves: the test-card gateway, which "pays" with
+    // a published test number, is not offered next to it.
+    if !live {
+        providers.push(Arc::new(TestCard::new(webhook_secret, addr)));
+    }
+    providers.push(Arc::new(Manual));
+    Ok(Payments::new(providers))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -213,6 +213,15 @@ async fn webhooks_are_verified_and_replays_change_nothing(app: TestApp) {
     app.checkout.save_general_settings(&tenant, false, 60, false, "", &staff).await.unwrap();
     let cart = ready_cart(&app, &tenant, variant, 1).await;
     app.checkout.place_order(&tenant, cart, None, &card("4242424242424242")).await.unwrap();
+    // The gateway's own webhook for the authorisation arrives a moment later; let it
+    // land first so it cannot interleave with the events counted below.
+    for _ in 0..50 {
+        let events = app.checkout.order(&tenant, 1001).await.unwrap().unwrap().events;
+        if events.iter().any(|e| e.kind == "webhook") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let order = app.checkout.order(&tenant, 1001).await.unwrap().unwrap();
     assert_eq!((order.status, order.payment_status), ("pending_payment", "authorized"));
     let event = ecom_services::payments::WebhookEvent {
@@ -415,6 +424,24 @@ async fn customers_keep_their_cart_orders_and_addresses(app: TestApp) {
     let other = app.browser(&[]);
     other.login("acme.localhost", "/merchant", "owner@acme.test", common::PASSWORD).await;
     assert_eq!(other.get("acme.localhost", &format!("/merchant/customers/{customer}")).await.status, 404);
+
+    // Once shipped, the customer asks for a return; the merchant sees it.
+    let early = b.submit(host, "/account/orders/1001", "/account/orders/1001/return", &[("reason", "too small")]).await;
+    assert_eq!(early.status, 400, "not shipped yet");
+    let ship = OrderCommand::Ship { carrier: "DHL".into(), tracking: "JD0001".into() };
+    app.checkout.command(&tenant, order.id, ship, &staff).await.unwrap();
+    assert!(b.get(host, "/account/orders/1001").await.body.contains("DHL JD0001"));
+    let asked = b.submit(host, "/account/orders/1001", "/account/orders/1001/return", &[("reason", "too small")]).await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let order = app.checkout.order(&tenant, 1001).await.unwrap().unwrap();
+    assert_eq!(order.return_status, "requested");
+    assert!(
+        order
+            .events
+            .iter()
+            .any(|e| e.message == "Return requested: too small" && e.actor == "customer pat@example.com")
+    );
+    assert_eq!(topics(&app, &tenant).await.last().map(String::as_str), Some("order.return_requested"));
     app.stop().await;
 }
 both!(customers_keep_their_cart_orders_and_addresses);
