@@ -56,7 +56,7 @@ fi
 {
   echo "# Checkout benchmark"
   echo
-  echo "\`bench/checkout.sh\`: store \`shop\` (20 products in deep stock, one shipping method, one tax"
+  echo "\`bench/checkout.sh\`: store \`outfitters\` (20 products in deep stock, one shipping method, one tax"
   echo "rate), release \`ecom serve\`; \`ecom-bench checkout\` runs $CONC shoppers for ${SECS} s from a"
   echo "second process on loopback, each with its own cookies. One checkout = POST /cart/add, GET"
   echo "/checkout (CSRF token), POST /checkout placing the order and paying with the test card"

@@ -52,7 +52,7 @@ enum Command {
         #[arg(long)]
         static_url: Option<String>,
     },
-    /// Create store "shop" with N products in deep stock, a shipping method and a tax
+    /// Create store "outfitters" with N products in deep stock, a shipping method and a tax
     /// rate, ready for checkouts.
     SeedCheckout {
         #[arg(long)]
@@ -66,7 +66,7 @@ enum Command {
     Checkout {
         #[arg(long)]
         base: String,
-        #[arg(long, default_value = "shop.localhost")]
+        #[arg(long, default_value = "outfitters.localhost")]
         host: String,
         #[arg(long)]
         database_url: String,
@@ -430,7 +430,7 @@ async fn seed_catalog(
 
 async fn seed_checkout(url: &str, products: usize) -> anyhow::Result<()> {
     use ecom_store::orders as repo;
-    let (db, tenant) = seed_catalog(url, products, "shop", Some(10_000_000)).await?;
+    let (db, tenant) = seed_catalog(url, products, "outfitters", Some(10_000_000)).await?;
     let txn = db.tenant_txn(tenant.id).await?;
     repo::save_shipping_method(&txn, tenant.id, "standard", "Standard", 500, 0, Some(10_000), "", 0).await?;
     repo::save_tax_rate(&txn, tenant.id, "US", "IL", "Illinois", 625).await?;

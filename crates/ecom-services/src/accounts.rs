@@ -135,6 +135,20 @@ impl Accounts {
         Ok(SignedIn { auth_version: version, ..session.clone() })
     }
 
+    /// Changes the signed-in account's name (1 to 200 characters, trimmed).
+    pub async fn rename(&self, session: &SignedIn, name: &str) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ecom_core::Invalid::new("name", "enter 1 to 200 characters").into());
+        }
+        let txn = self.txn(session.realm).await?;
+        if !repo::set_name(&txn, session.realm, session.id, name).await? {
+            return Err(ServiceError::NotFound);
+        }
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(())
+    }
+
     /// Emails a one-time reset link when the email has an account. The answer is the
     /// same either way, so the form cannot be used to find out who has an account.
     /// `link_base` is the reset page's absolute URL; `?token=…` is appended.

@@ -137,6 +137,16 @@ pub async fn set_password(
     Ok(find_by_id(txn, realm, id).await?.map(|c| c.auth_version))
 }
 
+/// Changes an account's display name.
+pub async fn set_name(txn: &DatabaseTransaction, realm: Realm, id: AccountId, name: &str) -> Result<bool> {
+    let mut q = Query::update();
+    q.table(table(realm.kind())).value(col("name"), name).and_where(Expr::col(col("id")).eq(id.0));
+    if let Some(tenant) = realm.tenant() {
+        q.and_where(Expr::col(col("tenant_id")).eq(tenant.0));
+    }
+    Ok(txn.execute(&q).await?.rows_affected() == 1)
+}
+
 /// How many accounts a realm has: used to decide whether demo data is needed and by
 /// the panels.
 pub async fn count(txn: &DatabaseTransaction, realm: Realm) -> Result<i64> {

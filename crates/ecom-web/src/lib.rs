@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/{area}/password", get(auth::password_form).post(auth::change_password))
         .route("/{area}/forgot", get(auth::forgot_form).post(auth::forgot))
         .route("/{area}/reset", get(auth::reset_form).post(auth::reset))
-        .route("/account", get(storefront::account))
+        .route("/account", get(storefront::account).post(storefront::save_profile))
         .route("/robots.txt", get(storefront::robots))
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))

@@ -157,6 +157,31 @@ pub async fn account(page: SignedIn) -> Response {
     page.page("storefront/account.html", context! {})
 }
 
+#[derive(serde::Deserialize)]
+pub struct ProfileForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Saves the customer's profile (their name).
+pub async fn save_profile(
+    State(state): State<AppState>,
+    page: SignedIn,
+    axum::Form(f): axum::Form<ProfileForm>,
+) -> WebResult<Response> {
+    let session =
+        ecom_services::accounts::SignedIn { realm: page.ctx.realm, id: page.me.id, auth_version: page.me.auth_version };
+    match state.accounts.rename(&session, &f.name).await {
+        Ok(()) => Ok(axum::response::Redirect::to("/account?saved=1").into_response()),
+        Err(ecom_services::ServiceError::Invalid(e)) => {
+            let mut resp = page.page("storefront/account.html", context! { error => e.to_string() });
+            *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The store's home page.
 pub async fn home(state: &AppState, shop: Shop) -> WebResult<Response> {
     let newest = state

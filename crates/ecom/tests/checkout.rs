@@ -382,6 +382,10 @@ async fn customers_keep_their_cart_orders_and_addresses(app: TestApp) {
     assert_eq!(b.login(host, "/account", "pat@example.com", common::PASSWORD).await.status, 303);
     let cart = b.get(host, "/cart").await;
     assert!(cart.body.contains("$50.00"), "the guest cart survived sign-in: {}", cart.body);
+    // Profile: the name can change; an empty one is refused.
+    assert_eq!(b.submit(host, "/account", "/account", &[("name", "Pat Q. Doe")]).await.status, 303);
+    assert!(b.get(host, "/account").await.body.contains("value=\"Pat Q. Doe\""));
+    assert_eq!(b.submit(host, "/account", "/account", &[("name", "  ")]).await.status, 422);
     let fields = [
         ("email", "pat@example.com"),
         ("name", "Pat Doe"),
