@@ -1798,10 +1798,7 @@ impl Checkout {
         tenant: &Tenant,
         limit: u64,
     ) -> Result<Vec<ecom_store::entities::audit_entry::Model>> {
-        let txn = self.db.tenant_txn(tenant.id).await?;
-        let rows = repo::audit_log(&txn, tenant.id, limit).await?;
-        commit(txn).await?;
-        Ok(rows)
+        crate::audit::recent(&self.db, tenant.id, limit).await
     }
 }
 

@@ -2,6 +2,7 @@
 //! resolvers call these; no business rule lives in a handler or a template.
 
 pub mod accounts;
+pub mod audit;
 pub mod catalog;
 pub mod catalog_csv;
 pub mod catalog_images;

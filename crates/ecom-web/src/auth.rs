@@ -382,6 +382,16 @@ impl SignedIn {
     pub fn page(&self, template: &str, extra: Value) -> Response {
         self.ctx.page(template, context! { me => ser(&session::AccountView::from(&self.me)), ..extra })
     }
+
+    /// Writes an audit entry for a change this staff member made. The change has
+    /// committed already, so a failure here is logged, not shown.
+    pub async fn audit(&self, state: &AppState, action: &str, target: &str, detail: &str) {
+        let Some(tenant) = self.ctx.tenant.as_ref() else { return };
+        let actor = format!("staff {}", self.me.email);
+        if let Err(e) = ecom_services::audit::record(&state.db, tenant.id, &actor, action, target, detail).await {
+            tracing::error!(error = %e, action, target, "audit entry not written");
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for SignedIn {

@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/stripe", post(checkout::stripe_webhook))
         .route("/merchant/orders", get(merchant_orders::list))
         .route("/merchant/customers", get(merchant_orders::customers))
+        .route("/merchant/audit", get(merchant::audit))
         .route("/merchant/customers/{id}", get(merchant_orders::customer))
         .route("/merchant/orders/{number}", get(merchant_orders::detail).post(merchant_orders::act))
         .route("/merchant/settings/checkout", get(merchant_orders::settings).post(merchant_orders::save_settings))

@@ -79,5 +79,22 @@ pub async fn save_settings(
     }
     // Rendered pages carry the old name and colours.
     state.catalog.invalidate(tenant.id);
+    let detail = format!(
+        "name {name:?}, colour {}, logo {}",
+        brand.color.map(|c| c.hex()).unwrap_or_default(),
+        brand.logo.as_deref().unwrap_or("none")
+    );
+    page.audit(&state, "store.branding", "store settings", &detail).await;
     Ok(axum::response::Redirect::to("/merchant/settings?saved=1").into_response())
+}
+
+/// The store's audit log: who changed what, newest first.
+pub async fn audit(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let entries: Vec<_> = ecom_services::audit::recent(&state.db, tenant.id, 200)
+        .await?
+        .into_iter()
+        .map(|a| context! { actor => a.actor, action => a.action, target => a.target, detail => a.detail, at => a.created_at.to_rfc3339() })
+        .collect();
+    Ok(page.page("merchant/audit.html", context! { entries, page_title => "Audit log" }))
 }

@@ -354,12 +354,17 @@ async fn submit(
         return form_page(&state, &page, &tenant, &form, id, None, false).await;
     }
     let category = Some(form.category.as_str()).filter(|c| !c.is_empty());
+    let (was, title) = (id, draft.title.clone());
     let result = match id {
         Some(id) => state.catalog.update_product(&tenant, id, draft.clone(), category).await.map(|()| id),
         None => state.catalog.create_product(&tenant, draft.clone(), category).await,
     };
     match result {
-        Ok(id) => Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response()),
+        Ok(id) => {
+            let what = if was.is_some() { "product.update" } else { "product.create" };
+            page.audit(&state, what, &format!("product {id}"), &title).await;
+            Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
+        }
         Err(ServiceError::Invalid(e)) => {
             form_page(&state, &page, &tenant, &form.with_variants_of(&draft), id, Some(e.to_string()), false).await
         }
@@ -411,6 +416,7 @@ pub async fn set_status(
     let status = ProductStatus::parse(&f.status)
         .ok_or_else(|| WebError::BadRequest(format!("\"{}\" is not a product status", f.status)))?;
     state.catalog.set_status(&tenant, id, status).await?;
+    page.audit(&state, "product.status", &format!("product {id}"), status.as_str()).await;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }
 
@@ -469,6 +475,7 @@ pub async fn save_inventory(
         changes.push(VariantChange { variant, price: price.minor, stock });
     }
     let n = state.catalog.update_variants(&tenant, &changes).await?;
+    page.audit(&state, "inventory.update", "prices and stock", &format!("{n} variants changed")).await;
     let back = pairs.iter().find(|(k, _)| k == "page").map(|(_, v)| v.clone()).unwrap_or_else(|| "1".into());
     Ok(Redirect::to(&format!("/merchant/inventory?page={back}&saved={n}")).into_response())
 }
@@ -513,6 +520,8 @@ pub async fn import(
         }
     };
     let mut summary = state.catalog.import_products(&tenant, products, &|_, _| {}).await?;
+    let detail = format!("{} created, {} updated", summary.created, summary.updated);
+    page.audit(&state, "products.import", "CSV import", &detail).await;
     // The products are saved; now their images. In a task of its own, so that they are
     // all attached even if the merchant leaves the page before the downloads finish.
     let pending = std::mem::take(&mut summary.pending_images);
@@ -590,6 +599,7 @@ pub async fn upload_image(
         other => WebError::Internal(other.to_string()),
     })?;
     state.catalog.add_image(&tenant, id, &stored.hash, stored.ext, (stored.width, stored.height), &alt).await?;
+    page.audit(&state, "product.image.add", &format!("product {id}"), &format!("{}.{}", stored.hash, stored.ext)).await;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }
 
@@ -600,6 +610,7 @@ pub async fn delete_image(
 ) -> WebResult<Response> {
     let tenant = page.store()?;
     state.catalog.delete_image(&tenant, id, image).await?;
+    page.audit(&state, "product.image.delete", &format!("product {id}"), &image.to_string()).await;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
 }
 
@@ -679,7 +690,10 @@ pub async fn create_collection(
     }
     .await;
     match result {
-        Ok(_) => organise_page(&state, &page, None, true).await,
+        Ok(_) => {
+            page.audit(&state, "collection.create", &f.title, "").await;
+            organise_page(&state, &page, None, true).await
+        }
         Err(ServiceError::Invalid(e)) => organise_page(&state, &page, Some(e.to_string()), false).await,
         Err(ServiceError::Conflict(what)) => {
             organise_page(&state, &page, Some(format!("{what} already exists")), false).await
@@ -712,7 +726,10 @@ pub async fn create_category(
         Some(id)
     };
     match state.catalog.create_category(&tenant, parent, &f.name).await {
-        Ok(_) => organise_page(&state, &page, None, true).await,
+        Ok(_) => {
+            page.audit(&state, "category.create", &f.name, "").await;
+            organise_page(&state, &page, None, true).await
+        }
         Err(ServiceError::Invalid(e)) => organise_page(&state, &page, Some(e.to_string()), false).await,
         Err(ServiceError::Conflict(what)) => {
             organise_page(&state, &page, Some(format!("{what} already exists")), false).await

@@ -111,6 +111,8 @@ pub async fn save(State(state): State<AppState>, page: SignedIn, Form(f): Form<E
     let txn = state.db.tenant_txn(tenant.id).await?;
     if f.action == "revert" {
         repo::revert(&txn, tenant.id, &f.name).await?;
+        ecom_store::orders::audit(&txn, tenant.id, &format!("staff {}", page.me.email), "theme.revert", &f.name, "")
+            .await?;
         txn.commit().await.map_err(StoreError::from)?;
         state.catalog.invalidate(tenant.id);
         return Ok(Redirect::to("/merchant/theme").into_response());
@@ -125,6 +127,7 @@ pub async fn save(State(state): State<AppState>, page: SignedIn, Form(f): Form<E
         return Ok(resp);
     }
     repo::save_draft(&txn, tenant.id, &f.name, &f.source).await?;
+    ecom_store::orders::audit(&txn, tenant.id, &format!("staff {}", page.me.email), "theme.draft", &f.name, "").await?;
     txn.commit().await.map_err(StoreError::from)?;
     state.catalog.invalidate(tenant.id);
     Ok(page.page(
@@ -137,6 +140,8 @@ pub async fn publish(State(state): State<AppState>, page: SignedIn) -> WebResult
     let tenant = page.store()?;
     let txn = state.db.tenant_txn(tenant.id).await?;
     repo::publish(&txn, tenant.id).await?;
+    ecom_store::orders::audit(&txn, tenant.id, &format!("staff {}", page.me.email), "theme.publish", "theme", "")
+        .await?;
     txn.commit().await.map_err(StoreError::from)?;
     state.catalog.invalidate(tenant.id);
     Ok(Redirect::to("/merchant/theme").into_response())

@@ -331,6 +331,21 @@ async fn shoppers_check_out_in_the_browser_and_cannot_set_prices(app: TestApp) {
     let refused = m.submit(host, "/merchant/orders/1001", "/merchant/orders/1001", &[("action", "ship")]).await;
     assert_eq!(refused.status, 422);
     assert!(b.get(host, placed.location().unwrap()).await.body.contains("UPS 1Z1"));
+    // Panel changes land in the audit log with who made them.
+    let product = app.catalog.product(&tenant, "wool-hat").await.unwrap().unwrap().id.clone();
+    let archived = m
+        .submit(
+            host,
+            &format!("/merchant/products/{product}"),
+            &format!("/merchant/products/{product}/status"),
+            &[("status", "archived")],
+        )
+        .await;
+    assert_eq!(archived.status, 303);
+    let audit = m.get(host, "/merchant/audit").await;
+    assert!(audit.body.contains("order.update") && audit.body.contains("product.status"), "{}", audit.body);
+    assert!(audit.body.contains("staff owner@demo.test"));
+    assert!(!other.get("acme.localhost", "/merchant/audit").await.body.contains("product.status"));
     app.stop().await;
 }
 both!(shoppers_check_out_in_the_browser_and_cannot_set_prices);
