@@ -19,6 +19,7 @@ use ecom_core::{AccountId, Email, Invalid, Money, Tenant, TenantId};
 use ecom_store::orders::{self as repo, OrderRow};
 use ecom_store::{DatabaseTransaction, Db, StoreError};
 use serde::Serialize;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Below this many units the default theme's product page shows the exact stock
@@ -104,6 +105,8 @@ fn totals_view(t: &Totals, currency: ecom_core::Currency) -> TotalsView {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CartView {
     pub id: Option<Uuid>,
+    /// The customer the cart belongs to, if any.
+    pub customer_id: Option<Uuid>,
     pub lines: Vec<CartLine>,
     pub item_count: u32,
     pub totals: TotalsView,
@@ -317,11 +320,49 @@ pub struct Checkout {
     db: Db,
     catalog: Catalog,
     payments: Payments,
+    /// Each store's checkout configuration, read on every cart view. Cleared on this
+    /// node when the merchant changes it; other nodes see the change within the TTL.
+    config: moka::future::Cache<TenantId, Arc<StoreConfig>>,
+}
+
+/// What pricing a cart needs from the store's settings.
+#[derive(Debug)]
+struct StoreConfig {
+    prices_include_tax: bool,
+    order_expiry_minutes: i32,
+    auto_capture: bool,
+    methods: Vec<ShippingMethod>,
+    rates: Vec<TaxRate>,
 }
 
 impl Checkout {
     pub fn new(db: Db, catalog: Catalog, payments: Payments) -> Self {
-        Self { db, catalog, payments }
+        let config = moka::future::Cache::builder()
+            .max_capacity(50_000)
+            .time_to_live(std::time::Duration::from_secs(30))
+            .build();
+        Self { db, catalog, payments, config }
+    }
+
+    async fn config(&self, txn: &DatabaseTransaction, tenant: TenantId) -> Result<Arc<StoreConfig>> {
+        if let Some(c) = self.config.get(&tenant).await {
+            return Ok(c);
+        }
+        let s = repo::settings(txn, tenant).await?;
+        let config = Arc::new(StoreConfig {
+            prices_include_tax: s.prices_include_tax,
+            order_expiry_minutes: s.order_expiry_minutes,
+            auto_capture: s.auto_capture,
+            methods: repo::shipping_methods(txn, tenant).await?.iter().map(method_of).collect(),
+            rates: repo::tax_rates(txn, tenant).await?.iter().map(tax_of).collect(),
+        });
+        self.config.insert(tenant, config.clone()).await;
+        Ok(config)
+    }
+
+    /// After a settings change: the next read loads them again.
+    async fn config_changed(&self, tenant: TenantId) {
+        self.config.invalidate(&tenant).await;
     }
 
     pub fn payments(&self) -> &Payments {
@@ -344,13 +385,12 @@ impl Checkout {
         let lines = repo::cart_lines(txn, tenant.id, cart_id).await?;
         let ids: Vec<Uuid> = lines.iter().map(|(v, _)| *v).collect();
         let variants = ecom_store::catalog::variants_by_ids(txn, tenant.id, &ids).await?;
-        let settings = repo::settings(txn, tenant.id).await?;
-        let methods: Vec<ShippingMethod> =
-            repo::shipping_methods(txn, tenant.id).await?.iter().map(method_of).collect();
-        let rates: Vec<TaxRate> = repo::tax_rates(txn, tenant.id).await?.iter().map(tax_of).collect();
+        let config = self.config(txn, tenant.id).await?;
+        let (methods, rates) = (&config.methods, &config.rates);
         let money = |v: i64| Money::new(v, tenant.currency).display();
         let mut view = CartView {
             id: Some(cart_id),
+            customer_id: cart.customer_id,
             email: cart.email.clone(),
             phone: cart.phone.clone(),
             address: cart.address.as_ref().and_then(|a| serde_json::from_value(a.clone()).ok()),
@@ -424,7 +464,7 @@ impl Checkout {
             .iter()
             .find(|m| m.code == cart.shipping_code && view.shipping_options.iter().any(|o| o.code == m.code));
         let applicable: Vec<&TaxRate> = view.address.as_ref().map(|a| rates_for(&rates, a)).unwrap_or_default();
-        let totals = price(&priced, discount.as_ref(), chosen, &applicable, settings.prices_include_tax);
+        let totals = price(&priced, discount.as_ref(), chosen, &applicable, config.prices_include_tax);
         view.totals = totals_view(&totals, tenant.currency);
         view.totals.has_shipping = chosen.is_some();
         Ok(Some(view))
@@ -593,25 +633,14 @@ impl Checkout {
         customer: Option<AccountId>,
         choice: &PaymentChoice,
     ) -> Result<PlaceOutcome> {
-        {
-            let txn = self.db.tenant_txn(tenant.id).await?;
-            let existing = repo::order_by_cart(&txn, tenant.id, cart_id).await?;
-            commit(txn).await?;
-            if let Some(order) = existing {
-                return Ok(PlaceOutcome::Placed {
-                    number: order.number,
-                    token: order.access_token,
-                    payment_error: None,
-                });
-            }
-        }
         let Some(provider) = self.payments.get(&choice.provider).cloned() else {
             return Ok(PlaceOutcome::Refused("Choose how you want to pay.".into()));
         };
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let Some(cart) = repo::cart(&txn, tenant.id, cart_id).await? else {
-            return Ok(PlaceOutcome::Refused("Your cart is empty.".into()));
-        };
+        if let Some(order) = repo::order_by_cart(&txn, tenant.id, cart_id).await? {
+            commit(txn).await?;
+            return Ok(PlaceOutcome::Placed { number: order.number, token: order.access_token, payment_error: None });
+        }
         let Some(view) = self.cart_in(&txn, tenant, cart_id).await? else {
             return Ok(PlaceOutcome::Refused("Your cart is empty.".into()));
         };
@@ -651,18 +680,17 @@ impl Checkout {
             txn.rollback().await.map_err(StoreError::from)?;
             return Ok(PlaceOutcome::Refused(format!("The code {} has just been used up.", view.discount_code)));
         }
-        let settings = repo::settings(&txn, tenant.id).await?;
-        let number = repo::take_order_number(&txn, tenant.id).await?;
+        let settings = self.config(&txn, tenant.id).await?;
         let now = Utc::now();
         let order_id = Uuid::now_v7();
         let t = &view.totals.raw;
-        let row = OrderRow {
+        let mut row = OrderRow {
             id: order_id,
             tenant_id: tenant.id.0,
-            number,
+            number: 0,
             cart_id,
             access_token: random_token(),
-            customer_id: customer.map(|c| c.0).or(cart.customer_id),
+            customer_id: customer.map(|c| c.0).or(view.customer_id),
             email: view.email.clone(),
             phone: view.phone.clone(),
             address: serde_json::to_value(&address).unwrap_or_default(),
@@ -707,6 +735,14 @@ impl Checkout {
                 position: i32::try_from(i).unwrap_or(0),
             })
             .collect();
+        if let Some(c) = customer {
+            repo::save_address(&txn, tenant.id, c.0, serde_json::to_value(&address).unwrap_or_default()).await?;
+        }
+        repo::delete_cart(&txn, tenant.id, cart_id).await?;
+        // The number last: taking it locks the store's counter until commit, and every
+        // checkout of the store waits on that lock, so it is held for as little as can be.
+        let number = repo::take_order_number(&txn, tenant.id).await?;
+        row.number = number;
         let token = row.access_token.clone();
         let actor = Actor::Shopper(view.email.clone());
         let payload = order_payload(&row, &view.lines.iter().map(|l| (l.variant_id, l.quantity)).collect::<Vec<_>>());
@@ -724,10 +760,6 @@ impl Checkout {
         repo::add_event(&txn, tenant.id, order_id, "placed", &format!("Order #{number} placed."), &actor.label())
             .await?;
         repo::outbox(&txn, tenant.id, "order.placed", payload).await?;
-        if let Some(c) = customer {
-            repo::save_address(&txn, tenant.id, c.0, serde_json::to_value(&address).unwrap_or_default()).await?;
-        }
-        repo::delete_cart(&txn, tenant.id, cart_id).await?;
         commit(txn).await?;
         // Pages say "only N left" below LOW_STOCK_SHOWN and "sold out" at 0; above
         // that an order changes nothing a page shows, so rendered pages stay cached.
@@ -1552,7 +1584,9 @@ impl Checkout {
             "prices include tax: {prices_include_tax}, expiry: {order_expiry_minutes} min, auto capture: {auto_capture}"
         );
         repo::audit(&txn, tenant.id, &actor.label(), "settings.checkout", "checkout settings", &detail).await?;
-        commit(txn).await
+        commit(txn).await?;
+        self.config_changed(tenant.id).await;
+        Ok(())
     }
 
     /// Adds or replaces a shipping method; amounts as typed (decimal).
@@ -1597,7 +1631,9 @@ impl Checkout {
         repo::save_shipping_method(&txn, tenant.id, &code, title, base, per_kg, free_over, &list.join(","), position)
             .await?;
         repo::audit(&txn, tenant.id, &actor.label(), "settings.shipping", &code, title).await?;
-        commit(txn).await
+        commit(txn).await?;
+        self.config_changed(tenant.id).await;
+        Ok(())
     }
 
     pub async fn delete_shipping(&self, tenant: &Tenant, code: &str, actor: &Actor) -> Result<()> {
@@ -1606,7 +1642,9 @@ impl Checkout {
             return Err(ServiceError::NotFound);
         }
         repo::audit(&txn, tenant.id, &actor.label(), "settings.shipping.delete", code, "").await?;
-        commit(txn).await
+        commit(txn).await?;
+        self.config_changed(tenant.id).await;
+        Ok(())
     }
 
     /// Sets a tax rate, `percent` as typed ("20", "8.875").
@@ -1636,7 +1674,9 @@ impl Checkout {
             &format!("{name} {percent}%"),
         )
         .await?;
-        commit(txn).await
+        commit(txn).await?;
+        self.config_changed(tenant.id).await;
+        Ok(())
     }
 
     pub async fn delete_tax(&self, tenant: &Tenant, id: Uuid, actor: &Actor) -> Result<()> {
@@ -1645,7 +1685,9 @@ impl Checkout {
             return Err(ServiceError::NotFound);
         }
         repo::audit(&txn, tenant.id, &actor.label(), "settings.tax.delete", &id.to_string(), "").await?;
-        commit(txn).await
+        commit(txn).await?;
+        self.config_changed(tenant.id).await;
+        Ok(())
     }
 
     /// Creates a discount code. `value` is a percentage ("15") or an amount ("10.00").

@@ -9,10 +9,10 @@ use crate::entities::{
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -81,18 +81,26 @@ pub async fn save_settings(
 }
 
 /// The next order number. The update locks the store's settings row until the
-/// transaction ends, so numbers are gap-free and never handed out twice.
+/// transaction ends, so numbers are gap-free and never handed out twice; it is one
+/// statement (`RETURNING`), taken as late as possible so the lock is held briefly.
 pub async fn take_order_number(txn: &DatabaseTransaction, tenant: TenantId) -> Result<i64> {
-    settings(txn, tenant).await?;
-    checkout_setting::Entity::update_many()
-        .col_expr(
-            checkout_setting::Column::NextOrderNumber,
-            Expr::col(checkout_setting::Column::NextOrderNumber).add(1),
-        )
-        .filter(checkout_setting::Column::TenantId.eq(tenant.0))
-        .exec(txn)
-        .await?;
-    Ok(settings(txn, tenant).await?.next_order_number - 1)
+    let stmt = Query::update()
+        .table(checkout_setting::Entity)
+        .value(checkout_setting::Column::NextOrderNumber, Expr::col(checkout_setting::Column::NextOrderNumber).add(1))
+        .and_where(Expr::col(checkout_setting::Column::TenantId).eq(tenant.0))
+        .returning_col(checkout_setting::Column::NextOrderNumber)
+        .to_owned();
+    let row = match txn.query_one(&stmt).await? {
+        Some(row) => row,
+        None => {
+            settings(txn, tenant).await?;
+            txn.query_one(&stmt)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt { table: "checkout_settings", detail: "no row".into() })?
+        }
+    };
+    let next: i64 = row.try_get("", "next_order_number")?;
+    Ok(next - 1)
 }
 
 // ---- shipping, taxes, discounts -----------------------------------------------------
@@ -435,26 +443,24 @@ pub async fn take_stock(
     variant_id: Uuid,
     quantity: i32,
 ) -> Result<Option<i32>> {
-    let res = variant::Entity::update_many()
-        .col_expr(variant::Column::Stock, Expr::col(variant::Column::Stock).sub(quantity))
-        .filter(variant::Column::TenantId.eq(tenant.0))
-        .filter(variant::Column::Id.eq(variant_id))
-        .filter(variant::Column::Stock.gte(quantity))
+    let stmt = Query::update()
+        .table(variant::Entity)
+        .value(variant::Column::Stock, Expr::col(variant::Column::Stock).sub(quantity))
+        .and_where(Expr::col(variant::Column::TenantId).eq(tenant.0))
+        .and_where(Expr::col(variant::Column::Id).eq(variant_id))
+        .and_where(Expr::col(variant::Column::Stock).gte(quantity))
+        .returning(Query::returning().columns([variant::Column::ProductId, variant::Column::Stock]))
+        .to_owned();
+    let Some(row) = txn.query_one(&stmt).await? else { return Ok(None) };
+    let product_id: Uuid = row.try_get("", "product_id")?;
+    let left: i32 = row.try_get("", "stock")?;
+    product::Entity::update_many()
+        .col_expr(product::Column::TotalStock, Expr::col(product::Column::TotalStock).sub(i64::from(quantity)))
+        .filter(product::Column::TenantId.eq(tenant.0))
+        .filter(product::Column::Id.eq(product_id))
         .exec(txn)
         .await?;
-    if res.rows_affected != 1 {
-        return Ok(None);
-    }
-    adjust_product_stock(txn, tenant, variant_id, -i64::from(quantity)).await?;
-    let left: Option<i32> = variant::Entity::find()
-        .select_only()
-        .column(variant::Column::Stock)
-        .filter(variant::Column::TenantId.eq(tenant.0))
-        .filter(variant::Column::Id.eq(variant_id))
-        .into_tuple()
-        .one(txn)
-        .await?;
-    Ok(left)
+    Ok(Some(left))
 }
 
 /// Puts stock back (an order cancelled or expired).
