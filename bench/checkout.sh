@@ -49,7 +49,7 @@ run_case sqlite "sqlite://$DATA/ecom.db?mode=rwc" 1
 rm -rf "$DATA"
 if [ "${PG:-1}" = 1 ] && pg_isready -h 127.0.0.1 -q; then
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ecom_bench_checkout" -c "CREATE DATABASE ecom_bench_checkout" >/dev/null
-  run_case postgres "postgres://postgres@127.0.0.1:5432/ecom_bench_checkout" "${PG_POOL:-10}"
+  run_case postgres "postgres://postgres@127.0.0.1:5432/ecom_bench_checkout?sslmode=${PG_SSLMODE:-disable}" "${PG_POOL:-10}"
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ecom_bench_checkout" >/dev/null
 fi
 

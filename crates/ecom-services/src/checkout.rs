@@ -608,9 +608,6 @@ impl Checkout {
             return Err(Invalid::new("discount code", "codes are at most 60 characters").into());
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
-        if repo::cart(&txn, tenant.id, cart).await?.is_none() {
-            return Err(ServiceError::NotFound);
-        }
         let details = repo::CartDetails {
             email: &email,
             phone: &phone,
@@ -618,7 +615,9 @@ impl Checkout {
             shipping_code: d.shipping_code.trim(),
             discount_code: &discount,
         };
-        repo::set_cart_details(&txn, tenant.id, cart, &details).await?;
+        if !repo::set_cart_details(&txn, tenant.id, cart, &details).await? {
+            return Err(ServiceError::NotFound);
+        }
         commit(txn).await
     }
 
@@ -746,6 +745,7 @@ impl Checkout {
         let token = row.access_token.clone();
         let actor = Actor::Shopper(view.email.clone());
         let payload = order_payload(&row, &view.lines.iter().map(|l| (l.variant_id, l.quantity)).collect::<Vec<_>>());
+        let placed = row.clone();
         if let Err(e) = repo::insert_order(&txn, row, lines).await {
             // A concurrent request placed this cart first: give back its order.
             let _ = txn.rollback().await;
@@ -767,7 +767,8 @@ impl Checkout {
             self.catalog.invalidate(tenant.id);
         }
 
-        let payment_error = self.pay(tenant, order_id, choice, settings.auto_capture).await?;
+        // The order as just written, with no payment yet: no need to read it back.
+        let payment_error = self.charge(tenant, placed, 0, choice, settings.auto_capture).await?;
         Ok(PlaceOutcome::Placed { number, token, payment_error })
     }
 
@@ -784,6 +785,19 @@ impl Checkout {
         let order = repo::order_by_id(&txn, tenant.id, order_id).await?.ok_or(ServiceError::NotFound)?;
         let attempts = repo::payments_of(&txn, tenant.id, order_id).await?.len();
         commit(txn).await?;
+        self.charge(tenant, order, attempts, choice, capture).await
+    }
+
+    /// Charges `order` (as read, with `attempts` payment rows so far).
+    async fn charge(
+        &self,
+        tenant: &Tenant,
+        order: OrderRow,
+        attempts: usize,
+        choice: &PaymentChoice,
+        capture: bool,
+    ) -> Result<Option<String>> {
+        let order_id = order.id;
         let state = state_of(&order)?;
         if state.status != OrderStatus::PendingPayment || state.payment != PaymentStatus::Pending {
             return Ok(None);

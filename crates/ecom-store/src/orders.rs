@@ -339,13 +339,14 @@ pub struct CartDetails<'a> {
     pub discount_code: &'a str,
 }
 
+/// Returns false when the cart is not the store's.
 pub async fn set_cart_details(
     txn: &DatabaseTransaction,
     tenant: TenantId,
     id: Uuid,
     d: &CartDetails<'_>,
-) -> Result<()> {
-    cart::Entity::update_many()
+) -> Result<bool> {
+    let res = cart::Entity::update_many()
         .col_expr(cart::Column::Email, Expr::value(d.email.to_owned()))
         .col_expr(cart::Column::Phone, Expr::value(d.phone.to_owned()))
         .col_expr(cart::Column::Address, Expr::value(d.address.clone()))
@@ -356,7 +357,7 @@ pub async fn set_cart_details(
         .filter(cart::Column::Id.eq(id))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(res.rows_affected == 1)
 }
 
 pub async fn delete_cart(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid) -> Result<()> {
