@@ -463,7 +463,7 @@ impl Checkout {
         let chosen = methods
             .iter()
             .find(|m| m.code == cart.shipping_code && view.shipping_options.iter().any(|o| o.code == m.code));
-        let applicable: Vec<&TaxRate> = view.address.as_ref().map(|a| rates_for(&rates, a)).unwrap_or_default();
+        let applicable: Vec<&TaxRate> = view.address.as_ref().map(|a| rates_for(rates, a)).unwrap_or_default();
         let totals = price(&priced, discount.as_ref(), chosen, &applicable, config.prices_include_tax);
         view.totals = totals_view(&totals, tenant.currency);
         view.totals.has_shipping = chosen.is_some();
