@@ -93,7 +93,7 @@ impl TestApp {
                 let pool = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
                 pool.close().await;
-                format!("postgres://postgres@127.0.0.1:5432/{name}")
+                format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable")
             }
         };
         let mut config = Config {
