@@ -488,15 +488,16 @@ impl Checkout {
         let Some(v) = found.first().filter(|v| v.product_status == ecom_core::catalog::ProductStatus::Active) else {
             return Err(ServiceError::NotFound);
         };
-        let cart_id = match cart {
-            Some(id) if repo::cart(&txn, tenant.id, id).await?.is_some() => id,
+        let (cart_id, new_cart) = match cart {
+            Some(id) if repo::cart(&txn, tenant.id, id).await?.is_some() => (id, false),
             _ => {
                 let id = Uuid::new_v4();
                 repo::create_cart(&txn, tenant.id, id, customer.map(|c| c.0)).await?;
-                id
+                (id, true)
             }
         };
-        let lines = repo::cart_lines(&txn, tenant.id, cart_id).await?;
+        // A cart made just now has no lines to read.
+        let lines = if new_cart { Vec::new() } else { repo::cart_lines(&txn, tenant.id, cart_id).await? };
         let current = lines.iter().find(|(id, _)| *id == variant).map_or(0, |(_, q)| *q);
         if current == 0 && lines.len() >= MAX_CART_LINES {
             return Err(Invalid::new("cart", format!("a cart holds at most {MAX_CART_LINES} different items")).into());
@@ -518,7 +519,11 @@ impl Checkout {
             .into());
         }
         let wanted = i32::try_from(wanted.min(i64::from(MAX_LINE_QUANTITY))).unwrap_or(1);
-        repo::set_cart_line(&txn, tenant.id, cart_id, variant, wanted).await?;
+        if new_cart {
+            repo::insert_cart_line(&txn, tenant.id, cart_id, variant, wanted).await?;
+        } else {
+            repo::set_cart_line(&txn, tenant.id, cart_id, variant, wanted).await?;
+        }
         commit(txn).await?;
         Ok(cart_id)
     }
@@ -593,29 +598,9 @@ impl Checkout {
     /// Saves contact, address, shipping choice and discount code. The address is
     /// checked only once the shopper has typed one.
     pub async fn save_details(&self, tenant: &Tenant, cart: Uuid, d: CheckoutDetails) -> Result<()> {
-        let email = d.email.trim().to_lowercase();
-        if !email.is_empty() {
-            Email::parse(&email)?;
-        }
-        let phone = d.phone.trim().to_owned();
-        if phone.len() > 40 || phone.chars().any(|c| !(c.is_ascii_digit() || " +-().".contains(c))) {
-            return Err(Invalid::new("phone", "use digits, spaces and + - ( ) only").into());
-        }
-        let typed = d.address != Address { country: d.address.country.clone(), ..Default::default() };
-        let address = if typed { Some(d.address.validate()?) } else { None };
-        let discount = Discount::normalise(&d.discount_code);
-        if discount.len() > 60 {
-            return Err(Invalid::new("discount code", "codes are at most 60 characters").into());
-        }
+        let d = checked_details(d)?;
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let details = repo::CartDetails {
-            email: &email,
-            phone: &phone,
-            address: address.map(|a| serde_json::to_value(a).unwrap_or_default()),
-            shipping_code: d.shipping_code.trim(),
-            discount_code: &discount,
-        };
-        if !repo::set_cart_details(&txn, tenant.id, cart, &details).await? {
+        if !repo::set_cart_details(&txn, tenant.id, cart, &d.as_repo()).await? {
             return Err(ServiceError::NotFound);
         }
         commit(txn).await
@@ -632,6 +617,31 @@ impl Checkout {
         customer: Option<AccountId>,
         choice: &PaymentChoice,
     ) -> Result<PlaceOutcome> {
+        self.place(tenant, cart_id, customer, None, choice).await
+    }
+
+    /// Saves the checkout form's details and places the order, in one transaction
+    /// (what the checkout page's "Place order" does). Bad details are an `Invalid` error.
+    pub async fn save_and_place(
+        &self,
+        tenant: &Tenant,
+        cart_id: Uuid,
+        customer: Option<AccountId>,
+        details: CheckoutDetails,
+        choice: &PaymentChoice,
+    ) -> Result<PlaceOutcome> {
+        let details = checked_details(details)?;
+        self.place(tenant, cart_id, customer, Some(details), choice).await
+    }
+
+    async fn place(
+        &self,
+        tenant: &Tenant,
+        cart_id: Uuid,
+        customer: Option<AccountId>,
+        details: Option<CheckedDetails>,
+        choice: &PaymentChoice,
+    ) -> Result<PlaceOutcome> {
         let Some(provider) = self.payments.get(&choice.provider).cloned() else {
             return Ok(PlaceOutcome::Refused("Choose how you want to pay.".into()));
         };
@@ -639,6 +649,11 @@ impl Checkout {
         if let Some(order) = repo::order_by_cart(&txn, tenant.id, cart_id).await? {
             commit(txn).await?;
             return Ok(PlaceOutcome::Placed { number: order.number, token: order.access_token, payment_error: None });
+        }
+        if let Some(d) = &details
+            && !repo::set_cart_details(&txn, tenant.id, cart_id, &d.as_repo()).await?
+        {
+            return Ok(PlaceOutcome::Refused("Your cart is empty.".into()));
         }
         let Some(view) = self.cart_in(&txn, tenant, cart_id).await? else {
             return Ok(PlaceOutcome::Refused("Your cart is empty.".into()));
@@ -1867,6 +1882,53 @@ pub struct CustomerSummary {
     pub orders: i64,
     pub lifetime_value: String,
     pub lifetime_value_minor: i64,
+}
+
+/// Checkout details, checked and normalised.
+struct CheckedDetails {
+    email: String,
+    phone: String,
+    address: Option<serde_json::Value>,
+    shipping_code: String,
+    discount_code: String,
+}
+
+impl CheckedDetails {
+    fn as_repo(&self) -> repo::CartDetails<'_> {
+        repo::CartDetails {
+            email: &self.email,
+            phone: &self.phone,
+            address: self.address.clone(),
+            shipping_code: &self.shipping_code,
+            discount_code: &self.discount_code,
+        }
+    }
+}
+
+/// Checks contact, address and code as typed. The address is checked only once the
+/// shopper has typed one (the country select alone is not an address).
+fn checked_details(d: CheckoutDetails) -> Result<CheckedDetails> {
+    let email = d.email.trim().to_lowercase();
+    if !email.is_empty() {
+        Email::parse(&email)?;
+    }
+    let phone = d.phone.trim().to_owned();
+    if phone.len() > 40 || phone.chars().any(|c| !(c.is_ascii_digit() || " +-().".contains(c))) {
+        return Err(Invalid::new("phone", "use digits, spaces and + - ( ) only").into());
+    }
+    let typed = d.address != Address { country: d.address.country.clone(), ..Default::default() };
+    let address = if typed { Some(d.address.validate()?) } else { None };
+    let discount_code = Discount::normalise(&d.discount_code);
+    if discount_code.len() > 60 {
+        return Err(Invalid::new("discount code", "codes are at most 60 characters").into());
+    }
+    Ok(CheckedDetails {
+        email,
+        phone,
+        address: address.map(|a| serde_json::to_value(a).unwrap_or_default()),
+        shipping_code: d.shipping_code.trim().to_owned(),
+        discount_code,
+    })
 }
 
 /// The store's checkout configuration, for the settings page.

@@ -410,18 +410,7 @@ pub async fn set_cart_line(
                 .await?;
         }
         (None, 0) => {}
-        (None, q) => {
-            cart_line::Entity::insert(cart_line::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                tenant_id: Set(tenant.0),
-                cart_id: Set(cart),
-                variant_id: Set(variant),
-                quantity: Set(q),
-                created_at: Set(now()),
-            })
-            .exec_without_returning(txn)
-            .await?;
-        }
+        (None, q) => insert_cart_line(txn, tenant, cart, variant, q).await?,
     }
     cart::Entity::update_many()
         .col_expr(cart::Column::UpdatedAt, Expr::value(now()))
@@ -429,6 +418,28 @@ pub async fn set_cart_line(
         .filter(cart::Column::Id.eq(cart))
         .exec(txn)
         .await?;
+    Ok(())
+}
+
+/// Adds a line to a cart that does not have this variant yet (a cart made in the same
+/// transaction, say); `set_cart_line` for the general case.
+pub async fn insert_cart_line(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    cart: Uuid,
+    variant: Uuid,
+    quantity: i32,
+) -> Result<()> {
+    cart_line::Entity::insert(cart_line::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        cart_id: Set(cart),
+        variant_id: Set(variant),
+        quantity: Set(quantity),
+        created_at: Set(now()),
+    })
+    .exec_without_returning(txn)
+    .await?;
     Ok(())
 }
 
@@ -692,11 +703,18 @@ pub async fn expired_orders(txn: &DatabaseTransaction, at: DateTime<Utc>, limit:
 /// Records a payment call. The idempotency key is unique per store: a second call
 /// with the same key returns the first call's row instead of inserting.
 pub async fn record_payment(txn: &DatabaseTransaction, row: PaymentRow) -> Result<PaymentRow> {
-    if let Some(existing) = payment_by_key(txn, TenantId(row.tenant_id), &row.idempotency_key).await? {
-        return Ok(existing);
+    let inserted = payment::Entity::insert(payment::ActiveModel::from(row.clone()))
+        .on_conflict(
+            OnConflict::columns([payment::Column::TenantId, payment::Column::IdempotencyKey]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 1 {
+        return Ok(row);
     }
-    payment::Entity::insert(payment::ActiveModel::from(row.clone())).exec_without_returning(txn).await?;
-    Ok(row)
+    payment_by_key(txn, TenantId(row.tenant_id), &row.idempotency_key)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt { table: "payments", detail: "idempotency key vanished".into() })
 }
 
 pub async fn payment_by_key(txn: &DatabaseTransaction, tenant: TenantId, key: &str) -> Result<Option<PaymentRow>> {

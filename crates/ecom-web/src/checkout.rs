@@ -251,22 +251,29 @@ pub async fn submit(
         shipping_code: f.shipping.clone(),
         discount_code: f.discount.clone(),
     };
-    match state.checkout.save_details(&shop.tenant, cart, details).await {
-        Ok(()) => {}
-        Err(ServiceError::Invalid(e)) => {
-            return checkout_page(&state, &shop, Some(e.to_string()), Some(&f), StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
-        Err(ServiceError::NotFound) => return Ok(Redirect::to("/cart").into_response()),
-        Err(e) => return Err(e.into()),
-    }
     if f.action != "place" {
-        return Ok(Redirect::to("/checkout").into_response());
+        return match state.checkout.save_details(&shop.tenant, cart, details).await {
+            Ok(()) => Ok(Redirect::to("/checkout").into_response()),
+            Err(ServiceError::Invalid(e)) => {
+                checkout_page(&state, &shop, Some(e.to_string()), Some(&f), StatusCode::UNPROCESSABLE_ENTITY).await
+            }
+            Err(ServiceError::NotFound) => Ok(Redirect::to("/cart").into_response()),
+            Err(e) => Err(e.into()),
+        };
     }
     let choice = PaymentChoice {
         provider: f.provider.clone(),
         token: payment_token(&f.provider, &f.card_number, &f.payment_method),
     };
-    match state.checkout.place_order(&shop.tenant, cart, shop.customer_id, &choice).await? {
+    // Details and order in one transaction.
+    let placed = match state.checkout.save_and_place(&shop.tenant, cart, shop.customer_id, details, &choice).await {
+        Ok(p) => p,
+        Err(ServiceError::Invalid(e)) => {
+            return checkout_page(&state, &shop, Some(e.to_string()), Some(&f), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match placed {
         PlaceOutcome::Placed { token, payment_error, .. } => {
             let to = if payment_error.is_some() {
                 format!("/orders/{token}?declined=1")
