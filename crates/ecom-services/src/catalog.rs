@@ -105,7 +105,11 @@ pub struct VariantView {
     pub sku: Option<String>,
     pub price: String,
     pub price_decimal: String,
+    /// The price in minor units of the store's currency.
+    pub price_minor: i64,
     pub compare_at: Option<String>,
+    /// The compare-at price in minor units, when above the price.
+    pub compare_at_minor: Option<i64>,
     pub stock: i32,
     pub available: bool,
 }
@@ -160,6 +164,20 @@ pub struct ListingView {
     pub page: u64,
     pub pages: u64,
     pub facets: Vec<FacetGroup>,
+}
+
+/// A product in a [`ListingWindow`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRef {
+    pub id: uuid::Uuid,
+    pub handle: String,
+}
+
+/// Products at some positions of a listing, and how many the listing has in all.
+#[derive(Debug, Clone)]
+pub struct ListingWindow {
+    pub products: Vec<ProductRef>,
+    pub total: u64,
 }
 
 /// What a shopper asked a listing for.
@@ -225,6 +243,11 @@ pub fn sanitize_html(html: &str) -> String {
     ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(html).to_string()
 }
 
+/// Merchant HTML as plain text, whole: a product's description for APIs.
+pub fn description_text(html: &str) -> String {
+    plain_text(html, usize::MAX)
+}
+
 fn plain_text(html: &str, max_chars: usize) -> String {
     let text = ammonia::Builder::empty().clean(&html.replace('<', " <")).to_string();
     let decoded = text
@@ -283,6 +306,8 @@ fn product_view(
                 sku: v.sku,
                 price: money(v.price).display(),
                 price_decimal: money(v.price).decimal(),
+                price_minor: v.price,
+                compare_at_minor: v.compare_at.filter(|c| *c > v.price),
                 compare_at: v.compare_at.filter(|c| *c > v.price).map(|c| money(c).display()),
                 stock: v.stock,
                 available: v.stock > 0,
@@ -743,8 +768,13 @@ impl Catalog {
         Ok(children(&all, None, 0))
     }
 
-    /// A listing page; `None` when the collection or category does not exist.
-    pub async fn listing(&self, tenant: &Tenant, q: &ListingQuery) -> Result<Option<Arc<ListingView>>> {
+    /// The collection and category ids a listing is limited to; `None` when the
+    /// collection or category does not exist.
+    async fn listing_scope(
+        &self,
+        tenant: &Tenant,
+        q: &ListingQuery,
+    ) -> Result<Option<(Option<CollectionRecord>, Vec<uuid::Uuid>)>> {
         let collection = match &q.collection {
             Some(h) => match self.collections(tenant).await?.iter().find(|c| &c.handle == h) {
                 Some(c) => Some(c.clone()),
@@ -767,6 +797,12 @@ impl Catalog {
             }
             None => Vec::new(),
         };
+        Ok(Some((collection, category_ids)))
+    }
+
+    /// A listing page; `None` when the collection or category does not exist.
+    pub async fn listing(&self, tenant: &Tenant, q: &ListingQuery) -> Result<Option<Arc<ListingView>>> {
+        let Some((collection, category_ids)) = self.listing_scope(tenant, q).await? else { return Ok(None) };
         let page = q.page.max(1);
         let listing = Listing {
             include_archived: false,
@@ -814,6 +850,68 @@ impl Catalog {
         match hit {
             Cached::Listing(l) => Ok(l),
             _ => Err(ServiceError::Internal("catalog cache held the wrong kind of entry".into())),
+        }
+    }
+
+    /// A window of a listing by position rather than page (`q.page` is ignored), for
+    /// APIs that page with cursors: active products from `offset`, at most `limit`
+    /// (capped at 250), in `q.sort` order or its exact reverse. `None` when the
+    /// collection or category does not exist.
+    pub async fn listing_window(
+        &self,
+        tenant: &Tenant,
+        q: &ListingQuery,
+        offset: u64,
+        limit: u64,
+        reverse: bool,
+    ) -> Result<Option<ListingWindow>> {
+        let Some((collection, category_ids)) = self.listing_scope(tenant, q).await? else { return Ok(None) };
+        let mut listing = Listing {
+            include_archived: false,
+            status: Some(ProductStatus::Active),
+            collection,
+            category_ids,
+            facets: q.facets.clone(),
+            price_at_least: q.price_at_least,
+            price_at_most: q.price_at_most,
+            search: q.search.clone(),
+            sort: q.sort,
+            limit: limit.min(250),
+            offset,
+        };
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let (rows, total) = if reverse {
+            // The reverse of the forward order, so ties break the same way both ways.
+            let (_, total) =
+                repo::list_products(&txn, tenant.id, &Listing { limit: 0, offset: 0, ..listing.clone() }).await?;
+            let end = total.saturating_sub(offset);
+            listing.offset = end.saturating_sub(listing.limit);
+            listing.limit = end - listing.offset;
+            let (mut rows, total) = if listing.limit == 0 {
+                (Vec::new(), total)
+            } else {
+                repo::list_products(&txn, tenant.id, &listing).await?
+            };
+            rows.reverse();
+            (rows, total)
+        } else {
+            repo::list_products(&txn, tenant.id, &listing).await?
+        };
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(Some(ListingWindow {
+            products: rows.into_iter().map(|r| ProductRef { id: r.id, handle: r.handle }).collect(),
+            total,
+        }))
+    }
+
+    /// An active product's page by id, or `None` (also for another store's id).
+    pub async fn product_by_id(&self, tenant: &Tenant, id: uuid::Uuid) -> Result<Option<Arc<ProductView>>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found = repo::product_by_id(&txn, tenant.id, id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        match found {
+            Some((p, _)) if p.status == ProductStatus::Active => self.product(tenant, &p.handle).await,
+            _ => Ok(None),
         }
     }
 

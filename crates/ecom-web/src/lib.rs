@@ -7,6 +7,7 @@ mod auth;
 mod checkout;
 mod csrf;
 mod error;
+pub mod graphql;
 mod media;
 mod merchant;
 mod merchant_catalog;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/theme/publish", post(themes::publish))
         .route("/merchant/theme/preview", get(themes::preview))
         .route("/merchant/inventory", get(merchant_catalog::inventory).post(merchant_catalog::save_inventory))
+        .route("/graphql", post(graphql::storefront))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))
         .fallback(site::not_found)

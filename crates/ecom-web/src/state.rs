@@ -45,6 +45,8 @@ pub struct AppInner {
     pub cookie_key: Key,
     /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
     pub csrf_key: Arc<[u8; 32]>,
+    /// Keys GraphQL global ids; derived from the secret key.
+    pub gid_key: Arc<[u8; 32]>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     pub config: Arc<WebConfig>,
@@ -94,6 +96,7 @@ impl AppState {
             outbound,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
+            gid_key: Arc::new(derive(b"ecom graphql id key")),
             metrics,
             config: Arc::new(config),
             pages: crate::storefront::new_page_cache(),
