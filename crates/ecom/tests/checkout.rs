@@ -4,52 +4,9 @@
 
 mod common;
 
-use common::{TestApp, product};
+use common::{TestApp, address, ready_cart, store_with_stock};
 use ecom_core::Tenant;
-use ecom_core::checkout::Address;
 use ecom_services::checkout::{Actor, CheckoutDetails, OrderCommand, PaymentChoice, PlaceOutcome};
-use uuid::Uuid;
-
-/// A store with one product whose first variant has `stock` units, a shipping method
-/// and a tax rate. Returns the store and the variant.
-async fn store_with_stock(app: &TestApp, slug: &str, stock: i32) -> (Tenant, Uuid) {
-    let tenant = app.store(slug, slug).await;
-    let mut draft = product("Wool Hat", "Hats", &[], &["Red"], 2500, &tenant);
-    draft.variants[0].stock = stock;
-    draft.variants[0].weight_grams = Some(300);
-    app.catalog.create_product(&tenant, draft, None).await.unwrap();
-    let staff = Actor::Staff("owner@test".into());
-    app.checkout.save_shipping(&tenant, "standard", "Standard", "5.00", "", "100", "", &staff).await.unwrap();
-    app.checkout.save_tax(&tenant, "US", "IL", "Illinois", "6.25", &staff).await.unwrap();
-    let view = app.catalog.product(&tenant, "wool-hat").await.unwrap().unwrap();
-    (tenant, Uuid::parse_str(&view.variants[0].id).unwrap())
-}
-
-fn address() -> Address {
-    Address {
-        name: "Pat Doe".into(),
-        line1: "1 Main St".into(),
-        city: "Springfield".into(),
-        region: "IL".into(),
-        postal_code: "62701".into(),
-        country: "US".into(),
-        ..Default::default()
-    }
-}
-
-/// A cart ready to place: `quantity` of `variant`, contact, address and shipping set.
-async fn ready_cart(app: &TestApp, tenant: &Tenant, variant: Uuid, quantity: u32) -> Uuid {
-    let cart = app.checkout.add_to_cart(tenant, None, None, variant, quantity).await.unwrap();
-    let details = CheckoutDetails {
-        email: "pat@example.com".into(),
-        phone: String::new(),
-        address: address(),
-        shipping_code: "standard".into(),
-        discount_code: String::new(),
-    };
-    app.checkout.save_details(tenant, cart, details).await.unwrap();
-    cart
-}
 
 fn card(number: &str) -> PaymentChoice {
     PaymentChoice { provider: "test_card".into(), token: number.into() }

@@ -28,11 +28,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use common::{Backend, TestApp, product};
+use common::{Backend, TestApp, ready_cart, store_with_stock};
 use ecom::config::Secret;
 use ecom_core::Tenant;
-use ecom_core::checkout::Address;
-use ecom_services::checkout::{Actor, CheckoutDetails, OrderCommand, PaymentChoice, PlaceOutcome};
+use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
 use ecom_services::payments::{ChargeOutcome, ChargeRequest, PaymentError, PaymentProvider};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -753,45 +752,6 @@ macro_rules! with_stripe {
             }
         }
     };
-}
-
-/// A store with one product (variant with `stock` units at $25.00), a shipping method
-/// and a tax rate.
-async fn store_with_stock(app: &TestApp, slug: &str, stock: i32) -> (Tenant, Uuid) {
-    let tenant = app.store(slug, slug).await;
-    let mut draft = product("Wool Hat", "Hats", &[], &["Red"], 2500, &tenant);
-    draft.variants[0].stock = stock;
-    app.catalog.create_product(&tenant, draft, None).await.unwrap();
-    let staff = Actor::Staff("owner@test".into());
-    app.checkout.save_shipping(&tenant, "standard", "Standard", "5.00", "", "100", "", &staff).await.unwrap();
-    app.checkout.save_tax(&tenant, "US", "IL", "Illinois", "6.25", &staff).await.unwrap();
-    let view = app.catalog.product(&tenant, "wool-hat").await.unwrap().unwrap();
-    (tenant, Uuid::parse_str(&view.variants[0].id).unwrap())
-}
-
-fn address() -> Address {
-    Address {
-        name: "Pat Doe".into(),
-        line1: "1 Main St".into(),
-        city: "Springfield".into(),
-        region: "IL".into(),
-        postal_code: "62701".into(),
-        country: "US".into(),
-        ..Default::default()
-    }
-}
-
-async fn ready_cart(app: &TestApp, tenant: &Tenant, variant: Uuid, quantity: u32) -> Uuid {
-    let cart = app.checkout.add_to_cart(tenant, None, None, variant, quantity).await.unwrap();
-    let details = CheckoutDetails {
-        email: "pat@example.com".into(),
-        phone: String::new(),
-        address: address(),
-        shipping_code: "standard".into(),
-        discount_code: String::new(),
-    };
-    app.checkout.save_details(tenant, cart, details).await.unwrap();
-    cart
 }
 
 fn stripe(payment_method: &str) -> PaymentChoice {

@@ -306,3 +306,46 @@ pub fn product(
         variants,
     }
 }
+
+// ---- checkout fixtures (checkout and Stripe tests) ----
+
+/// A store with one product whose first variant has `stock` units, a shipping method
+/// and a tax rate. Returns the store and the variant.
+pub async fn store_with_stock(app: &TestApp, slug: &str, stock: i32) -> (Tenant, uuid::Uuid) {
+    let tenant = app.store(slug, slug).await;
+    let mut draft = product("Wool Hat", "Hats", &[], &["Red"], 2500, &tenant);
+    draft.variants[0].stock = stock;
+    draft.variants[0].weight_grams = Some(300);
+    app.catalog.create_product(&tenant, draft, None).await.unwrap();
+    let staff = ecom_services::checkout::Actor::Staff("owner@test".into());
+    app.checkout.save_shipping(&tenant, "standard", "Standard", "5.00", "", "100", "", &staff).await.unwrap();
+    app.checkout.save_tax(&tenant, "US", "IL", "Illinois", "6.25", &staff).await.unwrap();
+    let view = app.catalog.product(&tenant, "wool-hat").await.unwrap().unwrap();
+    (tenant, uuid::Uuid::parse_str(&view.variants[0].id).unwrap())
+}
+
+pub fn address() -> ecom_core::checkout::Address {
+    ecom_core::checkout::Address {
+        name: "Pat Doe".into(),
+        line1: "1 Main St".into(),
+        city: "Springfield".into(),
+        region: "IL".into(),
+        postal_code: "62701".into(),
+        country: "US".into(),
+        ..Default::default()
+    }
+}
+
+/// A cart ready to place: `quantity` of `variant`, contact, address and shipping set.
+pub async fn ready_cart(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid, quantity: u32) -> uuid::Uuid {
+    let cart = app.checkout.add_to_cart(tenant, None, None, variant, quantity).await.unwrap();
+    let details = ecom_services::checkout::CheckoutDetails {
+        email: "pat@example.com".into(),
+        phone: String::new(),
+        address: address(),
+        shipping_code: "standard".into(),
+        discount_code: String::new(),
+    };
+    app.checkout.save_details(tenant, cart, details).await.unwrap();
+    cart
+}
