@@ -344,18 +344,26 @@ impl Checkout {
         Self { db, catalog, payments, config }
     }
 
-    async fn config(&self, txn: &DatabaseTransaction, tenant: TenantId) -> Result<Arc<StoreConfig>> {
+    /// The store's checkout configuration. Read (and on first use created) in its own
+    /// committed transaction, before the caller opens one: a settings row created
+    /// inside a placing transaction would be cached while uncommitted, and a second
+    /// checkout taking the order number would wait on it while holding the stock lock
+    /// the first one needs (a deadlock PostgreSQL reported under load). Callers must
+    /// not hold a transaction (SQLite has one connection).
+    async fn config(&self, tenant: TenantId) -> Result<Arc<StoreConfig>> {
         if let Some(c) = self.config.get(&tenant).await {
             return Ok(c);
         }
-        let s = repo::settings(txn, tenant).await?;
+        let txn = self.db.tenant_txn(tenant).await?;
+        let s = repo::settings(&txn, tenant).await?;
         let config = Arc::new(StoreConfig {
             prices_include_tax: s.prices_include_tax,
             order_expiry_minutes: s.order_expiry_minutes,
             auto_capture: s.auto_capture,
-            methods: repo::shipping_methods(txn, tenant).await?.iter().map(method_of).collect(),
-            rates: repo::tax_rates(txn, tenant).await?.iter().map(tax_of).collect(),
+            methods: repo::shipping_methods(&txn, tenant).await?.iter().map(method_of).collect(),
+            rates: repo::tax_rates(&txn, tenant).await?.iter().map(tax_of).collect(),
         });
+        commit(txn).await?;
         self.config.insert(tenant, config.clone()).await;
         Ok(config)
     }
@@ -374,18 +382,24 @@ impl Checkout {
     /// The cart as it stands, priced now. An unknown or foreign id gives an empty cart.
     pub async fn cart(&self, tenant: &Tenant, cart: Option<Uuid>) -> Result<CartView> {
         let Some(cart_id) = cart else { return Ok(CartView::default()) };
+        let config = self.config(tenant.id).await?;
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let view = self.cart_in(&txn, tenant, cart_id).await?;
+        let view = self.cart_in(&txn, tenant, cart_id, &config).await?;
         commit(txn).await?;
         Ok(view.unwrap_or_default())
     }
 
-    async fn cart_in(&self, txn: &DatabaseTransaction, tenant: &Tenant, cart_id: Uuid) -> Result<Option<CartView>> {
+    async fn cart_in(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &Tenant,
+        cart_id: Uuid,
+        config: &StoreConfig,
+    ) -> Result<Option<CartView>> {
         let Some(cart) = repo::cart(txn, tenant.id, cart_id).await? else { return Ok(None) };
         let lines = repo::cart_lines(txn, tenant.id, cart_id).await?;
         let ids: Vec<Uuid> = lines.iter().map(|(v, _)| *v).collect();
         let variants = ecom_store::catalog::variants_by_ids(txn, tenant.id, &ids).await?;
-        let config = self.config(txn, tenant.id).await?;
         let (methods, rates) = (&config.methods, &config.rates);
         let money = |v: i64| Money::new(v, tenant.currency).display();
         let mut view = CartView {
@@ -645,6 +659,7 @@ impl Checkout {
         let Some(provider) = self.payments.get(&choice.provider).cloned() else {
             return Ok(PlaceOutcome::Refused("Choose how you want to pay.".into()));
         };
+        let settings = self.config(tenant.id).await?;
         let txn = self.db.tenant_txn(tenant.id).await?;
         if let Some(order) = repo::order_by_cart(&txn, tenant.id, cart_id).await? {
             commit(txn).await?;
@@ -655,7 +670,7 @@ impl Checkout {
         {
             return Ok(PlaceOutcome::Refused("Your cart is empty.".into()));
         }
-        let Some(view) = self.cart_in(&txn, tenant, cart_id).await? else {
+        let Some(view) = self.cart_in(&txn, tenant, cart_id, &settings).await? else {
             return Ok(PlaceOutcome::Refused("Your cart is empty.".into()));
         };
         if view.lines.is_empty() {
@@ -694,7 +709,6 @@ impl Checkout {
             txn.rollback().await.map_err(StoreError::from)?;
             return Ok(PlaceOutcome::Refused(format!("The code {} has just been used up.", view.discount_code)));
         }
-        let settings = self.config(&txn, tenant.id).await?;
         let now = Utc::now();
         let order_id = Uuid::now_v7();
         let t = &view.totals.raw;
