@@ -8,6 +8,7 @@ pub mod host;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod scope;
 pub mod tenant;
 
 pub use account::{AccountKind, Email, NewPassword, Realm, StaffRole};

@@ -2,6 +2,7 @@
 //! resolvers call these; no business rule lives in a handler or a template.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 pub mod catalog;
 pub mod catalog_csv;
@@ -18,6 +19,7 @@ pub mod ratelimit;
 pub mod stripe;
 
 pub use accounts::Accounts;
+pub use api_tokens::ApiTokens;
 pub use catalog::Catalog;
 pub use checkout::Checkout;
 pub use directory::{Directory, Site};

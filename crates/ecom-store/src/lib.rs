@@ -6,6 +6,7 @@
 //! that hides rows unless the transaction has set `ecom.tenant_id` (see [`Db::tenant_txn`]).
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod catalog;
 mod db;
 pub mod entities;

@@ -37,6 +37,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "outbox",
     "customer_addresses",
     "audit_log",
+    "api_tokens",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -61,6 +62,7 @@ const ORDER_TABLES: &[&str] = &[
     "customer_addresses",
     "audit_log",
 ];
+const TOKEN_TABLES: &[&str] = &["api_tokens"];
 
 pub(crate) struct Migrator;
 
@@ -73,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004Themes),
             Box::new(M0005Branding),
             Box::new(M0006Orders),
+            Box::new(M0007ApiTokens),
         ]
     }
 }
@@ -801,6 +804,51 @@ impl MigrationTrait for M0006Orders {
     }
 }
 
+struct M0007ApiTokens;
+
+impl MigrationName for M0007ApiTokens {
+    fn name(&self) -> &str {
+        "m0007_api_tokens"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0007ApiTokens {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Bearer tokens for the GraphQL APIs: a merchant's app tokens (with scopes) and
+        // customers' access tokens. Only a SHA-256 of each token is stored.
+        let (customer, mut customer_fk) = reference("api_tokens", "customer_id", "customers", true);
+        m.create_table(
+            tenant_table("api_tokens")
+                .col(text("kind", 20))
+                .col(text("name", 200))
+                .col(text("token_hash", 64))
+                .col(text("scopes", 1000))
+                .col(customer)
+                .foreign_key(&mut customer_fk)
+                // The customer's auth_version when issued: a password change revokes.
+                .col(ColumnDef::new(name("auth_version")).integer().not_null().default(0))
+                .col(text("created_by", 300))
+                .col(created_at())
+                .col(at("expires_at", true))
+                .col(at("last_used_at", true))
+                .col(at("revoked_at", true))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("api_tokens", &["tenant_id", "token_hash"], true)).await?;
+        m.create_index(index("api_tokens", &["tenant_id", "kind", "created_at"], false)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, TOKEN_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the API tokens migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,6 +861,7 @@ mod tests {
             .chain(MEDIA_TABLES)
             .chain(THEME_TABLES)
             .chain(ORDER_TABLES)
+            .chain(TOKEN_TABLES)
             .copied()
             .collect();
         assert_eq!(protected, TENANT_TABLES);

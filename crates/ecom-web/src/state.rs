@@ -41,6 +41,8 @@ pub struct AppInner {
     pub catalog: Catalog,
     /// Carts, checkout, orders and payments.
     pub checkout: Checkout,
+    /// Merchants' app tokens and customers' access tokens for the GraphQL APIs.
+    pub api_tokens: ecom_services::ApiTokens,
     /// Encrypts and authenticates session cookies; derived from the secret key.
     pub cookie_key: Key,
     /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
@@ -87,6 +89,7 @@ impl AppState {
         cookie_material[..32].copy_from_slice(&derive(b"ecom cookie key 1"));
         cookie_material[32..].copy_from_slice(&derive(b"ecom cookie key 2"));
         Self(Arc::new(AppInner {
+            api_tokens: ecom_services::ApiTokens::new(db.clone()),
             db,
             directory,
             accounts,
