@@ -915,6 +915,17 @@ impl Catalog {
         }
     }
 
+    /// The active product a variant belongs to, or `None`.
+    pub async fn product_of_variant(&self, tenant: &Tenant, variant: uuid::Uuid) -> Result<Option<Arc<ProductView>>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found = repo::variants_by_ids(&txn, tenant.id, &[variant]).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        match found.first() {
+            Some(v) if v.product_status == ProductStatus::Active => self.product(tenant, &v.product_handle).await,
+            _ => Ok(None),
+        }
+    }
+
     /// Active products' handles with their last change, for the sitemap.
     pub async fn sitemap_entries(&self, tenant: &Tenant) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
         let txn = self.db.tenant_txn(tenant.id).await?;

@@ -137,6 +137,36 @@ pub struct CheckoutDetails {
     pub discount_code: String,
 }
 
+/// Which payment attempt a charge is, for its idempotency key.
+#[derive(Debug, Clone, Copy)]
+enum Attempt<'a> {
+    /// The n-th attempt (the number of payment rows before it).
+    Count(usize),
+    /// An attempt named by the client's idempotency key.
+    Client(&'a str),
+}
+
+/// Which cart lines are added to.
+#[derive(Debug, Clone, Copy)]
+pub enum CartTarget {
+    /// This cart; `NotFound` when it is not the store's.
+    Existing(Uuid),
+    /// This cart if it is the store's, else a new one (for this customer).
+    OrNew(Option<Uuid>, Option<AccountId>),
+}
+
+/// Cart details to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CartPatch {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `Some(None)` clears the address.
+    pub address: Option<Option<Address>>,
+    pub shipping_code: Option<String>,
+    pub discount_code: Option<String>,
+    pub customer: Option<AccountId>,
+}
+
 /// How the shopper pays.
 #[derive(Debug, Clone)]
 pub struct PaymentChoice {
@@ -223,6 +253,7 @@ pub struct OrderLineView {
     pub variant_title: String,
     pub sku: String,
     pub unit_price: String,
+    pub unit_price_minor: i64,
     pub quantity: i32,
     pub fulfilled: i32,
     pub line_total: String,
@@ -494,75 +525,123 @@ impl Checkout {
         variant: Uuid,
         quantity: u32,
     ) -> Result<Uuid> {
-        if quantity == 0 || quantity > MAX_LINE_QUANTITY {
-            return Err(Invalid::new("quantity", format!("must be 1 to {MAX_LINE_QUANTITY}")).into());
+        self.add_lines(tenant, CartTarget::OrNew(cart, customer), &[(variant, quantity)]).await
+    }
+
+    /// Adds lines to a cart, all or none, checking each against stock (quantities
+    /// already in the cart count). Returns the cart's id.
+    pub async fn add_lines(&self, tenant: &Tenant, target: CartTarget, lines: &[(Uuid, u32)]) -> Result<Uuid> {
+        for (_, quantity) in lines {
+            if *quantity == 0 || *quantity > MAX_LINE_QUANTITY {
+                return Err(Invalid::new("quantity", format!("must be 1 to {MAX_LINE_QUANTITY}")).into());
+            }
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let found = ecom_store::catalog::variants_by_ids(&txn, tenant.id, &[variant]).await?;
-        let Some(v) = found.first().filter(|v| v.product_status == ecom_core::catalog::ProductStatus::Active) else {
-            return Err(ServiceError::NotFound);
+        let ids: Vec<Uuid> = lines.iter().map(|(v, _)| *v).collect();
+        let found = ecom_store::catalog::variants_by_ids(&txn, tenant.id, &ids).await?;
+        let existing = match target {
+            CartTarget::Existing(id) | CartTarget::OrNew(Some(id), _) => repo::cart(&txn, tenant.id, id).await?,
+            CartTarget::OrNew(None, _) => None,
         };
-        let (cart_id, new_cart) = match cart {
-            Some(id) if repo::cart(&txn, tenant.id, id).await?.is_some() => (id, false),
-            _ => {
+        let (cart_id, new_cart) = match (existing, target) {
+            (Some(c), _) => (c.id, false),
+            (None, CartTarget::Existing(_)) => return Err(ServiceError::NotFound),
+            (None, CartTarget::OrNew(_, customer)) => {
                 let id = Uuid::new_v4();
                 repo::create_cart(&txn, tenant.id, id, customer.map(|c| c.0)).await?;
                 (id, true)
             }
         };
         // A cart made just now has no lines to read.
-        let lines = if new_cart { Vec::new() } else { repo::cart_lines(&txn, tenant.id, cart_id).await? };
-        let current = lines.iter().find(|(id, _)| *id == variant).map_or(0, |(_, q)| *q);
-        if current == 0 && lines.len() >= MAX_CART_LINES {
-            return Err(Invalid::new("cart", format!("a cart holds at most {MAX_CART_LINES} different items")).into());
-        }
-        let wanted = i64::from(current) + i64::from(quantity);
-        let stock = i64::from(v.variant.stock.max(0));
-        if stock == 0 {
-            return Err(Invalid::new("quantity", format!("{} is sold out", v.product_title)).into());
-        }
-        if wanted > stock {
-            return Err(Invalid::new(
-                "quantity",
-                format!(
-                    "only {stock} of {} left{}",
-                    v.product_title,
-                    if current > 0 { format!(" (you have {current} in your cart)") } else { String::new() }
-                ),
-            )
-            .into());
-        }
-        let wanted = i32::try_from(wanted.min(i64::from(MAX_LINE_QUANTITY))).unwrap_or(1);
-        if new_cart {
-            repo::insert_cart_line(&txn, tenant.id, cart_id, variant, wanted).await?;
-        } else {
-            repo::set_cart_line(&txn, tenant.id, cart_id, variant, wanted).await?;
+        let mut current = if new_cart { Vec::new() } else { repo::cart_lines(&txn, tenant.id, cart_id).await? };
+        for (variant, quantity) in lines {
+            let Some(v) = found
+                .iter()
+                .find(|v| v.variant.id == *variant && v.product_status == ecom_core::catalog::ProductStatus::Active)
+            else {
+                return Err(ServiceError::NotFound);
+            };
+            let had = current.iter().find(|(id, _)| id == variant).map_or(0, |(_, q)| *q);
+            if had == 0 && current.len() >= MAX_CART_LINES {
+                return Err(
+                    Invalid::new("cart", format!("a cart holds at most {MAX_CART_LINES} different items")).into()
+                );
+            }
+            let wanted = i64::from(had) + i64::from(*quantity);
+            let stock = i64::from(v.variant.stock.max(0));
+            if stock == 0 {
+                return Err(Invalid::new("quantity", format!("{} is sold out", v.product_title)).into());
+            }
+            if wanted > stock {
+                return Err(Invalid::new(
+                    "quantity",
+                    format!(
+                        "only {stock} of {} left{}",
+                        v.product_title,
+                        if had > 0 { format!(" (you have {had} in your cart)") } else { String::new() }
+                    ),
+                )
+                .into());
+            }
+            let wanted = i32::try_from(wanted.min(i64::from(MAX_LINE_QUANTITY))).unwrap_or(1);
+            if had == 0 && new_cart {
+                repo::insert_cart_line(&txn, tenant.id, cart_id, *variant, wanted).await?;
+            } else {
+                repo::set_cart_line(&txn, tenant.id, cart_id, *variant, wanted).await?;
+            }
+            match current.iter_mut().find(|(id, _)| id == variant) {
+                Some(line) => line.1 = wanted,
+                None => current.push((*variant, wanted)),
+            }
         }
         commit(txn).await?;
         Ok(cart_id)
     }
 
+    /// Makes an empty cart.
+    pub async fn create_cart(&self, tenant: &Tenant, customer: Option<AccountId>) -> Result<Uuid> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let id = Uuid::new_v4();
+        repo::create_cart(&txn, tenant.id, id, customer.map(|c| c.0)).await?;
+        commit(txn).await?;
+        Ok(id)
+    }
+
     /// Sets a line's quantity (0 removes it). More than in stock is refused.
     pub async fn set_quantity(&self, tenant: &Tenant, cart: Uuid, variant: Uuid, quantity: u32) -> Result<()> {
-        if quantity > MAX_LINE_QUANTITY {
+        self.set_quantities(tenant, cart, &[(variant, quantity)]).await
+    }
+
+    /// Sets lines' quantities (0 removes), all or none; more than in stock is refused.
+    pub async fn set_quantities(&self, tenant: &Tenant, cart: Uuid, lines: &[(Uuid, u32)]) -> Result<()> {
+        if lines.iter().any(|(_, q)| *q > MAX_LINE_QUANTITY) {
             return Err(Invalid::new("quantity", format!("must be 0 to {MAX_LINE_QUANTITY}")).into());
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
         if repo::cart(&txn, tenant.id, cart).await?.is_none() {
             return Err(ServiceError::NotFound);
         }
-        if quantity > 0 {
-            let found = ecom_store::catalog::variants_by_ids(&txn, tenant.id, &[variant]).await?;
-            let Some(v) = found.first() else { return Err(ServiceError::NotFound) };
-            if i64::from(quantity) > i64::from(v.variant.stock.max(0)) {
-                return Err(Invalid::new(
-                    "quantity",
-                    format!("only {} of {} left", v.variant.stock.max(0), v.product_title),
-                )
-                .into());
+        let ids: Vec<Uuid> = lines.iter().filter(|(_, q)| *q > 0).map(|(v, _)| *v).collect();
+        let found = if ids.is_empty() {
+            Vec::new()
+        } else {
+            ecom_store::catalog::variants_by_ids(&txn, tenant.id, &ids).await?
+        };
+        for (variant, quantity) in lines {
+            if *quantity > 0 {
+                let Some(v) = found.iter().find(|v| v.variant.id == *variant) else {
+                    return Err(ServiceError::NotFound);
+                };
+                if i64::from(*quantity) > i64::from(v.variant.stock.max(0)) {
+                    return Err(Invalid::new(
+                        "quantity",
+                        format!("only {} of {} left", v.variant.stock.max(0), v.product_title),
+                    )
+                    .into());
+                }
             }
+            repo::set_cart_line(&txn, tenant.id, cart, *variant, i32::try_from(*quantity).unwrap_or(0)).await?;
         }
-        repo::set_cart_line(&txn, tenant.id, cart, variant, i32::try_from(quantity).unwrap_or(0)).await?;
         commit(txn).await
     }
 
@@ -620,6 +699,27 @@ impl Checkout {
         commit(txn).await
     }
 
+    /// Changes some of a cart's details, leaving the rest as they are; checked as the
+    /// checkout form's are. `customer` attaches the cart to a signed-in customer.
+    pub async fn update_cart(&self, tenant: &Tenant, cart: Uuid, patch: CartPatch) -> Result<()> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let Some(row) = repo::cart(&txn, tenant.id, cart).await? else { return Err(ServiceError::NotFound) };
+        let current: Option<Address> = row.address.as_ref().and_then(|a| serde_json::from_value(a.clone()).ok());
+        let details = CheckoutDetails {
+            email: patch.email.unwrap_or(row.email),
+            phone: patch.phone.unwrap_or(row.phone),
+            address: patch.address.unwrap_or(current).unwrap_or_default(),
+            shipping_code: patch.shipping_code.unwrap_or(row.shipping_code),
+            discount_code: patch.discount_code.unwrap_or(row.discount_code),
+        };
+        let d = checked_details(details)?;
+        repo::set_cart_details(&txn, tenant.id, cart, &d.as_repo()).await?;
+        if let Some(customer) = patch.customer {
+            repo::set_cart_customer(&txn, tenant.id, cart, customer.0).await?;
+        }
+        commit(txn).await
+    }
+
     // ---- placing orders --------------------------------------------------------------------
 
     /// Places the cart as an order and charges it. Safe to call twice for the same
@@ -631,7 +731,35 @@ impl Checkout {
         customer: Option<AccountId>,
         choice: &PaymentChoice,
     ) -> Result<PlaceOutcome> {
-        self.place(tenant, cart_id, customer, None, choice).await
+        self.place(tenant, cart_id, customer, None, choice, None).await
+    }
+
+    /// Places the cart and charges it, for API clients that send an idempotency key
+    /// with each payment attempt: the same key again returns the same outcome without
+    /// charging twice; a new key after a decline is a new charge of the same order.
+    pub async fn complete(
+        &self,
+        tenant: &Tenant,
+        cart_id: Uuid,
+        customer: Option<AccountId>,
+        choice: &PaymentChoice,
+        key: &str,
+    ) -> Result<PlaceOutcome> {
+        let key = key.trim();
+        if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+            return Err(Invalid::new("idempotency key", "use 1 to 64 letters, digits and - _ . :").into());
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let existing = repo::order_by_cart(&txn, tenant.id, cart_id).await?;
+        commit(txn).await?;
+        match existing {
+            Some(order) => {
+                let (number, token) = (order.number, order.access_token.clone());
+                let payment_error = self.charge(tenant, order, Attempt::Client(key), choice, None).await?;
+                Ok(PlaceOutcome::Placed { number, token, payment_error })
+            }
+            None => self.place(tenant, cart_id, customer, None, choice, Some(key)).await,
+        }
     }
 
     /// Saves the checkout form's details and places the order, in one transaction
@@ -645,7 +773,7 @@ impl Checkout {
         choice: &PaymentChoice,
     ) -> Result<PlaceOutcome> {
         let details = checked_details(details)?;
-        self.place(tenant, cart_id, customer, Some(details), choice).await
+        self.place(tenant, cart_id, customer, Some(details), choice, None).await
     }
 
     async fn place(
@@ -655,6 +783,7 @@ impl Checkout {
         customer: Option<AccountId>,
         details: Option<CheckedDetails>,
         choice: &PaymentChoice,
+        key: Option<&str>,
     ) -> Result<PlaceOutcome> {
         let Some(provider) = self.payments.get(&choice.provider).cloned() else {
             return Ok(PlaceOutcome::Refused("Choose how you want to pay.".into()));
@@ -797,7 +926,8 @@ impl Checkout {
         }
 
         // The order as just written, with no payment yet: no need to read it back.
-        let payment_error = self.charge(tenant, placed, 0, choice, settings.auto_capture).await?;
+        let attempt = key.map_or(Attempt::Count(0), Attempt::Client);
+        let payment_error = self.charge(tenant, placed, attempt, choice, Some(settings.auto_capture)).await?;
         Ok(PlaceOutcome::Placed { number, token, payment_error })
     }
 
@@ -814,17 +944,18 @@ impl Checkout {
         let order = repo::order_by_id(&txn, tenant.id, order_id).await?.ok_or(ServiceError::NotFound)?;
         let attempts = repo::payments_of(&txn, tenant.id, order_id).await?.len();
         commit(txn).await?;
-        self.charge(tenant, order, attempts, choice, capture).await
+        self.charge(tenant, order, Attempt::Count(attempts), choice, Some(capture)).await
     }
 
-    /// Charges `order` (as read, with `attempts` payment rows so far).
+    /// Charges `order` (as read) in the given attempt; `capture` None means the store's
+    /// setting.
     async fn charge(
         &self,
         tenant: &Tenant,
         order: OrderRow,
-        attempts: usize,
+        attempt: Attempt<'_>,
         choice: &PaymentChoice,
-        capture: bool,
+        capture: Option<bool>,
     ) -> Result<Option<String>> {
         let order_id = order.id;
         let state = state_of(&order)?;
@@ -834,9 +965,26 @@ impl Checkout {
         let Some(provider) = self.payments.get(&choice.provider).cloned() else {
             return Ok(Some("Choose how you want to pay.".into()));
         };
+        let capture = match capture {
+            Some(c) => c,
+            None => self.config(tenant.id).await?.auto_capture,
+        };
         // One key per attempt: retrying the same attempt cannot charge twice, a new
         // attempt after a decline is a new charge.
-        let key = format!("{order_id}:charge:{attempts}");
+        let key = match attempt {
+            Attempt::Count(n) => format!("{order_id}:charge:{n}"),
+            Attempt::Client(k) => format!("{order_id}:charge:key:{k}"),
+        };
+        if let Attempt::Client(_) = attempt {
+            // This attempt was made before: its outcome stands (a declined card stays
+            // declined under the same key, as at the provider).
+            let txn = self.db.tenant_txn(tenant.id).await?;
+            let earlier = repo::payment_by_key(&txn, tenant.id, &key).await?;
+            commit(txn).await?;
+            if let Some(p) = earlier {
+                return Ok((p.status == "declined").then_some(p.error));
+            }
+        }
         let request = ChargeRequest {
             amount: order.total,
             currency: order.currency.clone(),
@@ -1408,6 +1556,7 @@ impl Checkout {
                     variant_id: l.variant_id,
                     line_total: m(l.unit_price * i64::from(l.quantity)),
                     unit_price: m(l.unit_price),
+                    unit_price_minor: l.unit_price,
                     title: l.title,
                     variant_title: l.variant_title,
                     sku: l.sku,
@@ -1916,6 +2065,21 @@ impl CheckedDetails {
             shipping_code: &self.shipping_code,
             discount_code: &self.discount_code,
         }
+    }
+}
+
+impl CartPatch {
+    /// Checks the given fields as `update_cart` would, without a cart: lets a caller
+    /// refuse bad input before making anything.
+    pub fn check(&self) -> Result<()> {
+        checked_details(CheckoutDetails {
+            email: self.email.clone().unwrap_or_default(),
+            phone: self.phone.clone().unwrap_or_default(),
+            address: self.address.clone().flatten().unwrap_or_default(),
+            shipping_code: self.shipping_code.clone().unwrap_or_default(),
+            discount_code: self.discount_code.clone().unwrap_or_default(),
+        })
+        .map(|_| ())
     }
 }
 

@@ -25,6 +25,13 @@ pub enum Kind {
     ProductVariant,
     Collection,
     Image,
+    Cart,
+    /// A cart line: the cart's line of one variant (named by the variant's id).
+    CartLine,
+    /// A cart's one delivery group (named by the cart's id).
+    CartDeliveryGroup,
+    Order,
+    Customer,
 }
 
 impl Kind {
@@ -34,11 +41,27 @@ impl Kind {
             Self::ProductVariant => "ProductVariant",
             Self::Collection => "Collection",
             Self::Image => "ProductImage",
+            Self::Cart => "Cart",
+            Self::CartLine => "CartLine",
+            Self::CartDeliveryGroup => "CartDeliveryGroup",
+            Self::Order => "Order",
+            Self::Customer => "Customer",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Self::Product, Self::ProductVariant, Self::Collection, Self::Image].into_iter().find(|k| k.as_str() == s)
+        const ALL: [Kind; 9] = [
+            Kind::Product,
+            Kind::ProductVariant,
+            Kind::Collection,
+            Kind::Image,
+            Kind::Cart,
+            Kind::CartLine,
+            Kind::CartDeliveryGroup,
+            Kind::Order,
+            Kind::Customer,
+        ];
+        ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

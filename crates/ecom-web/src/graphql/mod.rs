@@ -7,6 +7,8 @@
 
 pub mod ids;
 pub mod storefront;
+mod storefront_cart;
+mod storefront_customer;
 
 use crate::error::{WebError, WebResult};
 use crate::state::AppState;
@@ -34,6 +36,11 @@ pub struct Store {
     /// The Host the request came on, e.g. `demo.localhost:8080`.
     pub host: String,
     pub ids: ids::IdCodec,
+    /// The customer session cookie's claims, only for same-origin requests (checked
+    /// against the database when used).
+    pub session: Option<ecom_services::accounts::SignedIn>,
+    /// The client's address, for rate limits on sign-in and sign-up.
+    pub ip: String,
 }
 
 impl Store {
@@ -53,6 +60,11 @@ pub fn service_error(e: ServiceError) -> async_graphql::Error {
     match e {
         ServiceError::Invalid(i) => error("VALIDATION", i.to_string()),
         ServiceError::NotFound => error("NOT_FOUND", "not found"),
+        ServiceError::Unauthorized(m) => error("UNAUTHENTICATED", m),
+        ServiceError::RateLimited { retry_after_secs } => {
+            error("THROTTLED", format!("too many attempts; try again in {retry_after_secs} s"))
+        }
+        ServiceError::Conflict(what) => error("VALIDATION", format!("{what} is already taken")),
         other => {
             tracing::error!(error = %other, "storefront GraphQL resolver failed");
             error("INTERNAL", "internal error")
@@ -78,14 +90,37 @@ impl FromRequestParts<AppState> for StoreHost {
     }
 }
 
+/// Whether a request may be trusted with the cookies it carries: browsers send
+/// cookies on cross-site requests too, and async-graphql reads any body as JSON, so only
+/// a JSON request (which another site cannot send without a CORS preflight we never
+/// grant) whose Origin, if any, is this host counts.
+pub fn cookie_request_is_same_origin(headers: &http::HeaderMap, host: &str) -> bool {
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    let origin_ok = match headers.get(http::header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)),
+    };
+    json && origin_ok
+}
+
 /// `POST /graphql` on a store host.
 pub async fn storefront(
     State(state): State<AppState>,
     StoreHost { tenant, host }: StoreHost,
+    crate::auth::ClientIp(ip): crate::auth::ClientIp,
+    headers: http::HeaderMap,
+    jar: axum_extra::extract::PrivateCookieJar,
     request: GraphQLRequest,
 ) -> Response {
     let ids = ids::IdCodec::new(state.gid_key.clone());
-    let store = Store { state, tenant, host, ids };
+    // A cross-site request is served, but as nobody: the session cookie is ignored.
+    let session = cookie_request_is_same_origin(&headers, &host)
+        .then(|| crate::session::claims(&jar, ecom_core::Realm::Customer(tenant.id)))
+        .flatten();
+    let store = Store { state, tenant, host, ids, session, ip };
     let mut response = STOREFRONT.execute(request.into_inner().data(store)).await;
     for e in &mut response.errors {
         let has_code = e.extensions.as_ref().is_some_and(|x| x.get("code").is_some());

@@ -6,7 +6,7 @@ use super::ids::Kind;
 use super::{Store, error, service_error};
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Enum, ID, InputValueError, InputValueResult, Object, Result, Scalar,
+    Context, EmptySubscription, Enum, ID, InputValueError, InputValueResult, MergedObject, Object, Result, Scalar,
     ScalarType, Schema, SimpleObject, Value,
 };
 use base64::Engine;
@@ -27,11 +27,19 @@ const DEFAULT_FIRST: i32 = 20;
 /// Most items in one connection page.
 const MAX_FIRST: i32 = 250;
 
-pub type StorefrontSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type StorefrontSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Everything the Storefront API can read.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(CatalogQuery, super::storefront_cart::CartQuery, super::storefront_customer::CustomerQuery);
+
+/// Everything the Storefront API can change.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(super::storefront_cart::CartMutation, super::storefront_customer::CustomerMutation);
 
 /// The schema, with its depth and complexity limits.
 pub fn schema() -> StorefrontSchema {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -40,6 +48,7 @@ pub fn schema() -> StorefrontSchema {
 macro_rules! string_scalar {
     ($(#[$doc:meta])* $name:ident, $gql:literal) => {
         $(#[$doc])*
+        #[derive(Clone)]
         pub struct $name(pub String);
 
         #[Scalar(name = $gql)]
@@ -75,7 +84,7 @@ string_scalar!(
 );
 
 /// A position in a list, opaque to clients.
-pub struct Cursor(u64);
+pub struct Cursor(pub(super) u64);
 
 impl CursorType for Cursor {
     type Error = &'static str;
@@ -93,7 +102,7 @@ impl CursorType for Cursor {
 }
 
 /// The offset and size of the page `first`/`after` ask for.
-fn window(first: Option<i32>, after: Option<&str>) -> Result<(u64, u64)> {
+pub(super) fn window(first: Option<i32>, after: Option<&str>) -> Result<(u64, u64)> {
     let first = first.unwrap_or(DEFAULT_FIRST);
     if !(0..=MAX_FIRST).contains(&first) {
         return Err(error("VALIDATION", format!("first must be between 0 and {MAX_FIRST}, not {first}")));
@@ -106,7 +115,7 @@ fn window(first: Option<i32>, after: Option<&str>) -> Result<(u64, u64)> {
 }
 
 /// A page of an in-memory list as a connection.
-fn slice_connection<T, N: async_graphql::OutputType>(
+pub(super) fn slice_connection<T, N: async_graphql::OutputType>(
     items: &[T],
     first: Option<i32>,
     after: Option<&str>,
@@ -199,19 +208,20 @@ async fn product_connection(
     Ok(Some(conn))
 }
 
-fn uuid_of(id: &str) -> Result<uuid::Uuid> {
+pub(super) fn uuid_of(id: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(id).map_err(|_| error("INTERNAL", "internal error"))
 }
 
-fn money(store: &Store, minor: i64) -> MoneyV2 {
+pub(super) fn money(store: &Store, minor: i64) -> MoneyV2 {
     let m = Money::new(minor, store.tenant.currency);
     MoneyV2 { amount: Decimal(m.decimal()), currency_code: m.currency.code().to_owned() }
 }
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CatalogQuery;
 
 #[Object]
-impl QueryRoot {
+impl CatalogQuery {
     /// The store this host serves.
     async fn shop(&self, ctx: &Context<'_>) -> Result<Shop> {
         let store = ctx.data::<Store>()?;
@@ -300,12 +310,12 @@ pub struct Domain {
 }
 
 /// An amount with its currency.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct MoneyV2 {
     /// A decimal string, e.g. `"25.00"`.
-    amount: Decimal,
+    pub(super) amount: Decimal,
     /// ISO 4217, e.g. `USD`.
-    currency_code: String,
+    pub(super) currency_code: String,
 }
 
 #[derive(SimpleObject)]
@@ -412,6 +422,14 @@ pub struct ProductVariant {
     product: Arc<ProductView>,
 }
 
+impl ProductVariant {
+    /// The variant `id` of `product`, if it has it.
+    pub(super) fn of(product: Arc<ProductView>, id: uuid::Uuid) -> Option<Self> {
+        let variant = product.variants.iter().find(|v| v.id == id.to_string())?.clone();
+        Some(Self { variant, product })
+    }
+}
+
 #[Object]
 impl ProductVariant {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
@@ -443,6 +461,11 @@ impl ProductVariant {
     async fn compare_at_price(&self, ctx: &Context<'_>) -> Result<Option<MoneyV2>> {
         let store = ctx.data::<Store>()?;
         Ok(self.variant.compare_at_minor.map(|m| money(store, m)))
+    }
+
+    /// The product this is a variant of.
+    async fn product(&self) -> Product {
+        Product(self.product.clone())
     }
 
     async fn selected_options(&self) -> Vec<SelectedOption> {
