@@ -23,7 +23,7 @@ mod templates;
 mod themes;
 
 pub use ops::install_metrics_recorder;
-pub use state::{AppState, Services, WebConfig};
+pub use state::{ApiLimits, AppState, Services, WebConfig};
 
 use axum::Router;
 use axum::middleware;

@@ -8,12 +8,49 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
 /// Settings the web layer needs from the configuration.
+use ecom_services::ratelimit::{BucketSize, CostBuckets};
+
 #[derive(Debug, Clone)]
 pub struct WebConfig {
     /// Mark cookies `Secure` and send HSTS: on when the public URL is https.
     pub secure: bool,
     /// `http` or `https`, for links in emails.
     pub public_scheme: String,
+    /// Query cost budgets of the GraphQL APIs.
+    pub api_limits: ApiLimits,
+    /// Serve GraphiQL on `GET` of the API endpoints.
+    pub graphiql: bool,
+}
+
+/// Leaky-bucket sizes for GraphQL query cost.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    /// Each Storefront API client (by address).
+    pub storefront_client: BucketSize,
+    /// Each merchant API token or staff member.
+    pub merchant_client: BucketSize,
+    /// Each store, all its clients together.
+    pub store: BucketSize,
+}
+
+impl ApiLimits {
+    /// Budgets from points per second, with bursts of ten seconds' worth; merchant
+    /// clients get Shopify's Admin API budget (1,000 points, 50 a second).
+    pub fn new(client_per_sec: u32, store_per_sec: u32) -> Self {
+        let size =
+            |per_sec: u32| BucketSize { capacity: f64::from(per_sec) * 10.0, restore_per_sec: f64::from(per_sec) };
+        Self {
+            storefront_client: size(client_per_sec),
+            merchant_client: BucketSize { capacity: 1_000.0, restore_per_sec: 50.0 },
+            store: size(store_per_sec),
+        }
+    }
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self::new(1_000, 10_000)
+    }
 }
 
 /// Everything a handler may need, behind one `Arc`: axum clones the state for every
@@ -43,6 +80,8 @@ pub struct AppInner {
     pub checkout: Checkout,
     /// Merchants' app tokens and customers' access tokens for the GraphQL APIs.
     pub api_tokens: ecom_services::ApiTokens,
+    /// Query cost buckets of the GraphQL APIs, per client and per store.
+    pub api_buckets: CostBuckets,
     /// Encrypts and authenticates session cookies; derived from the secret key.
     pub cookie_key: Key,
     /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
@@ -90,6 +129,7 @@ impl AppState {
         cookie_material[32..].copy_from_slice(&derive(b"ecom cookie key 2"));
         Self(Arc::new(AppInner {
             api_tokens: ecom_services::ApiTokens::new(db.clone()),
+            api_buckets: CostBuckets::new(),
             db,
             directory,
             accounts,

@@ -92,6 +92,16 @@ pub struct Config {
     /// Stripe's API address. Only tests change it (plain `http://` is allowed for
     /// 127.0.0.1 and localhost only).
     pub stripe_api_base: String,
+    /// GraphQL query cost points (a field costs 1, a page of N items N times its
+    /// item) one client may spend per second on a store's Storefront API; bursts of
+    /// ten seconds' worth are allowed. Clients are told their budget in
+    /// `extensions.cost`. Merchant API tokens have Shopify's 50 per second.
+    pub api_client_points_per_sec: u32,
+    /// Cost points all clients of one store together may spend per second on its
+    /// APIs, so one busy store cannot starve the others; bursts of ten seconds' worth.
+    pub api_store_points_per_sec: u32,
+    /// Serve GraphiQL on `GET` of the API endpoints; default on with `--demo` only.
+    pub graphiql: Option<bool>,
 }
 
 impl Default for Config {
@@ -120,6 +130,9 @@ impl Default for Config {
             stripe_secret_key: None,
             stripe_webhook_secret: None,
             stripe_api_base: ecom_services::stripe::DEFAULT_API_BASE.into(),
+            api_client_points_per_sec: 1_000,
+            api_store_points_per_sec: 10_000,
+            graphiql: None,
         }
     }
 }
@@ -216,6 +229,12 @@ impl Config {
         }
         if self.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return err("log_level", "expected a log filter such as info, debug or ecom=debug,warn");
+        }
+        if self.api_client_points_per_sec == 0 {
+            return err("api_client_points_per_sec", "expected at least 1");
+        }
+        if self.api_store_points_per_sec < self.api_client_points_per_sec {
+            return err("api_store_points_per_sec", "expected at least ECOM_API_CLIENT_POINTS_PER_SEC");
         }
         self.validate_s3()?;
         self.validate_stripe()

@@ -130,6 +130,8 @@ impl Application {
                     Scheme::Http => "http".into(),
                     Scheme::Https => "https".into(),
                 },
+                api_limits: ecom_web::ApiLimits::new(config.api_client_points_per_sec, config.api_store_points_per_sec),
+                graphiql: config.graphiql.unwrap_or(demo),
             },
         );
         Ok(Self {

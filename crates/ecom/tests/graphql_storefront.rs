@@ -477,3 +477,66 @@ async fn session_cookie_counts_only_same_origin(app: TestApp) {
     assert_eq!(form["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{form}");
 }
 both!(session_cookie_counts_only_same_origin);
+
+/// Every answer reports its cost and the client's budget; a client over budget is
+/// refused with THROTTLED before its query runs, and other stores are not affected.
+async fn query_cost_is_reported_and_throttled(backend: common::Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.api_client_points_per_sec = 5;
+        c.api_store_points_per_sec = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    store_with_stock(&app, "demo", 5).await;
+    store_with_stock(&app, "acme", 5).await;
+    let ask = |host: &'static str| {
+        let client = reqwest::Client::builder().resolve(host, app.addr).build().unwrap();
+        let url = app.url(host, "/graphql");
+        async move {
+            let body = json!({ "query": "{ products(first: 5) { nodes { title handle } } }" });
+            client.post(url).json(&body).send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    // A document of several operations is charged for the one it runs.
+    let client = reqwest::Client::builder().resolve("demo.localhost", app.addr).build().unwrap();
+    let doc = json!({
+        "query": "query Small { shop { name } } query Big { products(first: 250) { nodes { title handle vendor } } }",
+        "operationName": "Small",
+    });
+    let small = client.post(app.url("demo.localhost", "/graphql")).json(&doc).send().await.unwrap();
+    let small = small.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(small["data"]["shop"]["name"], "demo");
+    assert_eq!(small["extensions"]["cost"]["requestedQueryCost"], 2, "{small}");
+    let first = ask("demo.localhost").await;
+    let cost = &first["extensions"]["cost"];
+    let requested = cost["requestedQueryCost"].as_i64().unwrap();
+    assert!(requested >= 11, "5 nodes of 2 fields and the connection: {cost}");
+    assert_eq!(cost["actualQueryCost"], requested);
+    assert_eq!(cost["throttleStatus"]["maximumAvailable"], 50.0);
+    assert_eq!(cost["throttleStatus"]["restoreRate"], 5.0);
+    let left = cost["throttleStatus"]["currentlyAvailable"].as_f64().unwrap();
+    assert!((48.0 - requested as f64 - left).abs() <= 1.0, "{cost}");
+    // Spend the rest of the budget; the next one is refused without running.
+    let mut throttled = None;
+    for _ in 0..10 {
+        let r = ask("demo.localhost").await;
+        if r["errors"][0]["extensions"]["code"] == "THROTTLED" {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r["data"]["products"]["nodes"][0]["title"], "Wool Hat");
+    }
+    let throttled = throttled.expect("a 50-point budget runs out");
+    assert!(throttled["data"].is_null(), "{throttled}");
+    assert!(throttled["extensions"]["cost"]["actualQueryCost"].is_null());
+    // Another store's budget is its own.
+    let other = ask("acme.localhost").await;
+    assert_eq!(other["data"]["products"]["nodes"][0]["title"], "Wool Hat", "{other}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_cost_is_reported_and_throttled_sqlite() {
+    query_cost_is_reported_and_throttled(common::Backend::Sqlite).await;
+}

@@ -5,6 +5,7 @@
 //! fit the schema), `MAX_DEPTH_EXCEEDED` and `MAX_COMPLEXITY_EXCEEDED` for queries
 //! refused before they run.
 
+pub mod cost;
 pub mod ids;
 pub mod storefront;
 mod storefront_cart;
@@ -120,8 +121,16 @@ pub async fn storefront(
     let session = cookie_request_is_same_origin(&headers, &host)
         .then(|| crate::session::claims(&jar, ecom_core::Realm::Customer(tenant.id)))
         .flatten();
+    let limits = state.config.api_limits;
+    let meter = cost::Meter {
+        buckets: state.api_buckets.clone(),
+        keys: vec![
+            (format!("sf:{}:{ip}", tenant.id), limits.storefront_client),
+            (format!("store:{}", tenant.id), limits.store),
+        ],
+    };
     let store = Store { state, tenant, host, ids, session, ip };
-    let mut response = STOREFRONT.execute(request.into_inner().data(store)).await;
+    let mut response = STOREFRONT.execute(request.into_inner().data(store).data(meter)).await;
     for e in &mut response.errors {
         let has_code = e.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
         if has_code {

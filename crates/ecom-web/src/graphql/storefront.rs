@@ -40,6 +40,7 @@ pub struct MutationRoot(super::storefront_cart::CartMutation, super::storefront_
 /// The schema, with its depth and complexity limits.
 pub fn schema() -> StorefrontSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .extension(super::cost::CostMeter)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
