@@ -305,6 +305,20 @@ pub enum CollectionRule {
     PriceAtMost(i64),
 }
 
+impl CollectionRule {
+    /// Whether a product with these tags, type, vendor and lowest price meets the rule
+    /// (text compared without regard to case, as the storefront's listing does).
+    pub fn matches(&self, tags: &[String], product_type: &str, vendor: &str, price_min: i64) -> bool {
+        match self {
+            Self::Tag(t) => tags.iter().any(|x| x.to_lowercase() == t.to_lowercase()),
+            Self::ProductType(t) => product_type.to_lowercase() == t.to_lowercase(),
+            Self::Vendor(v) => vendor.to_lowercase() == v.to_lowercase(),
+            Self::PriceAtLeast(p) => price_min >= *p,
+            Self::PriceAtMost(p) => price_min <= *p,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

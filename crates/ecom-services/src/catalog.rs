@@ -717,6 +717,73 @@ impl Catalog {
         }
     }
 
+    /// Active products by handle, in the order asked (`None` where there is none): read
+    /// from the cache, with every miss loaded together in three queries, whatever
+    /// their number (for API pages, where one query per product would add up).
+    pub async fn products(&self, tenant: &Tenant, handles: &[String]) -> Result<Vec<Option<Arc<ProductView>>>> {
+        let generation = self.generation(tenant.id);
+        let key = |h: &str| (tenant.id, generation, format!("p:{h}"));
+        let mut out = vec![None; handles.len()];
+        let mut missing = Vec::new();
+        for (i, h) in handles.iter().enumerate() {
+            match self.cache.get(&key(h)).await {
+                Some(Cached::Product(p)) => out[i] = p,
+                _ => missing.push(i),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<String> = missing.iter().map(|i| handles[*i].clone()).collect();
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found = repo::products_by_handles(&txn, tenant.id, &wanted).await?;
+        let ids: Vec<uuid::Uuid> = found.iter().map(|(p, _)| p.id).collect();
+        let images = if ids.is_empty() { Vec::new() } else { repo::images_of(&txn, tenant.id, &ids).await? };
+        txn.commit().await.map_err(StoreError::from)?;
+        let mut views: HashMap<String, Arc<ProductView>> = HashMap::new();
+        for (p, variants) in found.into_iter().filter(|(p, _)| p.status == ProductStatus::Active) {
+            let mine: Vec<ImageRecord> = images.iter().filter(|i| i.product_id == p.id).cloned().collect();
+            let handle = p.handle.clone();
+            views.insert(handle, Arc::new(product_view(p, variants, &mine, tenant)));
+        }
+        for i in missing {
+            let view = views.get(&handles[i]).cloned();
+            self.cache.insert(key(&handles[i]), Cached::Product(view.clone())).await;
+            out[i] = view;
+        }
+        Ok(out)
+    }
+
+    /// The collections each product is in, by product id: hand-picked ones from one
+    /// query for all the products, rule-based ones worked out from the product.
+    pub async fn collections_of(
+        &self,
+        tenant: &Tenant,
+        products: &[Arc<ProductView>],
+    ) -> Result<HashMap<String, Vec<CollectionRecord>>> {
+        let all = self.collections(tenant).await?;
+        let ids: Vec<uuid::Uuid> = products.iter().filter_map(|p| uuid::Uuid::parse_str(&p.id).ok()).collect();
+        let manual = if all.iter().any(|c| c.rules.is_none()) && !ids.is_empty() {
+            let txn = self.db.tenant_txn(tenant.id).await?;
+            let pairs = repo::manual_memberships(&txn, tenant.id, &ids).await?;
+            txn.commit().await.map_err(StoreError::from)?;
+            pairs
+        } else {
+            Vec::new()
+        };
+        Ok(products
+            .iter()
+            .map(|p| {
+                let price_min = p.variants.iter().map(|v| v.price_minor).min().unwrap_or(0);
+                let member = |c: &CollectionRecord| match &c.rules {
+                    None => manual.iter().any(|(pid, cid)| pid.to_string() == p.id && *cid == c.id),
+                    Some(rules) => rules.iter().all(|r| r.matches(&p.tags, &p.product_type, &p.vendor, price_min)),
+                };
+                (p.id.clone(), all.iter().filter(|c| member(c)).cloned().collect())
+            })
+            .collect())
+    }
+
     pub async fn collections(&self, tenant: &Tenant) -> Result<Arc<Vec<CollectionRecord>>> {
         let (db, id) = (self.db.clone(), tenant.id);
         match self

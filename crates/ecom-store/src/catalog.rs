@@ -334,6 +334,43 @@ pub async fn product_by_handle(
     Ok(Some((product_record(p)?, variants)))
 }
 
+/// Products by handle with their variants, in two queries whatever the count.
+pub async fn products_by_handles(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    handles: &[String],
+) -> Result<Vec<(ProductRecord, Vec<VariantRecord>)>> {
+    let rows = product::Entity::find()
+        .filter(product::Column::TenantId.eq(tenant.0))
+        .filter(product::Column::Handle.is_in(handles.to_vec()))
+        .all(txn)
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
+    let mut variants = variants_of(txn, tenant, &ids).await?;
+    rows.into_iter()
+        .map(|p| {
+            let mine = variants.extract_if(.., |(owner, _)| *owner == p.id).map(|(_, v)| v).collect();
+            Ok((product_record(p)?, mine))
+        })
+        .collect()
+}
+
+/// Which hand-picked collections each product is in: `(product, collection)` pairs.
+pub async fn manual_memberships(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    products: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(collection_product::Entity::find()
+        .filter(collection_product::Column::TenantId.eq(tenant.0))
+        .filter(collection_product::Column::ProductId.is_in(products.to_vec()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.product_id, m.collection_id))
+        .collect())
+}
+
 /// The variants of several products in one query, in position order.
 pub async fn variants_of(
     txn: &DatabaseTransaction,

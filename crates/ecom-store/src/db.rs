@@ -36,6 +36,8 @@ pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
     max_connections: u32,
+    /// SQL statements run since start (also `ecom_db_statements_total`).
+    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -72,8 +74,23 @@ impl Db {
                     .busy_timeout(Duration::from_secs(5))
             });
         }
-        let conn = Database::connect(opts).await?;
-        Ok(Self { conn, backend, max_connections: options.max_connections })
+        let mut conn = Database::connect(opts).await?;
+        let statements = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |info| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("ecom_db_statements_total").increment(1);
+            if info.failed {
+                metrics::counter!("ecom_db_statement_errors_total").increment(1);
+            }
+        });
+        Ok(Self { conn, backend, max_connections: options.max_connections, statements })
+    }
+
+    /// How many SQL statements this pool has run: lets tests and benchmarks check
+    /// that a request costs the queries it should.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {

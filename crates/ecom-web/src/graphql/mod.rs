@@ -129,8 +129,13 @@ pub async fn storefront(
             (format!("store:{}", tenant.id), limits.store),
         ],
     };
+    let collections = async_graphql::dataloader::DataLoader::new(
+        storefront::CollectionsLoader { state: state.clone(), tenant: tenant.clone() },
+        tokio::spawn,
+    );
     let store = Store { state, tenant, host, ids, session, ip };
-    let mut response = STOREFRONT.execute(request.into_inner().data(store).data(meter)).await;
+    let request = request.into_inner().data(store).data(meter).data(collections);
+    let mut response = STOREFRONT.execute(request).await;
     for e in &mut response.errors {
         let has_code = e.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
         if has_code {

@@ -5,6 +5,7 @@
 use super::ids::Kind;
 use super::{Store, error, service_error};
 use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     Context, EmptySubscription, Enum, ID, InputValueError, InputValueResult, MergedObject, Object, Result, Scalar,
     ScalarType, Schema, SimpleObject, Value,
@@ -15,6 +16,7 @@ use ecom_core::Money;
 use ecom_core::catalog::ProductSort;
 use ecom_services::catalog::{ImageView, ListingQuery, ProductView, VariantView, description_text};
 use ecom_store::catalog::CollectionRecord;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Queries nested deeper than this are refused before they run.
@@ -200,9 +202,11 @@ async fn product_connection(
     };
     let shown = offset.saturating_add(found.products.len() as u64);
     let mut conn = Connection::new(offset > 0 && found.total > 0, shown < found.total);
-    for (i, p) in found.products.into_iter().enumerate() {
-        // Product pages are cached per node, so this is mostly memory reads.
-        if let Some(view) = catalog.product(&store.tenant, &p.handle).await.map_err(service_error)? {
+    // One batch for the page: cached views, with every miss loaded together.
+    let handles: Vec<String> = found.products.into_iter().map(|p| p.handle).collect();
+    let views = catalog.products(&store.tenant, &handles).await.map_err(service_error)?;
+    for (i, view) in views.into_iter().enumerate() {
+        if let Some(view) = view {
             conn.edges.push(Edge::new(Cursor(offset + i as u64), Product(view)));
         }
     }
@@ -414,6 +418,54 @@ impl Product {
     /// The first image.
     async fn featured_image(&self) -> Option<Image> {
         self.0.images.first().map(|i| Image(i.clone()))
+    }
+
+    /// The collections the product is in. Loaded for every product of a page at once.
+    #[graphql(complexity = "1 + first.unwrap_or(20).clamp(0, 250) as usize * child_complexity")]
+    async fn collections(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, Collection>> {
+        let loader = ctx.data::<DataLoader<CollectionsLoader>>()?;
+        let mine = loader.load_one(ProductKey(self.0.clone())).await?.unwrap_or_default();
+        slice_connection(&mine, first, after.as_deref(), |c| Collection(c.clone()))
+    }
+}
+
+/// A product as a dataloader key: the same product is the same key.
+#[derive(Clone)]
+pub struct ProductKey(Arc<ProductView>);
+
+impl PartialEq for ProductKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ProductKey {}
+
+impl std::hash::Hash for ProductKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+/// Loads the collections of all the products a response shows in one go.
+pub struct CollectionsLoader {
+    pub state: crate::state::AppState,
+    pub tenant: ecom_core::Tenant,
+}
+
+impl Loader<ProductKey> for CollectionsLoader {
+    type Value = Vec<CollectionRecord>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ProductKey]) -> Result<HashMap<ProductKey, Self::Value>> {
+        let views: Vec<Arc<ProductView>> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut by_id = self.state.catalog.collections_of(&self.tenant, &views).await.map_err(service_error)?;
+        Ok(keys.iter().map(|k| (k.clone(), by_id.remove(&k.0.id).unwrap_or_default())).collect())
     }
 }
 
