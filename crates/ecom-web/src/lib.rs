@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/theme/preview", get(themes::preview))
         .route("/merchant/inventory", get(merchant_catalog::inventory).post(merchant_catalog::save_inventory))
         .route("/graphql", post(graphql::storefront))
+        .route("/merchant/graphql", post(graphql::merchant))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))
         .fallback(site::not_found)

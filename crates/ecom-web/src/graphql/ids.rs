@@ -25,6 +25,9 @@ pub enum Kind {
     ProductVariant,
     Collection,
     Image,
+    Order,
+    LineItem,
+    Customer,
 }
 
 impl Kind {
@@ -34,11 +37,24 @@ impl Kind {
             Self::ProductVariant => "ProductVariant",
             Self::Collection => "Collection",
             Self::Image => "ProductImage",
+            Self::Order => "Order",
+            Self::LineItem => "LineItem",
+            Self::Customer => "Customer",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Self::Product, Self::ProductVariant, Self::Collection, Self::Image].into_iter().find(|k| k.as_str() == s)
+        [
+            Self::Product,
+            Self::ProductVariant,
+            Self::Collection,
+            Self::Image,
+            Self::Order,
+            Self::LineItem,
+            Self::Customer,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

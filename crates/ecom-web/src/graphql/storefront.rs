@@ -75,7 +75,7 @@ string_scalar!(
 );
 
 /// A position in a list, opaque to clients.
-pub struct Cursor(u64);
+pub struct Cursor(pub(super) u64);
 
 impl CursorType for Cursor {
     type Error = &'static str;
@@ -93,7 +93,7 @@ impl CursorType for Cursor {
 }
 
 /// The offset and size of the page `first`/`after` ask for.
-fn window(first: Option<i32>, after: Option<&str>) -> Result<(u64, u64)> {
+pub(super) fn window(first: Option<i32>, after: Option<&str>) -> Result<(u64, u64)> {
     let first = first.unwrap_or(DEFAULT_FIRST);
     if !(0..=MAX_FIRST).contains(&first) {
         return Err(error("VALIDATION", format!("first must be between 0 and {MAX_FIRST}, not {first}")));
@@ -106,7 +106,7 @@ fn window(first: Option<i32>, after: Option<&str>) -> Result<(u64, u64)> {
 }
 
 /// A page of an in-memory list as a connection.
-fn slice_connection<T, N: async_graphql::OutputType>(
+pub(super) fn slice_connection<T, N: async_graphql::OutputType>(
     items: &[T],
     first: Option<i32>,
     after: Option<&str>,
@@ -203,7 +203,7 @@ fn uuid_of(id: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(id).map_err(|_| error("INTERNAL", "internal error"))
 }
 
-fn money(store: &Store, minor: i64) -> MoneyV2 {
+pub(super) fn money(store: &Store, minor: i64) -> MoneyV2 {
     let m = Money::new(minor, store.tenant.currency);
     MoneyV2 { amount: Decimal(m.decimal()), currency_code: m.currency.code().to_owned() }
 }
