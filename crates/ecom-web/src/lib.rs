@@ -83,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/audit", get(merchant::audit))
         .route("/merchant/customers/{id}", get(merchant_orders::customer))
         .route("/merchant/orders/{number}", get(merchant_orders::detail).post(merchant_orders::act))
+        .route("/merchant/settings/api", get(merchant::api_tokens).post(merchant::create_api_token))
+        .route("/merchant/settings/api/{id}/revoke", post(merchant::revoke_api_token))
         .route("/merchant/settings/checkout", get(merchant_orders::settings).post(merchant_orders::save_settings))
         .route("/merchant/products", get(merchant_catalog::list))
         .route("/merchant/products/export", get(merchant_catalog::export))

@@ -222,6 +222,7 @@ pub enum ProductSortKeys {
 }
 
 #[derive(SimpleObject)]
+#[graphql(name = "ProductOption")]
 pub struct ProductOptionType {
     name: String,
     values: Vec<String>,
@@ -890,7 +891,7 @@ impl Customer {
         Ok(money(ctx.data::<Store>()?, self.c.lifetime_value_minor))
     }
 
-    /// Their orders, newest first.
+    /// Their orders, newest first (`null` without the `read_orders` scope).
     #[graphql(
         guard = "Needs(READ_ORDERS)",
         complexity = "1 + first.unwrap_or(20).clamp(0, 250) as usize * child_complexity"
@@ -900,7 +901,7 @@ impl Customer {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<Cursor, Order>> {
+    ) -> Result<Option<Connection<Cursor, Order>>> {
         let list = match &self.orders {
             Some(list) => list.clone(),
             None => {
@@ -909,7 +910,7 @@ impl Customer {
                 found.map(|(_, orders)| orders).unwrap_or_default()
             }
         };
-        slice_connection(&list, first, after.as_deref(), |o| Order::from_summary(o.clone()))
+        slice_connection(&list, first, after.as_deref(), |o| Order::from_summary(o.clone())).map(Some)
     }
 }
 
