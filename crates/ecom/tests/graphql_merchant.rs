@@ -150,6 +150,24 @@ pub struct Deep;
 )]
 pub struct MediaCreate;
 
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../../schema/merchant.graphql",
+    query_path = "tests/graphql/merchant/order_capture.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone, Default"
+)]
+pub struct OrderCapture;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "../../schema/merchant.graphql",
+    query_path = "tests/graphql/merchant/product_variant.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone, Default"
+)]
+pub struct ProductVariant;
+
 /// How a request authenticates.
 #[derive(Clone, Copy)]
 enum Auth<'a> {
@@ -763,3 +781,136 @@ fn committed_merchant_schema_matches_the_code() {
          and commit the result."
     );
 }
+
+// ---- capture, images --------------------------------------------------------------------
+
+async fn an_authorised_payment_is_captured_once(app: TestApp) {
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    let staff = ecom_services::checkout::Actor::Staff("owner@demo.test".into());
+    app.checkout.save_general_settings(&tenant, false, 60, false, "", &staff).await.unwrap();
+    let cart = ready_cart(&app, &tenant, variant, 1).await;
+    app.checkout.place_order(&tenant, cart, None, &card("4242424242424242")).await.unwrap();
+    let token = token(&app, &tenant, "Payments", "write_orders").await;
+    let api = Api::new(&app, "demo.localhost");
+    let data = api
+        .ok::<Orders>(&token, orders::Variables { first: Some(5), query: Some("financial_status:authorized".into()) })
+        .await;
+    assert_eq!(data.orders.nodes.len(), 1);
+    let id = data.orders.nodes[0].id.clone();
+    let capture = || order_capture::Variables { input: order_capture::OrderCaptureInput { id: id.clone() } };
+    let data = api.ok::<OrderCapture>(&token, capture()).await;
+    let payload = data.order_capture;
+    assert!(payload.user_errors.is_empty(), "{:?}", payload.user_errors);
+    let order = payload.order.unwrap();
+    assert_eq!(order.display_financial_status, order_capture::OrderDisplayFinancialStatus::PAID);
+    assert!(
+        order.events.nodes.iter().any(|e| e.action == "paid" && e.author == "app Payments"),
+        "{:?}",
+        order.events.nodes
+    );
+    let data = api.ok::<OrderCapture>(&token, capture()).await;
+    assert_eq!(data.order_capture.user_errors[0].code, "VALIDATION", "captured once only");
+    assert!(data.order_capture.order.is_none());
+}
+both!(an_authorised_payment_is_captured_once);
+
+/// Like `both!`, with private addresses allowed (the test image server is on loopback).
+macro_rules! both_private {
+    ($name:ident) => {
+        mod $name {
+            fn allow(config: &mut ecom::config::Config) {
+                config.allow_private_network = true;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = crate::common::TestApp::spawn_with(crate::common::Backend::Sqlite, allow).await {
+                    super::$name(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = crate::common::TestApp::spawn_with(crate::common::Backend::Postgres, allow).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    };
+}
+
+/// Serves a 40×30 PNG at `/a.png` (and 404 elsewhere); returns its base URL.
+async fn image_server() -> String {
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(40, 30, image::Rgb([200, 30, 30]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let app = axum::Router::new().route(
+        "/a.png",
+        axum::routing::get(move || {
+            let png = png.clone();
+            async move { ([("content-type", "image/png")], png) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn images_are_added_from_urls_all_or_none(app: TestApp) {
+    let tenant = app.store("demo", "Demo").await;
+    let token = token(&app, &tenant, "Media app", "write_products").await;
+    let api = Api::new(&app, "demo.localhost");
+    let input = product_create::ProductInput {
+        title: Some("Red Card".into()),
+        variants: Some(vec![variant_input(&[], "2.00", 1)]),
+        ..Default::default()
+    };
+    let product =
+        api.ok::<ProductCreate>(&token, product_create::Variables { input }).await.product_create.product.unwrap();
+    let base = image_server().await;
+    let media = |sources: &[(&str, &str)]| media_create::Variables {
+        product_id: product.id.clone(),
+        media: sources
+            .iter()
+            .map(|(src, alt)| media_create::CreateMediaInput {
+                original_source: format!("{base}{src}"),
+                alt: Some((*alt).into()),
+            })
+            .collect(),
+    };
+    let data = api.ok::<MediaCreate>(&token, media(&[("/a.png", "Front"), ("/missing.png", "Back")])).await;
+    let payload = data.product_create_media;
+    assert!(payload.media.is_empty());
+    assert_eq!(payload.user_errors[0].field.as_deref().unwrap(), ["media", "1", "originalSource"]);
+    assert!(payload.user_errors[0].message.contains("404"), "{:?}", payload.user_errors);
+    let id = app.catalog.ids_for_handles(&tenant, &["red-card".to_owned()]).await.unwrap()[0];
+    assert!(app.catalog.images(&tenant, id).await.unwrap().is_empty(), "none of the two was added");
+
+    let data = api.ok::<MediaCreate>(&token, media(&[("/a.png", "Front")])).await;
+    let payload = data.product_create_media;
+    assert!(payload.user_errors.is_empty(), "{:?}", payload.user_errors);
+    assert_eq!(payload.media.len(), 1);
+    assert_eq!(payload.media[0].alt_text.as_deref(), Some("Front"));
+    let images = app.catalog.images(&tenant, id).await.unwrap();
+    assert_eq!((images.len(), images[0].width, images[0].height), (1, 40, 30));
+    let served = reqwest::Client::builder().resolve("demo.localhost", app.addr).build().unwrap();
+    let resp = served.get(&payload.media[0].url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", payload.media[0].url);
+    let log = ecom_services::audit::recent(&app.db, tenant.id, 10).await.unwrap();
+    assert!(log.iter().any(|a| a.actor == "app Media app" && a.action == "product.image.add"));
+
+    // A variant by id, with its product.
+    let variant = product.variants.nodes[0].id.clone();
+    let v = api
+        .ok::<ProductVariant>(&token, product_variant::Variables { id: variant.clone() })
+        .await
+        .product_variant
+        .unwrap();
+    assert_eq!(
+        (v.id.as_str(), v.title.as_str(), v.price.as_str(), v.inventory_quantity),
+        (variant.as_str(), "Default Title", "2.00", 1)
+    );
+    assert!(!v.available_for_sale, "a draft is not for sale");
+    assert_eq!(v.product.handle, "red-card");
+}
+both_private!(images_are_added_from_urls_all_or_none);
