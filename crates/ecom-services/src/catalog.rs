@@ -195,6 +195,19 @@ pub struct ListingQuery {
     pub page: u64,
 }
 
+/// Which of the merchant's products an API page shows.
+#[derive(Debug, Clone, Default)]
+pub struct MerchantWindow {
+    pub search: Option<String>,
+    /// Only this status; every status (archived too) when `None`.
+    pub status: Option<ProductStatus>,
+    pub sort: ProductSort,
+    /// The exact reverse of `sort`.
+    pub reverse: bool,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// A category with its children, for navigation.
 #[derive(Debug, Clone, Serialize)]
 pub struct CategoryNode {
@@ -457,6 +470,46 @@ impl Catalog {
         Ok(n)
     }
 
+    /// Adds each `(variant, delta)` to its stock, all or none: a change that would
+    /// leave a variant below zero is refused (`Invalid`) and nothing changes; an id
+    /// that is not one of the store's variants is `NotFound`. Returns the stock after
+    /// each change.
+    pub async fn adjust_stock(&self, tenant: &Tenant, changes: &[(uuid::Uuid, i32)]) -> Result<Vec<i32>> {
+        if changes.is_empty() {
+            return Err(ecom_core::Invalid::new("changes", "give at least one change").into());
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        match repo::adjust_stock(&txn, tenant.id, changes).await? {
+            Ok(after) => {
+                txn.commit().await.map_err(StoreError::from)?;
+                self.invalidate(tenant.id);
+                Ok(after)
+            }
+            // Dropping the transaction rolls back the changes made before this one.
+            Err(repo::StockRefused::Missing(_)) => Err(ServiceError::NotFound),
+            Err(repo::StockRefused::BelowZero { variant, available, delta }) => Err(ecom_core::Invalid::new(
+                "changes",
+                format!("variant {variant} has {available} in stock; a change of {delta} would take it below zero"),
+            )
+            .into()),
+        }
+    }
+
+    /// The product (any status, with its variants) a variant belongs to.
+    pub async fn product_of_variant(
+        &self,
+        tenant: &Tenant,
+        variant: uuid::Uuid,
+    ) -> Result<Option<(ProductRecord, Vec<VariantRecord>)>> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let found = match repo::variants_by_ids(&txn, tenant.id, &[variant]).await?.first() {
+            Some(v) => repo::product_by_id(&txn, tenant.id, v.product_id).await?,
+            None => None,
+        };
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(found)
+    }
+
     /// A product with its variants, any status, for the merchant panel.
     pub async fn product_for_edit(
         &self,
@@ -501,6 +554,55 @@ impl Catalog {
             })
             .collect();
         Ok((out, total))
+    }
+
+    /// A window of the merchant's products by position, for the merchant API's cursor
+    /// pages: any status (archived too) unless `status` picks one, `search` as in the
+    /// panel, from `offset`, at most `limit` (capped at 250), in `sort` order or its
+    /// exact reverse. Returns the products with variants and how many match in all.
+    pub async fn merchant_product_window(
+        &self,
+        tenant: &Tenant,
+        w: MerchantWindow,
+    ) -> Result<(Vec<(ProductRecord, Vec<VariantRecord>)>, u64)> {
+        let MerchantWindow { search, status, sort, reverse, offset, limit } = w;
+        let mut listing = Listing {
+            status,
+            include_archived: true,
+            search,
+            sort,
+            limit: limit.min(250),
+            offset,
+            ..Default::default()
+        };
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let (mut rows, total) = if reverse {
+            // The reverse of the forward order, so ties break the same way both ways.
+            let (_, total) =
+                repo::list_products(&txn, tenant.id, &Listing { limit: 0, offset: 0, ..listing.clone() }).await?;
+            let end = total.saturating_sub(offset);
+            listing.offset = end.saturating_sub(listing.limit);
+            listing.limit = end - listing.offset;
+            let rows =
+                if listing.limit == 0 { Vec::new() } else { repo::list_products(&txn, tenant.id, &listing).await?.0 };
+            (rows, total)
+        } else {
+            repo::list_products(&txn, tenant.id, &listing).await?
+        };
+        if reverse {
+            rows.reverse();
+        }
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let variants = repo::variants_of(&txn, tenant.id, &ids).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        let mut by_product: HashMap<uuid::Uuid, Vec<VariantRecord>> = HashMap::new();
+        for (pid, v) in variants {
+            by_product.entry(pid).or_default().push(v);
+        }
+        Ok((
+            rows.into_iter().map(|p| (by_product.remove(&p.id).unwrap_or_default(), p)).map(|(v, p)| (p, v)).collect(),
+            total,
+        ))
     }
 
     /// Imports products read from a CSV file in one transaction: all of them or none.
@@ -983,7 +1085,11 @@ impl Catalog {
     }
 
     /// The active product a variant belongs to, or `None`.
-    pub async fn product_of_variant(&self, tenant: &Tenant, variant: uuid::Uuid) -> Result<Option<Arc<ProductView>>> {
+    pub async fn active_product_of_variant(
+        &self,
+        tenant: &Tenant,
+        variant: uuid::Uuid,
+    ) -> Result<Option<Arc<ProductView>>> {
         let txn = self.db.tenant_txn(tenant.id).await?;
         let found = repo::variants_by_ids(&txn, tenant.id, &[variant]).await?;
         txn.commit().await.map_err(StoreError::from)?;

@@ -259,6 +259,62 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Fetches images by URL (through [`Outbound`], as imports do; an image of this
+    /// store's own media is taken as it is) and attaches them to a product, all or
+    /// none: `Ok(Err((index, why)))` names the first that could not be had, and then
+    /// nothing is attached. `NotFound` when the product is not the store's.
+    pub async fn attach_images_from_urls(
+        &self,
+        tenant: &Tenant,
+        media: &Media,
+        outbound: &Outbound,
+        product: uuid::Uuid,
+        images: &[(String, String)],
+    ) -> Result<Result<Vec<uuid::Uuid>, (usize, String)>> {
+        if let Some(i) = images.iter().position(|(_, alt)| alt.trim().chars().count() > crate::catalog::MAX_ALT_CHARS) {
+            return Ok(Err((i, format!("use at most {} characters of alt text", crate::catalog::MAX_ALT_CHARS))));
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let exists = repo::product_by_id(&txn, tenant.id, product).await?.is_some();
+        let existing = repo::images_of_store(&txn, tenant.id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        if !exists {
+            return Err(crate::ServiceError::NotFound);
+        }
+        let size = |w: i32, h: i32| (u32::try_from(w).unwrap_or(0), u32::try_from(h).unwrap_or(0));
+        let known: Known =
+            existing.iter().map(|i| (i.hash.clone(), (i.ext.clone(), size(i.width, i.height)))).collect();
+        let sources: Vec<String> = images.iter().map(|(src, _)| src.clone()).collect();
+        let found: Vec<Result<Found, String>> = futures_util::stream::iter(sources)
+            .map(|src| {
+                let known = &known;
+                async move { resolve(tenant, media, outbound, known, &src).await }
+            })
+            .buffered(MAX_CONCURRENT_DOWNLOADS)
+            .collect()
+            .await;
+        let mut ready = Vec::with_capacity(found.len());
+        for (i, f) in found.into_iter().enumerate() {
+            match f {
+                Ok(f) => ready.push(f),
+                Err(why) => return Ok(Err((i, why))),
+            }
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let mut ids = Vec::with_capacity(ready.len());
+        for (f, (_, alt)) in ready.iter().zip(images) {
+            let id = repo::insert_image(&txn, tenant.id, product, &f.hash, &f.ext, f.size, alt.trim())
+                .await?
+                .ok_or(crate::ServiceError::NotFound)?;
+            ids.push(id);
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(Ok(ids))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

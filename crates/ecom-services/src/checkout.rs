@@ -31,6 +31,8 @@ pub const LOW_STOCK_SHOWN: i32 = 5;
 pub enum Actor {
     Shopper(String),
     Staff(String),
+    /// An app using an API token, by the token's name.
+    App(String),
     System(&'static str),
     Provider(&'static str),
 }
@@ -40,6 +42,7 @@ impl Actor {
         match self {
             Actor::Shopper(email) => format!("customer {email}"),
             Actor::Staff(email) => format!("staff {email}"),
+            Actor::App(name) => format!("app {name}"),
             Actor::System(what) => format!("system ({what})"),
             Actor::Provider(p) => format!("payment provider {p}"),
         }
@@ -253,6 +256,7 @@ pub struct OrderLineView {
     pub variant_title: String,
     pub sku: String,
     pub unit_price: String,
+    /// The unit price in minor units of the store's currency.
     pub unit_price_minor: i64,
     pub quantity: i32,
     pub fulfilled: i32,
@@ -287,6 +291,8 @@ pub struct OrderSummary {
     pub token: String,
     pub email: String,
     pub total: String,
+    /// The total in minor units of the store's currency.
+    pub total_minor: i64,
     pub status: &'static str,
     pub status_label: &'static str,
     pub payment_status: &'static str,
@@ -1304,7 +1310,7 @@ impl Checkout {
                 .await?;
             }
         }
-        if let Actor::Staff(_) = actor {
+        if let Actor::Staff(_) | Actor::App(_) = actor {
             repo::audit(&txn, tenant.id, &actor.label(), "order.update", &format!("order #{}", order.number), "")
                 .await?;
         }
@@ -1638,6 +1644,7 @@ impl Checkout {
                     token: r.access_token.clone(),
                     email: r.email.clone(),
                     total: Money::new(r.total, tenant.currency).display(),
+                    total_minor: r.total,
                     status: state.status.as_str(),
                     status_label: state.status.label(),
                     payment_status: state.payment.as_str(),
@@ -1979,10 +1986,19 @@ impl Checkout {
     /// The store's customers with their order count and lifetime value (paid orders,
     /// net of refunds), 50 a page.
     pub async fn customers(&self, tenant: &Tenant, search: &str, page: u64) -> Result<(Vec<CustomerSummary>, i64)> {
+        self.customers_window(tenant, search, 50, page.saturating_sub(1) * 50).await
+    }
+
+    /// `limit` customers from `offset` on (the APIs' pages), with how many match in all.
+    pub async fn customers_window(
+        &self,
+        tenant: &Tenant,
+        search: &str,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<CustomerSummary>, i64)> {
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let (rows, total) =
-            ecom_store::accounts::list_customers(&txn, tenant.id, Some(search), 50, page.saturating_sub(1) * 50)
-                .await?;
+        let (rows, total) = ecom_store::accounts::list_customers(&txn, tenant.id, Some(search), limit, offset).await?;
         let ids: Vec<Uuid> = rows.iter().map(|c| c.id.0).collect();
         let totals = repo::customer_totals(&txn, tenant.id, &ids).await?;
         commit(txn).await?;

@@ -817,6 +817,60 @@ pub async fn update_variants(txn: &DatabaseTransaction, tenant: TenantId, change
     Ok(changed)
 }
 
+/// Why a stock adjustment was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockRefused {
+    /// No variant with this id in the store.
+    Missing(Uuid),
+    /// The variant has `available` units: the change would take it below zero.
+    BelowZero { variant: Uuid, available: i32, delta: i32 },
+}
+
+/// Adds `delta` to each variant's stock in SQL (`stock = stock + delta`, so concurrent
+/// checkouts and adjustments never lose each other's changes), refusing a change that
+/// would leave less than zero. Returns the stock after each change, in order; on a
+/// refusal the caller rolls the transaction back, so nothing changes.
+pub async fn adjust_stock(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    changes: &[(Uuid, i32)],
+) -> Result<std::result::Result<Vec<i32>, StockRefused>> {
+    let mut after = Vec::with_capacity(changes.len());
+    for &(id, delta) in changes {
+        let res = variant::Entity::update_many()
+            .col_expr(variant::Column::Stock, Expr::col(variant::Column::Stock).add(delta))
+            .filter(variant::Column::TenantId.eq(tenant.0))
+            .filter(variant::Column::Id.eq(id))
+            .filter(Expr::col(variant::Column::Stock).add(delta).gte(0))
+            .exec(txn)
+            .await?;
+        let now: Option<i32> = variant::Entity::find()
+            .select_only()
+            .column(variant::Column::Stock)
+            .filter(variant::Column::TenantId.eq(tenant.0))
+            .filter(variant::Column::Id.eq(id))
+            .into_tuple()
+            .one(txn)
+            .await?;
+        match (res.rows_affected, now) {
+            (_, None) => return Ok(Err(StockRefused::Missing(id))),
+            (0, Some(available)) => return Ok(Err(StockRefused::BelowZero { variant: id, available, delta })),
+            (_, Some(stock)) => after.push(stock),
+        }
+    }
+    let ids: Vec<Uuid> = variant::Entity::find()
+        .select_only()
+        .column(variant::Column::ProductId)
+        .filter(variant::Column::TenantId.eq(tenant.0))
+        .filter(variant::Column::Id.is_in(changes.iter().map(|c| c.0).collect::<Vec<_>>()))
+        .distinct()
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?;
+    refresh_aggregates(txn, tenant, &ids).await?;
+    Ok(Ok(after))
+}
+
 /// Recomputes price range, compare-at and total stock of products from their variants.
 async fn refresh_aggregates(txn: &DatabaseTransaction, tenant: TenantId, products: &[Uuid]) -> Result<()> {
     let all = variants_of(txn, tenant, products).await?;

@@ -557,6 +557,8 @@ pub async fn order_by_token(txn: &DatabaseTransaction, tenant: TenantId, token: 
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     pub status: Option<String>,
+    /// Any of these statuses (the APIs' `status:open`); ignored when empty.
+    pub status_in: Vec<String>,
     pub payment_status: Option<String>,
     pub customer: Option<Uuid>,
     pub placed_from: Option<DateTime<Utc>>,
@@ -572,6 +574,9 @@ pub async fn list_orders(txn: &DatabaseTransaction, tenant: TenantId, f: &OrderF
     let mut q = order::Entity::find().filter(order::Column::TenantId.eq(tenant.0));
     if let Some(s) = &f.status {
         q = q.filter(order::Column::Status.eq(s.as_str()));
+    }
+    if !f.status_in.is_empty() {
+        q = q.filter(order::Column::Status.is_in(f.status_in.clone()));
     }
     if let Some(s) = &f.payment_status {
         q = q.filter(order::Column::PaymentStatus.eq(s.as_str()));

@@ -98,3 +98,100 @@ pub async fn audit(State(state): State<AppState>, page: SignedIn) -> WebResult<R
         .collect();
     Ok(page.page("merchant/audit.html", context! { entries, page_title => "Audit log" }))
 }
+
+/// A scope as the tokens page shows it.
+#[derive(serde::Serialize)]
+struct ScopeRow {
+    area: &'static str,
+    read: String,
+    write: String,
+}
+
+/// The merchant API tokens page: the store's tokens, and a form to create one.
+async fn api_page(
+    state: &AppState,
+    page: &SignedIn,
+    error: Option<String>,
+    created: Option<(String, String)>,
+) -> WebResult<Response> {
+    use ecom_core::scope::{Area, Scope};
+    let tenant = page.store()?;
+    let tokens: Vec<minijinja::Value> = state
+        .api_tokens
+        .app_tokens(tenant.id)
+        .await?
+        .into_iter()
+        .map(|t| {
+            let when = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M").to_string();
+            context! {
+                id => t.id.to_string(), name => t.name, created_by => t.created_by,
+                scopes => t.scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>(),
+                created_at => when(t.created_at), last_used_at => t.last_used_at.map(when),
+                revoked_at => t.revoked_at.map(when),
+            }
+        })
+        .collect();
+    let scopes: Vec<ScopeRow> = Area::ALL
+        .iter()
+        .map(|a| ScopeRow { area: a.as_str(), read: Scope::read(*a).to_string(), write: Scope::write(*a).to_string() })
+        .collect();
+    let endpoint = format!("{}://{}/merchant/graphql", state.config.public_scheme, page.ctx.host.0);
+    let (created_name, created_token) = created.unzip();
+    let shows_token = created_token.is_some();
+    let mut resp = page.page(
+        "merchant/api.html",
+        context! {
+            tokens, scopes => ser(&scopes), error, created_name, created_token, endpoint,
+            page_title => "API access",
+        },
+    );
+    if shows_token {
+        // The token is shown once: no cache may keep a copy.
+        resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    Ok(resp)
+}
+
+pub async fn api_tokens(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    api_page(&state, &page, None, None).await
+}
+
+/// Creates a token (form: `name`, one `scope` field per checked scope) and shows it once.
+pub async fn create_api_token(
+    State(state): State<AppState>,
+    page: SignedIn,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> WebResult<Response> {
+    let tenant = page.store()?;
+    let name = pairs.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone()).unwrap_or_default();
+    let chosen: Vec<&str> = pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
+    let scopes = match ecom_core::scope::Scopes::parse(&chosen.join(",")) {
+        Ok(s) => s,
+        Err(e) => return unprocessable(api_page(&state, &page, Some(e.to_string()), None).await),
+    };
+    let actor = format!("staff {}", page.me.email);
+    match state.api_tokens.create_app_token(tenant.id, &name, &scopes, &actor).await {
+        Ok((_, token)) => api_page(&state, &page, None, Some((name.trim().to_owned(), token))).await,
+        Err(ecom_services::ServiceError::Invalid(e)) => {
+            unprocessable(api_page(&state, &page, Some(e.to_string()), None).await)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn unprocessable(page: WebResult<Response>) -> WebResult<Response> {
+    let mut resp = page?;
+    *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(resp)
+}
+
+/// Revokes a token at once; apps using it get 401 from then on.
+pub async fn revoke_api_token(
+    State(state): State<AppState>,
+    page: SignedIn,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+) -> WebResult<Response> {
+    let tenant = page.store()?;
+    state.api_tokens.revoke_app_token(tenant.id, id, &format!("staff {}", page.me.email)).await?;
+    Ok(axum::response::Redirect::to("/merchant/settings/api").into_response())
+}

@@ -34,14 +34,16 @@ pub struct ApiLimits {
 }
 
 impl ApiLimits {
-    /// Budgets from points per second, with bursts of ten seconds' worth; merchant
-    /// clients get Shopify's Admin API budget (1,000 points, 50 a second).
+    /// Budgets from points per second, with bursts of ten seconds' worth. Merchant
+    /// clients get 10,000 points refilling at 500 a second: Shopify's Admin API shape
+    /// (a bucket of 20 seconds' worth), sized for this API's count, in which every
+    /// field costs 1 where Shopify charges nothing for scalars.
     pub fn new(client_per_sec: u32, store_per_sec: u32) -> Self {
         let size =
             |per_sec: u32| BucketSize { capacity: f64::from(per_sec) * 10.0, restore_per_sec: f64::from(per_sec) };
         Self {
             storefront_client: size(client_per_sec),
-            merchant_client: BucketSize { capacity: 1_000.0, restore_per_sec: 50.0 },
+            merchant_client: BucketSize { capacity: 10_000.0, restore_per_sec: 500.0 },
             store: size(store_per_sec),
         }
     }

@@ -95,7 +95,7 @@ pub struct Config {
     /// GraphQL query cost points (a field costs 1, a page of N items N times its
     /// item) one client may spend per second on a store's Storefront API; bursts of
     /// ten seconds' worth are allowed. Clients are told their budget in
-    /// `extensions.cost`. Merchant API tokens have Shopify's 50 per second.
+    /// `extensions.cost`. Each merchant API token or staff member: 500 per second.
     pub api_client_points_per_sec: u32,
     /// Cost points all clients of one store together may spend per second on its
     /// APIs, so one busy store cannot starve the others; bursts of ten seconds' worth.

@@ -31,6 +31,7 @@ pub enum Kind {
     /// A cart's one delivery group (named by the cart's id).
     CartDeliveryGroup,
     Order,
+    LineItem,
     Customer,
 }
 
@@ -45,12 +46,13 @@ impl Kind {
             Self::CartLine => "CartLine",
             Self::CartDeliveryGroup => "CartDeliveryGroup",
             Self::Order => "Order",
+            Self::LineItem => "LineItem",
             Self::Customer => "Customer",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        const ALL: [Kind; 9] = [
+        const ALL: [Kind; 10] = [
             Kind::Product,
             Kind::ProductVariant,
             Kind::Collection,
@@ -59,6 +61,7 @@ impl Kind {
             Kind::CartLine,
             Kind::CartDeliveryGroup,
             Kind::Order,
+            Kind::LineItem,
             Kind::Customer,
         ];
         ALL.into_iter().find(|k| k.as_str() == s)

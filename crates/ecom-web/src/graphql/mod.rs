@@ -1,12 +1,15 @@
-//! GraphQL: the public Storefront API at `POST /graphql` on a store's host.
+//! GraphQL: the public Storefront API at `POST /graphql` and the Merchant API at
+//! `POST /merchant/graphql` on a store's host.
 //!
-//! Errors carry `extensions.code`: `NOT_FOUND`, `VALIDATION`, `INTERNAL` from
-//! resolvers; `GRAPHQL_VALIDATION_FAILED` (a query that does not parse or does not
-//! fit the schema), `MAX_DEPTH_EXCEEDED` and `MAX_COMPLEXITY_EXCEEDED` for queries
-//! refused before they run.
+//! Errors carry `extensions.code`: `NOT_FOUND`, `VALIDATION`, `FORBIDDEN` (a missing
+//! scope), `INTERNAL` from resolvers; `UNAUTHENTICATED` (HTTP 401) when the merchant
+//! API gets no valid credentials; `GRAPHQL_VALIDATION_FAILED` (a query that does not
+//! parse or does not fit the schema), `MAX_DEPTH_EXCEEDED` and
+//! `MAX_COMPLEXITY_EXCEEDED` for queries refused before they run.
 
 pub mod cost;
 pub mod ids;
+pub mod merchant;
 pub mod storefront;
 mod storefront_cart;
 mod storefront_customer;
@@ -17,17 +20,26 @@ use async_graphql::{ErrorExtensions, Value};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
-use ecom_core::Tenant;
+use axum_extra::extract::PrivateCookieJar;
+use ecom_core::{Realm, Tenant};
 use ecom_services::{ServiceError, Site};
 use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use std::sync::LazyLock;
 
 /// The Storefront schema; it holds no data, so one serves every store.
 static STOREFRONT: LazyLock<storefront::StorefrontSchema> = LazyLock::new(storefront::schema);
+/// The Merchant schema, likewise one for every store.
+static MERCHANT: LazyLock<merchant::MerchantSchema> = LazyLock::new(merchant::schema);
 
 /// The Storefront API's schema in SDL, as committed in `schema/storefront.graphql`.
 pub fn storefront_sdl() -> String {
     STOREFRONT.sdl()
+}
+
+/// The Merchant API's schema in SDL, as committed in `schema/merchant.graphql`.
+pub fn merchant_sdl() -> String {
+    MERCHANT.sdl()
 }
 
 /// What resolvers know about the request: the store and how to reach it.
@@ -67,7 +79,7 @@ pub fn service_error(e: ServiceError) -> async_graphql::Error {
         }
         ServiceError::Conflict(what) => error("VALIDATION", format!("{what} is already taken")),
         other => {
-            tracing::error!(error = %other, "storefront GraphQL resolver failed");
+            tracing::error!(error = %other, "GraphQL resolver failed");
             error("INTERNAL", "internal error")
         }
     }
@@ -89,22 +101,6 @@ impl FromRequestParts<AppState> for StoreHost {
         }
         Ok(Self { tenant: *tenant, host: host.0 })
     }
-}
-
-/// Whether a request may be trusted with the cookies it carries: browsers send
-/// cookies on cross-site requests too, and async-graphql reads any body as JSON, so only
-/// a JSON request (which another site cannot send without a CORS preflight we never
-/// grant) whose Origin, if any, is this host counts.
-pub fn cookie_request_is_same_origin(headers: &http::HeaderMap, host: &str) -> bool {
-    let json = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
-    let origin_ok = match headers.get(http::header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        None => true,
-        Some(origin) => origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)),
-    };
-    json && origin_ok
 }
 
 /// `POST /graphql` on a store host.
@@ -136,18 +132,48 @@ pub async fn storefront(
     let store = Store { state, tenant, host, ids, session, ip };
     let request = request.into_inner().data(store).data(meter).data(collections);
     let mut response = STOREFRONT.execute(request).await;
+    set_error_codes(&mut response, storefront::MAX_DEPTH, storefront::MAX_COMPLEXITY);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// `POST /merchant/graphql` on a store host, for a staff session or an app token.
+pub async fn merchant(
+    State(state): State<AppState>,
+    MerchantCaller { tenant, host, caller }: MerchantCaller,
+    crate::auth::ClientIp(ip): crate::auth::ClientIp,
+    request: GraphQLRequest,
+) -> Response {
+    let ids = ids::IdCodec::new(state.gid_key.clone());
+    let limits = state.config.api_limits;
+    let meter = cost::Meter {
+        buckets: state.api_buckets.clone(),
+        keys: vec![
+            (format!("mc:{}:{}", tenant.id, caller.bucket), limits.merchant_client),
+            (format!("store:{}", tenant.id), limits.store),
+        ],
+    };
+    let store = Store { state, tenant, host, ids, session: None, ip };
+    let mut response = MERCHANT.execute(request.into_inner().data(store).data(caller).data(meter)).await;
+    set_error_codes(&mut response, merchant::MAX_DEPTH, merchant::MAX_COMPLEXITY);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Gives every error of a response an `extensions.code`: resolvers set their own;
+/// errors async-graphql raised before running the query get one here (depth and
+/// complexity limits, with the limit in the message; queries that do not fit the
+/// schema), and anything else is `INTERNAL`.
+pub fn set_error_codes(response: &mut async_graphql::Response, max_depth: usize, max_complexity: usize) {
     for e in &mut response.errors {
         let has_code = e.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
         if has_code {
             continue;
         }
         let code = if e.message.contains("nested too deep") {
-            e.message = format!("Query is nested too deep: at most {} levels.", storefront::MAX_DEPTH);
+            e.message = format!("Query is nested too deep: at most {max_depth} levels.");
             "MAX_DEPTH_EXCEEDED"
         } else if e.message.contains("too complex") {
             e.message = format!(
-                "Query is too complex: at most {} (a field costs 1, a connection `first` times its node).",
-                storefront::MAX_COMPLEXITY
+                "Query is too complex: at most {max_complexity} (a field costs 1, a connection `first` times its node)."
             );
             "MAX_COMPLEXITY_EXCEEDED"
         } else if e.path.is_empty() {
@@ -157,5 +183,103 @@ pub async fn storefront(
         };
         e.extensions.get_or_insert_with(Default::default).set("code", Value::from(code));
     }
-    GraphQLResponse::from(response).into_response()
+}
+
+/// Whether a request that a browser may have sent with cookies is safe to act on.
+///
+/// The CSRF middleware exempts `/graphql` endpoints, and async-graphql reads any body
+/// as JSON whatever its content type, so a cross-site `<form>` or a "simple" `fetch`
+/// (`text/plain`) could otherwise ride on a session cookie. Browsers only send
+/// `application/json` cross-site after a CORS preflight, which we never grant; and an
+/// `Origin`, when sent, must name this host.
+pub fn cookie_request_is_same_origin(headers: &HeaderMap, host: &str) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return false;
+    }
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(origin)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            origin != "null" && origin_host.trim_end_matches('/').eq_ignore_ascii_case(host)
+        }
+        Some(Err(_)) => false,
+    }
+}
+
+/// A response with one GraphQL error, for requests refused before they run.
+fn refused(status: StatusCode, code: &'static str, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+/// The app token a request carries: `Authorization: Bearer ecm_…` or, as Shopify's
+/// `X-Shopify-Access-Token`, `X-Ecom-Access-Token: ecm_…`.
+fn access_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get("x-ecom-access-token") {
+        return Some(v.to_str().unwrap_or_default().trim().to_owned());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().unwrap_or_default().trim();
+    let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
+    Some(if scheme.eq_ignore_ascii_case("bearer") { token.trim().to_owned() } else { String::new() })
+}
+
+/// Who is calling the merchant API of the store the host names: an app by its token
+/// (which then decides, even if a session cookie came along), or a signed-in staff
+/// member. Anyone else gets 401 `UNAUTHENTICATED`.
+pub struct MerchantCaller {
+    tenant: Tenant,
+    host: String,
+    caller: merchant::Caller,
+}
+
+impl FromRequestParts<AppState> for MerchantCaller {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let (site, host) = crate::site::resolve(state, parts).await.map_err(IntoResponse::into_response)?;
+        let Site::Store(tenant) = site else { return Err(crate::site::unknown_host().into_response()) };
+        let (tenant, host) = (*tenant, host.0);
+        let internal = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "merchant API authentication failed");
+            refused(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
+        };
+        if let Some(token) = access_token(&parts.headers) {
+            return match state.api_tokens.app_for(tenant.id, &token).await {
+                Ok(Some(app)) => Ok(Self { tenant, host, caller: merchant::Caller::app(app) }),
+                Ok(None) => Err(refused(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    "This access token is not valid for this store: it may be mistyped or revoked.",
+                )),
+                Err(e) => Err(internal(&e)),
+            };
+        }
+        let jar = PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match crate::session::current(state, &jar, Realm::Staff(tenant.id)).await {
+            Ok(Some(me)) if cookie_request_is_same_origin(&parts.headers, &host) => {
+                Ok(Self { tenant, host, caller: merchant::Caller::staff(&me.email) })
+            }
+            Ok(Some(_)) => Err(refused(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                "A request signed in by cookie must be sent as application/json from this store's own pages.",
+            )),
+            Ok(None) => Err(refused(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "Sign in to the merchant panel, or send an access token (Authorization: Bearer ecm_…).",
+            )),
+            Err(e) => Err(internal(&format!("{e:?}"))),
+        }
+    }
 }

@@ -340,7 +340,7 @@ impl OrderLineItem {
     async fn variant(&self, ctx: &Context<'_>) -> Result<Option<ProductVariant>> {
         let store = ctx.data::<Store>()?;
         let Some(id) = self.0.variant_id else { return Ok(None) };
-        let product = store.state.catalog.product_of_variant(&store.tenant, id).await.map_err(service_error)?;
+        let product = store.state.catalog.active_product_of_variant(&store.tenant, id).await.map_err(service_error)?;
         Ok(product.and_then(|p| ProductVariant::of(p, id)))
     }
 }
