@@ -287,14 +287,14 @@ async fn bad_queries_get_graphql_errors_and_limits_hold(app: TestApp) {
     // Too deep.
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
-        "ofType {".repeat(12),
-        "}".repeat(12)
+        "ofType {".repeat(15),
+        "}".repeat(15)
     );
     let (status, body) = gql(&app, host, &deep, json!({})).await;
     assert_eq!(status, 200);
     assert!(body["data"].is_null(), "{body}");
     assert_eq!(codes(&body), ["MAX_DEPTH_EXCEEDED"], "{body}");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("12"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("15"), "{body}");
 
     // Too costly: 250 products × 250 variants.
     let (_, body) =
@@ -388,3 +388,40 @@ async fn a_page_of_products_takes_a_fixed_number_of_queries(app: TestApp) {
     eprintln!("statements: cold {}, warm {}", counts[0], counts[1]);
 }
 both!(a_page_of_products_takes_a_fixed_number_of_queries);
+
+/// GraphiQL is served on GET when turned on (the test config leaves it off), and the
+/// standard introspection query GraphiQL and Apollo send fits the limits.
+async fn graphiql_and_introspection(app: TestApp) {
+    seed(&app, "demo").await;
+    let client = reqwest::Client::builder().resolve("demo.localhost", app.addr).build().unwrap();
+    let page = client.get(app.url("demo.localhost", "/graphql")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 404, "off unless configured");
+    assert!(page.text().await.unwrap().contains("ECOM_GRAPHIQL"));
+    let introspection = include_str!("graphql/introspection.graphql");
+    let (status, body) = gql(&app, "demo.localhost", introspection, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(body["errors"].is_null(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Cart"));
+}
+both!(graphiql_and_introspection);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_page_and_assets_when_on() {
+    let app = TestApp::spawn_with(common::Backend::Sqlite, |c| c.graphiql = Some(true)).await.unwrap();
+    seed(&app, "demo").await;
+    let client = reqwest::Client::builder().resolve("demo.localhost", app.addr).build().unwrap();
+    for path in ["/graphql", "/merchant/graphql"] {
+        let page = client.get(app.url("demo.localhost", path)).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{path}");
+        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("data-endpoint=\"{path}\"")), "{html}");
+        assert!(!html.contains("<script>"), "no inline script");
+        let asset = html.split("src=\"").nth(3).and_then(|s| s.split('"').next()).unwrap().to_owned();
+        let js = client.get(app.url("demo.localhost", &asset)).send().await.unwrap();
+        assert_eq!(js.status().as_u16(), 200, "{asset}");
+        assert!(js.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    }
+}

@@ -753,7 +753,7 @@ async fn ids_stay_in_their_store_and_bad_input_changes_nothing(app: TestApp) {
     let (status, resp) = demo_api.send::<Deep>(Auth::Bearer(&demo_token), deep::Variables {}).await;
     assert_eq!(status, 200);
     assert_eq!(codes(&resp)[0].0, "MAX_DEPTH_EXCEEDED");
-    assert!(codes(&resp)[0].1.contains("at most 12 levels"));
+    assert!(codes(&resp)[0].1.contains("at most 15 levels"));
     assert!(resp.data.is_none());
 }
 both!(ids_stay_in_their_store_and_bad_input_changes_nothing);

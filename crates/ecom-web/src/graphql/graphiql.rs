@@ -13,8 +13,8 @@
 //! The asset URLs carry `?v=` with a hash of every embedded file, so they are cached
 //! as immutable and change whenever a file does.
 //!
-//! This module uses nothing else of the crate (`examples/graphiql.rs` builds it on its
-//! own to try it in a browser).
+//! Served on `GET /graphql` and `GET /merchant/graphql` when `ECOM_GRAPHIQL` is on
+//! (by default only with `--demo`).
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -131,7 +131,7 @@ mod tests {
         axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()
     }
 
-    fn header_of<'a>(resp: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_of(resp: &Response, name: header::HeaderName) -> &str {
         resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 

@@ -8,6 +8,7 @@
 //! `MAX_COMPLEXITY_EXCEEDED` for queries refused before they run.
 
 pub mod cost;
+pub mod graphiql;
 pub mod ids;
 pub mod merchant;
 pub mod storefront;
@@ -282,4 +283,29 @@ impl FromRequestParts<AppState> for MerchantCaller {
             Err(e) => Err(internal(&format!("{e:?}"))),
         }
     }
+}
+
+/// `GET /graphql`: GraphiQL for the Storefront API, when enabled (`ECOM_GRAPHIQL`).
+pub async fn storefront_graphiql(State(state): State<AppState>, StoreHost { tenant, .. }: StoreHost) -> Response {
+    if !state.config.graphiql {
+        return graphiql_off();
+    }
+    let query = "query Shop {\n  shop { name currencyCode }\n  products(first: 5) {\n    nodes { id title handle priceRange { minVariantPrice { amount currencyCode } } }\n  }\n}\n";
+    graphiql::page("/graphql", &format!("{} · Storefront API", tenant.name), query)
+}
+
+/// `GET /merchant/graphql`: GraphiQL for the merchant API, when enabled. Queries
+/// run as the signed-in staff member, or with a token given in the headers editor.
+pub async fn merchant_graphiql(State(state): State<AppState>, StoreHost { tenant, .. }: StoreHost) -> Response {
+    if !state.config.graphiql {
+        return graphiql_off();
+    }
+    let query = "query Orders {\n  shop { name }\n  orders(first: 5) {\n    nodes { id name displayFinancialStatus totalPrice { amount currencyCode } }\n  }\n}\n";
+    graphiql::page("/merchant/graphql", &format!("{} · Merchant API", tenant.name), query)
+}
+
+fn graphiql_off() -> Response {
+    let body =
+        "GraphiQL is turned off here (ECOM_GRAPHIQL=true turns it on). POST GraphQL queries as JSON to this address.";
+    (http::StatusCode::NOT_FOUND, body).into_response()
 }

@@ -19,8 +19,9 @@ use ecom_store::catalog::CollectionRecord;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Queries nested deeper than this are refused before they run.
-pub const MAX_DEPTH: usize = 12;
+/// Queries nested deeper than this are refused before they run. GraphiQL's and
+/// Apollo's schema introspection query is 13 levels deep.
+pub const MAX_DEPTH: usize = 15;
 /// Queries costing more than this are refused before they run: a field costs 1, a
 /// connection `first` times what one of its nodes costs.
 pub const MAX_COMPLEXITY: usize = 5_000;
