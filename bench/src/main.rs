@@ -52,6 +52,20 @@ enum Command {
         #[arg(long)]
         static_url: Option<String>,
     },
+    /// Storefront GraphQL throughput and latency with the catalog cache warm:
+    /// `product(handle:)` and `products(first: 20)` with variants and images.
+    Graphql {
+        #[arg(long)]
+        base: String,
+        #[arg(long, default_value = "bench.localhost")]
+        host: String,
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Create store "outfitters" with N products in deep stock, a shipping method and a tax
     /// rate, ready for checkouts.
     SeedCheckout {
@@ -102,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
         Command::SeedCheckout { database_url, products } => seed_checkout(&database_url, products).await,
         Command::Checkout { base, host, database_url, secs, concurrency } => {
             checkout(&base, &host, &database_url, secs, concurrency).await
+        }
+        Command::Graphql { base, host, products, secs, concurrency } => {
+            graphql(&base, &host, products, secs, concurrency).await
         }
         Command::Pages { base, host, products, secs, concurrency, rate, static_url } => {
             pages(&base, &host, products, secs, concurrency, rate, static_url.as_deref()).await
@@ -696,6 +713,101 @@ async fn pages(
         results.push(nginx.json());
     }
     let report = serde_json::json!({ "products": products, "concurrency": concurrency, "rate": rate, "secs": secs, "results": results });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+const PRODUCT_QUERY: &str = "query Product($handle: String!) { product(handle: $handle) { id title handle \
+    vendor availableForSale priceRange { minVariantPrice { amount currencyCode } } \
+    variants(first: 20) { nodes { id title sku availableForSale price { amount } selectedOptions { name value } } } \
+    images(first: 5) { nodes { url altText width height } } } }";
+
+const PAGE_QUERY: &str = "query Page($after: String) { products(first: 20, after: $after) { \
+    pageInfo { hasNextPage endCursor } nodes { id title handle \
+    priceRange { minVariantPrice { amount currencyCode } } \
+    variants(first: 20) { nodes { id title availableForSale price { amount } } } \
+    images(first: 3) { nodes { url altText } } } } }";
+
+/// Posts a GraphQL query; an answer with errors counts as a failure.
+async fn graphql_ok(
+    http: &reqwest::Client,
+    url: &str,
+    host: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let body = serde_json::json!({ "query": query, "variables": variables });
+    let resp = http.post(url).header("host", host).json(&body).send().await?;
+    if resp.status() != 200 {
+        bail!("status {}", resp.status());
+    }
+    let bytes = resp.bytes().await?;
+    // Errors are reported at the start of the body, before data.
+    if bytes.windows(9).any(|w| w == b"\"errors\":") {
+        bail!("GraphQL errors: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
+    }
+    Ok(t.elapsed())
+}
+
+async fn graphql(base: &str, host: &str, products: usize, secs: u64, concurrency: usize) -> anyhow::Result<()> {
+    let url = format!("{}/graphql", base.trim_end_matches('/'));
+    let http = client()?;
+    // Page cursors: "pos:<n>" in base64url, as the API hands them out.
+    let cursor = |pos: usize| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("pos:{pos}"))
+    };
+    let pages = products / 20;
+    // Warm the node's cache: every product once, every page once.
+    {
+        let (http, host, url) = (http.clone(), host.to_owned(), url.clone());
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let warm = drive_until("warm-up", 300, concurrency, move |_| {
+            let (http, host, url) = (http.clone(), host.clone(), url.clone());
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+            async move {
+                if i < products {
+                    let vars = serde_json::json!({ "handle": bench_handle(i) });
+                    graphql_ok(&http, &url, &host, PRODUCT_QUERY, vars).await.map(Some)
+                } else if i < products + pages {
+                    let page = i - products;
+                    let after = if page == 0 { serde_json::Value::Null } else { cursor(page * 20 - 1).into() };
+                    graphql_ok(&http, &url, &host, PAGE_QUERY, serde_json::json!({ "after": after })).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+        })
+        .await;
+        if warm.errors > 0 {
+            bail!("warm-up failed {} times", warm.errors);
+        }
+    }
+    let mut results = Vec::new();
+    {
+        let (http, host, url) = (http.clone(), host.to_owned(), url.clone());
+        let sample = drive("product(handle) at saturation", secs, concurrency, move |n| {
+            let (http, host, url) = (http.clone(), host.clone(), url.clone());
+            let vars = serde_json::json!({ "handle": bench_handle((n as usize * 7919) % products) });
+            async move { graphql_ok(&http, &url, &host, PRODUCT_QUERY, vars).await }
+        })
+        .await;
+        results.push(sample.json());
+    }
+    {
+        let (http, host, url) = (http.clone(), host.to_owned(), url.clone());
+        let sample = drive("products(first: 20) at saturation", secs, concurrency, move |n| {
+            let (http, host, url) = (http.clone(), host.clone(), url.clone());
+            let page = (n as usize * 31) % pages.max(1);
+            let after = if page == 0 { serde_json::Value::Null } else { cursor(page * 20 - 1).into() };
+            async move { graphql_ok(&http, &url, &host, PAGE_QUERY, serde_json::json!({ "after": after })).await }
+        })
+        .await;
+        results.push(sample.json());
+    }
+    let report =
+        serde_json::json!({ "products": products, "concurrency": concurrency, "secs": secs, "results": results });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

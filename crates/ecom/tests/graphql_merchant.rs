@@ -216,6 +216,10 @@ impl Api {
         let (status, resp) = self.send::<Q>(Auth::Bearer(token), vars).await;
         assert_eq!(status, 200);
         assert!(resp.errors.is_none(), "{:?}", resp.errors);
+        // Every answer reports its cost against the token's budget.
+        let cost = &resp.extensions.as_ref().expect("extensions")["cost"];
+        assert!(cost["requestedQueryCost"].as_u64().unwrap() > 0, "{cost}");
+        assert_eq!(cost["throttleStatus"]["maximumAvailable"], 10_000.0, "{cost}");
         resp.data.unwrap()
     }
 }
