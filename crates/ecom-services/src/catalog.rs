@@ -219,6 +219,7 @@ pub struct CategoryNode {
 #[derive(Clone)]
 enum Cached {
     Product(Option<Arc<ProductView>>),
+    Window(Option<Arc<ListingWindow>>),
     Listing(Option<Arc<ListingView>>),
     Collections(Arc<Vec<CollectionRecord>>),
     Categories(Arc<Vec<CategoryRecord>>),
@@ -234,7 +235,8 @@ impl Cached {
             }
             Self::Collections(c) => 64 + c.iter().map(|c| 128 + c.body_html.len()).sum::<usize>(),
             Self::Categories(c) => 64 + 96 * c.len(),
-            Self::Product(None) | Self::Listing(None) => 64,
+            Self::Window(Some(w)) => 64 + 48 * w.products.len(),
+            Self::Product(None) | Self::Listing(None) | Self::Window(None) => 64,
         };
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
@@ -1027,6 +1029,28 @@ impl Catalog {
     /// (capped at 250), in `q.sort` order or its exact reverse. `None` when the
     /// collection or category does not exist.
     pub async fn listing_window(
+        &self,
+        tenant: &Tenant,
+        q: &ListingQuery,
+        offset: u64,
+        limit: u64,
+        reverse: bool,
+    ) -> Result<Option<Arc<ListingWindow>>> {
+        let key = format!("w:{q:?}:{offset}:{limit}:{reverse}");
+        let (this, t, q) = (self.clone(), tenant.clone(), q.clone());
+        let hit = self
+            .cached(tenant.id, key, || async move {
+                let found = this.load_window(&t, &q, offset, limit, reverse).await?;
+                Ok(Cached::Window(found.map(Arc::new)))
+            })
+            .await?;
+        match hit {
+            Cached::Window(w) => Ok(w),
+            _ => Err(ServiceError::Internal("catalog cache held the wrong kind of entry".into())),
+        }
+    }
+
+    async fn load_window(
         &self,
         tenant: &Tenant,
         q: &ListingQuery,

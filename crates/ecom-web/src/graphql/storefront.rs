@@ -204,7 +204,7 @@ async fn product_connection(
     let shown = offset.saturating_add(found.products.len() as u64);
     let mut conn = Connection::new(offset > 0 && found.total > 0, shown < found.total);
     // One batch for the page: cached views, with every miss loaded together.
-    let handles: Vec<String> = found.products.into_iter().map(|p| p.handle).collect();
+    let handles: Vec<String> = found.products.iter().map(|p| p.handle.clone()).collect();
     let views = catalog.products(&store.tenant, &handles).await.map_err(service_error)?;
     for (i, view) in views.into_iter().enumerate() {
         if let Some(view) = view {
