@@ -18,7 +18,7 @@
 //! - `orderCapture(input: {id})` captures the whole authorised amount.
 
 use super::ids::Kind;
-use super::storefront::{Cursor, Decimal, Html, MoneyV2, Url, money, slice_connection, window};
+use super::storefront::{Cursor, Decimal, Html, Image, MoneyV2, Url, money, slice_connection, window};
 use super::{Store, error, service_error};
 use crate::state::AppState;
 use async_graphql::connection::{Connection, Edge};
@@ -32,7 +32,7 @@ use ecom_core::scope::{Area, Scope, Scopes};
 use ecom_core::{Invalid, Money};
 use ecom_services::ServiceError;
 use ecom_services::api_tokens::AppCaller;
-use ecom_services::catalog::{ImageView, MerchantWindow, description_text};
+use ecom_services::catalog::{MerchantWindow, description_text};
 use ecom_services::checkout::{Actor, CustomerSummary, OrderCommand, OrderSummary, OrderView};
 use ecom_store::catalog::{ProductRecord, VariantRecord};
 use ecom_store::orders::OrderFilter;
@@ -412,34 +412,6 @@ impl ProductVariant {
 
     async fn product(&self) -> &Product {
         &self.product
-    }
-}
-
-/// A product image.
-pub struct Image(ImageView);
-
-#[Object]
-impl Image {
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        let store = ctx.data::<Store>()?;
-        let uuid = Uuid::parse_str(&self.0.id).map_err(|_| error("INTERNAL", "internal error"))?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Image, uuid)))
-    }
-
-    async fn url(&self, ctx: &Context<'_>) -> Result<Url> {
-        Ok(Url(format!("{}/media/{}.{}", ctx.data::<Store>()?.base_url(), self.0.hash, self.0.ext)))
-    }
-
-    async fn alt_text(&self) -> Option<&str> {
-        Some(self.0.alt.as_str()).filter(|a| !a.is_empty())
-    }
-
-    async fn width(&self) -> i32 {
-        self.0.width
-    }
-
-    async fn height(&self) -> i32 {
-        self.0.height
     }
 }
 

@@ -532,8 +532,8 @@ impl ProductVariant {
     }
 }
 
-/// A product image.
-pub struct Image(ImageView);
+/// A product image (the same type in both APIs).
+pub struct Image(pub(super) ImageView);
 
 #[Object]
 impl Image {
