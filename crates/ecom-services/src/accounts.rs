@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 /// How long a reset link works.
 pub const RESET_TOKEN_TTL_MINUTES: i64 = 60;
+/// How long a new owner's or staff member's "choose your password" link works.
+pub const INVITE_TTL_DAYS: i64 = 7;
 
 const BAD_LOGIN: &str = "That email and password do not match an account.";
 const BAD_TOKEN: &str = "This reset link has expired or was already used. Ask for a new one.";
@@ -163,20 +165,57 @@ impl Accounts {
         self.check(Limit::ResetPerIp, ip)?;
         let email = Email::parse(email)?;
         self.check(Limit::ResetPerAccount, &account_key(realm, &email))?;
+        let ttl = Duration::minutes(RESET_TOKEN_TTL_MINUTES);
+        self.send_password_link(realm, &email, link_base, ttl, |name, token_link| {
+            (
+                format!("Reset your {store_name} password"),
+                format!(
+                    "Hello{name},\n\nSomeone asked to reset the password of your {store_name} account ({email}).\n\
+                     To choose a new password, open this link within {RESET_TOKEN_TTL_MINUTES} minutes:\n\n{token_link}\n\n\
+                     If it was not you, ignore this message; your password stays as it is.\n",
+                ),
+            )
+        })
+        .await
+    }
+
+    /// Welcomes a new store owner (or staff member) whose account has no password
+    /// yet, with a link to choose one. Not rate limited: the operator or owner acts.
+    pub async fn invite(&self, realm: Realm, email: &str, link_base: &str, store_name: &str) -> Result<()> {
+        let email = Email::parse(email)?;
+        let ttl = Duration::days(INVITE_TTL_DAYS);
+        self.send_password_link(realm, &email, link_base, ttl, |_, token_link| {
+            (
+                format!("Your store {store_name} is ready"),
+                format!(
+                    "Hello,\n\n{store_name} has been opened for you, with you ({email}) as its owner.\n\
+                     Choose your password with this link within {INVITE_TTL_DAYS} days, then sign in to your \
+                     merchant panel:\n\n{token_link}\n\nIf the link has expired, ask for a new one with \
+                     \"Forgot your password?\" on the sign-in page.\n",
+                ),
+            )
+        })
+        .await
+    }
+
+    /// Emails an account a one-time link to set its password; nothing happens for an
+    /// address without an account. `message(name, link)` gives subject and body.
+    async fn send_password_link(
+        &self,
+        realm: Realm,
+        email: &Email,
+        link_base: &str,
+        ttl: Duration,
+        message: impl FnOnce(&str, &str) -> (String, String),
+    ) -> Result<()> {
         let txn = self.txn(realm).await?;
-        if let Some(cred) = repo::find_by_email(&txn, realm, &email).await? {
+        if let Some(cred) = repo::find_by_email(&txn, realm, email).await? {
             let token = new_token();
-            let expires = Utc::now() + Duration::minutes(RESET_TOKEN_TTL_MINUTES);
+            let expires = Utc::now() + ttl;
             tokens::insert(&txn, realm, cred.id, &token_hash(&token), expires).await?;
-            let body = format!(
-                "Hello{name},\n\nSomeone asked to reset the password of your {store_name} account ({email}).\n\
-                 To choose a new password, open this link within {RESET_TOKEN_TTL_MINUTES} minutes:\n\n{link_base}?token={token}\n\n\
-                 If it was not you, ignore this message; your password stays as it is.\n",
-                name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) },
-            );
-            self.mailer
-                .send(&txn, realm.tenant(), email.as_str(), &format!("Reset your {store_name} password"), &body)
-                .await?;
+            let name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) };
+            let (subject, body) = message(&name, &format!("{link_base}?token={token}"));
+            self.mailer.send(&txn, realm.tenant(), email.as_str(), &subject, &body).await?;
         }
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(())

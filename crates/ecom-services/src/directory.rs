@@ -18,6 +18,18 @@ pub enum Site {
     Invalid,
 }
 
+/// What opening a store takes.
+#[derive(Debug, Clone)]
+pub struct NewStore {
+    pub slug: String,
+    pub name: String,
+    pub owner_email: String,
+    /// ISO 4217, e.g. `USD`.
+    pub currency: String,
+    /// A language tag, e.g. `en-US`.
+    pub locale: String,
+}
+
 /// Resolves hosts against the platform domain and the stores' custom domains.
 #[derive(Clone)]
 pub struct Directory {
@@ -73,6 +85,44 @@ impl Directory {
         tenants::update_profile(&self.db, tenant.id, name, brand).await?;
         self.invalidate();
         Ok(())
+    }
+
+    /// Opens a store with an owner: checks everything first (slug free and allowed,
+    /// name, email, currency, locale), creates the store, then the owner's account with
+    /// no usable password and emails the owner a link to choose one. `link_base` is
+    /// the reset page on the store's host, e.g. `https://shoes.example.com/merchant/reset`.
+    pub async fn create_store(&self, accounts: &crate::Accounts, new: &NewStore, link_base: &str) -> Result<Tenant> {
+        let slug = ecom_core::Slug::parse(&new.slug)?;
+        let name = new.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Invalid::new("store name", "must be 1 to 100 characters").into());
+        }
+        let email = ecom_core::Email::parse(&new.owner_email)?;
+        let currency = ecom_core::Currency::parse(&new.currency)?;
+        let locale = ecom_core::Locale::parse(&new.locale)?;
+        if tenants::find_by_slug(&self.db, slug.as_str()).await?.is_some() {
+            return Err(
+                Invalid::new("slug", format!("\"{slug}\" is taken by another store", slug = slug.as_str())).into()
+            );
+        }
+        let tenant =
+            tenants::create(&self.db, &tenants::NewTenant { slug, name: name.to_owned(), currency, locale }).await?;
+        // Nobody knows this password: the owner sets one through the emailed link.
+        let unusable = hex::encode(rand::random::<[u8; 32]>());
+        let password = ecom_core::NewPassword::parse(&unusable)?;
+        let realm = ecom_core::Realm::Staff(tenant.id);
+        accounts.create(realm, &email, "", &password, ecom_core::StaffRole::Owner).await?;
+        accounts.invite(realm, email.as_str(), link_base, &tenant.name).await?;
+        self.invalidate();
+        Ok(tenant)
+    }
+
+    /// Suspends or reopens a store; `NotFound` for an unknown slug.
+    pub async fn set_status(&self, slug: &str, status: ecom_core::TenantStatus) -> Result<Tenant> {
+        let tenant = tenants::find_by_slug(&self.db, slug).await?.ok_or(crate::ServiceError::NotFound)?;
+        tenants::set_status(&self.db, tenant.id, status).await?;
+        self.invalidate();
+        Ok(Tenant { status, ..tenant })
     }
 
     /// Forgets every cached answer (after a store or domain changed).

@@ -259,6 +259,81 @@ pub async fn shutdown_signal() {
 }
 
 /// Finds a store by slug for an operator command, with a clear error when missing.
+/// The platform's services for one-off CLI commands: no rate limits (the operator
+/// acts), mail through the configured mailer.
+fn cli_directory(config: &Config, db: &Db) -> (Directory, Accounts) {
+    let directory = Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(1));
+    (directory, Accounts::new(db.clone(), RateLimits::new(false), Mailer))
+}
+
+/// `https://<slug>.<domain>`, with the listening port when served over plain HTTP on
+/// another port than 80 (behind a TLS proxy the public port is taken to be 443).
+fn public_store_url(config: &Config, slug: &str) -> String {
+    let port = config.listen.port();
+    match config.public_scheme {
+        Scheme::Https => format!("https://{slug}.{}", config.platform_domain),
+        Scheme::Http if port == 80 => format!("http://{slug}.{}", config.platform_domain),
+        Scheme::Http => format!("http://{slug}.{}:{port}", config.platform_domain),
+    }
+}
+
+/// `ecom store create`.
+pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::NewStore) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    let (directory, accounts) = cli_directory(config, &db);
+    let url = public_store_url(config, new.slug.trim());
+    let tenant =
+        directory.create_store(&accounts, new, &format!("{url}/merchant/reset")).await.map_err(|e| match e {
+            ecom_services::ServiceError::Invalid(i) => anyhow::anyhow!("{i}; no store was created"),
+            other => anyhow::anyhow!("the store was not created: {other}"),
+        })?;
+    println!("created store {} ({}) at {url}/", tenant.slug, tenant.name);
+    println!(
+        "the owner {} was emailed a link to choose a password (without SMTP: the dev mailbox in /admin/mailbox)",
+        new.owner_email.trim()
+    );
+    Ok(())
+}
+
+/// `ecom store list`.
+pub async fn list_stores_cli(config: &Config) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    let total = ecom_store::tenants::count(&db).await.context("cannot read stores")?;
+    println!("{:<24} {:<10} {:<9} NAME", "SLUG", "STATUS", "CURRENCY");
+    let mut offset = 0;
+    while offset < total {
+        let page = ecom_store::tenants::list(&db, 500, offset).await.context("cannot read stores")?;
+        if page.is_empty() {
+            break;
+        }
+        for t in &page {
+            println!("{:<24} {:<10} {:<9} {}", t.slug.as_str(), t.status.as_str(), t.currency.code(), t.name);
+        }
+        offset += page.len() as u64;
+    }
+    println!("{total} store(s)");
+    Ok(())
+}
+
+/// `ecom store suspend` / `ecom store resume`.
+pub async fn set_store_status_cli(config: &Config, slug: &str, status: ecom_core::TenantStatus) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    let (directory, _) = cli_directory(config, &db);
+    let tenant = directory.set_status(slug, status).await.map_err(|e| match e {
+        ecom_services::ServiceError::NotFound => {
+            anyhow::anyhow!("there is no store with the slug \"{slug}\" (ecom store list shows them)")
+        }
+        other => anyhow::anyhow!("cannot change the store: {other}"),
+    })?;
+    println!(
+        "{} is now {} (running servers see it within ECOM_TENANT_CACHE_TTL_SECS = {} s)",
+        tenant.slug.as_str(),
+        tenant.status.as_str(),
+        config.tenant_cache_ttl_secs
+    );
+    Ok(())
+}
+
 async fn store_by_slug(db: &Db, slug: &str) -> anyhow::Result<ecom_core::Tenant> {
     ecom_store::tenants::find_by_slug(db, slug).await.context("cannot read stores")?.ok_or_else(|| {
         anyhow::anyhow!("there is no store with the slug \"{slug}\" (see the super-admin panel for the list)")

@@ -53,6 +53,35 @@ enum Command {
     /// Export data from a store.
     #[command(subcommand)]
     Export(ExportWhat),
+    /// Open, list, suspend and resume stores (for operators and automation).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Open a store with an owner, who is emailed a link to choose a password.
+    Create {
+        /// The store's address: <slug>.<platform domain>.
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+        /// ISO 4217 currency code.
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// Language tag for the storefront.
+        #[arg(long, default_value = "en-US")]
+        locale: String,
+    },
+    /// List the stores.
+    List,
+    /// Close a store: its storefront shows a closed page and its APIs refuse.
+    Suspend { slug: String },
+    /// Reopen a suspended store.
+    Resume { slug: String },
 }
 
 #[derive(Subcommand)]
@@ -106,7 +135,7 @@ fn main() -> ExitCode {
                 config.data_dir.clone_from(d);
             }
         }
-        Command::Config | Command::Import(_) | Command::Export(_) => {}
+        Command::Config | Command::Import(_) | Command::Export(_) | Command::Store(_) => {}
     }
     ecom::telemetry::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -142,6 +171,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Export(ExportWhat::Products { store, output }) => {
             ecom::export_products_cli(&config, &store, output.as_deref()).await
+        }
+        Command::Store(StoreCommand::Create { slug, name, owner_email, currency, locale }) => {
+            let new = ecom_services::directory::NewStore { slug, name, owner_email, currency, locale };
+            ecom::create_store_cli(&config, &new).await
+        }
+        Command::Store(StoreCommand::List) => ecom::list_stores_cli(&config).await,
+        Command::Store(StoreCommand::Suspend { slug }) => {
+            ecom::set_store_status_cli(&config, &slug, ecom_core::TenantStatus::Suspended).await
+        }
+        Command::Store(StoreCommand::Resume { slug }) => {
+            ecom::set_store_status_cli(&config, &slug, ecom_core::TenantStatus::Active).await
         }
     }
 }

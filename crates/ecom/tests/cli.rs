@@ -215,3 +215,60 @@ fn a_browser_walks_the_demo_store_installs_it_and_sees_the_offline_page() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stdout.contains("all checks passed"), "{stdout}\n{stderr}");
 }
+
+/// `ecom store create/list/suspend/resume` as an operator's script runs them: clear
+/// errors and a non-zero exit on failure; the owner is invited by email; a suspended
+/// store's storefront is closed.
+#[tokio::test]
+async fn operators_open_list_suspend_and_resume_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| ecom().current_dir(dir.path()).env("ECOM_DATA_DIR", "data").args(args).output().unwrap();
+    let text = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let create = |slug: &'static str, email: &'static str| {
+        run(&["store", "create", "--slug", slug, "--name", "Shoe Shed", "--owner-email", email])
+    };
+
+    let out = create("shoe-shed", "owner@shoes.example");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("created store shoe-shed (Shoe Shed) at http://shoe-shed.localhost:8080/"),
+        "{}",
+        text(&out)
+    );
+    for (out, expect) in [
+        (create("shoe-shed", "other@shoes.example"), "\"shoe-shed\" is taken"),
+        (create("admin", "a@b.example"), "reserved"),
+        (create("Not A Slug!", "a@b.example"), "Slug: use only"),
+        (create("boots", "not-an-email"), "Email"),
+        (run(&["store", "suspend", "nope"]), "no store with the slug \"nope\""),
+    ] {
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains(expect), "expected {expect:?} in: {}", text(&out));
+    }
+
+    let list = run(&["store", "list"]);
+    assert!(list.status.success());
+    let listed = text(&list);
+    assert!(listed.contains("shoe-shed") && listed.contains("active") && listed.contains("1 store(s)"), "{listed}");
+
+    // The owner was invited: a link to choose a password, valid for days.
+    let config = ecom::config::Config { data_dir: dir.path().join("data"), ..Default::default() };
+    let db = ecom::open_database(&config).await.unwrap();
+    let mails = ecom_store::mailbox::list_all(&db, 10).await.unwrap();
+    let invite = mails.iter().find(|m| m.to == "owner@shoes.example").expect("an invitation");
+    assert!(invite.subject.contains("Shoe Shed"), "{}", invite.subject);
+    assert!(invite.body_text.contains("http://shoe-shed.localhost:8080/merchant/reset?token="), "{}", invite.body_text);
+    db.connection().clone().close().await.unwrap();
+
+    let out = run(&["store", "suspend", "shoe-shed"]);
+    assert!(out.status.success() && text(&out).contains("shoe-shed is now suspended"), "{}", text(&out));
+    assert!(text(&run(&["store", "list"])).contains("suspended"));
+    let db = ecom::open_database(&config).await.unwrap();
+    let tenant = ecom_store::tenants::find_by_slug(&db, "shoe-shed").await.unwrap().unwrap();
+    assert!(!tenant.is_open(), "suspended stores are closed");
+    db.connection().clone().close().await.unwrap();
+    let out = run(&["store", "resume", "shoe-shed"]);
+    assert!(out.status.success() && text(&out).contains("shoe-shed is now active"), "{}", text(&out));
+}
