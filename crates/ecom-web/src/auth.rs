@@ -93,7 +93,19 @@ impl FromRequestParts<AppState> for AreaCtx {
                 }
                 (Realm::Customer(t.id), Some(*t))
             }
-            (Area::Merchant, Site::Store(t)) => (Realm::Staff(t.id), Some(*t)),
+            (Area::Merchant, Site::Store(t)) => {
+                // A suspended store's panel is read-only; signing in and out still work.
+                let writes = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
+                let signing = ["/merchant/login", "/merchant/logout", "/merchant/forgot", "/merchant/reset"]
+                    .contains(&parts.uri.path());
+                if !t.is_open() && writes && !signing {
+                    return Err(WebError::Forbidden(format!(
+                        "{} is suspended by the platform: the panel is read-only until the store is reopened.",
+                        t.name
+                    )));
+                }
+                (Realm::Staff(t.id), Some(*t))
+            }
             _ => return Err(WebError::not_found()),
         };
         Ok(Self { area, realm, tenant, host, csrf })

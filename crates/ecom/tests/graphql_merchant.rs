@@ -918,3 +918,62 @@ async fn images_are_added_from_urls_all_or_none(app: TestApp) {
     assert_eq!(v.product.handle, "red-card");
 }
 both_private!(images_are_added_from_urls_all_or_none);
+
+/// A store the platform suspended: its storefront (pages and API) is closed, its panel
+/// and merchant API can be read but not changed, and it all comes back on resume.
+async fn a_suspended_store_is_closed_and_read_only(backend: common::Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.tenant_cache_ttl_secs = 1).await else { return };
+    let (tenant, _) = store_with_stock(&app, "demo", 5).await;
+    let token = token(&app, &tenant, "Sync", "write_products").await;
+    let browser = signed_in_owner(&app, "demo.localhost", "demo").await;
+    let client = reqwest::Client::builder().resolve("demo.localhost", app.addr).build().unwrap();
+    let merchant = |query: &'static str| {
+        let req = client.post(app.url("demo.localhost", "/merchant/graphql")).bearer_auth(&token);
+        async move {
+            req.json(&serde_json::json!({ "query": query }))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    const READ: &str = "{ products(first: 5) { nodes { title } } }";
+    const WRITE: &str =
+        "mutation { productCreate(input: { title: \"Scarf\" }) { product { title } userErrors { message } } }";
+    let set = |status| ecom_store::tenants::set_status(&app.db, tenant.id, status);
+
+    set(ecom_core::TenantStatus::Suspended).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the host cache's TTL
+    let page = browser.get("demo.localhost", "/").await;
+    assert_eq!(page.status, 503, "the storefront is closed");
+    let api = client.post(app.url("demo.localhost", "/graphql")).json(&serde_json::json!({ "query": READ }));
+    assert_eq!(api.send().await.unwrap().status().as_u16(), 503, "so is the Storefront API");
+    assert_eq!(merchant(READ).await["data"]["products"]["nodes"][0]["title"], "Wool Hat", "reads still work");
+    let refused = merchant(WRITE).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("suspended"), "{refused}");
+    assert_eq!(browser.get("demo.localhost", "/merchant/products").await.status, 200, "the panel can be read");
+    let save =
+        browser.submit("demo.localhost", "/merchant/settings", "/merchant/settings", &[("name", "Renamed")]).await;
+    assert_eq!(save.status, 403, "but not changed: {}", save.body);
+    assert!(save.body.contains("suspended"));
+    assert_eq!(app.catalog.product(&tenant, "scarf").await.unwrap().map(|p| p.title.clone()), None);
+
+    set(ecom_core::TenantStatus::Active).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(browser.get("demo.localhost", "/").await.status, 200);
+    let made = merchant(WRITE).await;
+    assert_eq!(made["data"]["productCreate"]["product"]["title"], "Scarf", "{made}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_store_is_closed_and_read_only_sqlite() {
+    a_suspended_store_is_closed_and_read_only(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_store_is_closed_and_read_only_postgres() {
+    a_suspended_store_is_closed_and_read_only(common::Backend::Postgres).await;
+}

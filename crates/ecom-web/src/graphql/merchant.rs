@@ -101,11 +101,15 @@ pub struct Needs(pub Scope);
 impl Guard for Needs {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
         let caller = ctx.data::<Caller>()?;
-        if caller.scopes.allows(self.0) {
-            Ok(())
-        } else {
-            Err(error("FORBIDDEN", format!("this needs the {} scope", self.0)))
+        if !caller.scopes.allows(self.0) {
+            return Err(error("FORBIDDEN", format!("this needs the {} scope", self.0)));
         }
+        // A suspended store can be read but not changed until the platform reopens it.
+        let store = ctx.data::<Store>()?;
+        if self.0.access == ecom_core::scope::Access::Write && !store.tenant.is_open() {
+            return Err(error("FORBIDDEN", "this store is suspended by the platform: it can be read, not changed"));
+        }
+        Ok(())
     }
 }
 
