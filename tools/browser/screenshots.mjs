@@ -69,6 +69,9 @@ const shots = [
   { name: "merchant-settings", url: host("acme.localhost") + "/merchant/settings", login: ["acme.localhost", "/merchant", "owner@acme.test"] },
   { name: "admin-home", url: host("localhost") + "/admin", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "admin-mailbox", url: host("localhost") + "/admin/mailbox", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "admin-stores", url: host("localhost") + "/admin/stores", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "admin-audit", url: host("localhost") + "/admin/audit", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "merchant-api", url: host("demo.localhost") + "/merchant/settings/api", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },
 ];
 

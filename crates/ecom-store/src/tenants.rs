@@ -4,7 +4,7 @@
 use crate::entities::{tenant, tenant_domain};
 use crate::{Db, Result, StoreError};
 use ecom_core::{BrandColor, Branding, Currency, Locale, Slug, Tenant, TenantId, TenantStatus};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// What it takes to open a store.
@@ -162,4 +162,119 @@ pub async fn update_profile(db: &Db, tenant: TenantId, name: &str, brand: &Brand
         .await?;
     txn.commit().await?;
     Ok(res.rows_affected == 1)
+}
+
+/// A store as the super-admin list shows it.
+#[derive(Debug, Clone)]
+pub struct StoreRow {
+    pub tenant: Tenant,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the super-admin's store list is filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSearch {
+    /// Part of the slug or the name, any case.
+    pub text: Option<String>,
+    pub status: Option<TenantStatus>,
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Stores matching a search, newest first, and how many match in all.
+pub async fn search(db: &Db, s: &StoreSearch) -> Result<(Vec<StoreRow>, u64)> {
+    use sea_orm::Condition;
+    let mut cond = Condition::all();
+    if let Some(text) = s.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let like = format!("%{}%", text.to_lowercase().replace(['%', '_', '\\'], ""));
+        cond = cond.add(
+            Condition::any()
+                .add(Expr::col(tenant::Column::Slug).like(like.clone()))
+                .add(Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(tenant::Column::Name))).like(like)),
+        );
+    }
+    if let Some(status) = s.status {
+        cond = cond.add(tenant::Column::Status.eq(status.as_str()));
+    }
+    if let Some(from) = s.created_from {
+        cond = cond.add(tenant::Column::CreatedAt.gte(from));
+    }
+    let txn = db.platform_txn().await?;
+    let total = tenant::Entity::find().filter(cond.clone()).count(&txn).await?;
+    let rows = tenant::Entity::find()
+        .filter(cond)
+        .order_by_desc(tenant::Column::CreatedAt)
+        .order_by_desc(tenant::Column::Id)
+        .limit(s.limit)
+        .offset(s.offset)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    let rows = rows
+        .into_iter()
+        .map(|m| {
+            let created_at = m.created_at;
+            Ok(StoreRow { tenant: to_tenant(m)?, created_at })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+/// Orders placed since `since` and their total (minor units, in each store's
+/// currency), per store; unpaid-and-expired and cancelled orders left out.
+pub async fn sales_since(
+    db: &Db,
+    stores: &[TenantId],
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(TenantId, i64, i64)>> {
+    use crate::entities::order;
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        tenant_id: uuid::Uuid,
+        orders: i64,
+        sales: Option<i64>,
+    }
+    if stores.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = db.platform_txn().await?;
+    let rows = order::Entity::find()
+        .select_only()
+        .column(order::Column::TenantId)
+        .column_as(order::Column::Id.count(), "orders")
+        .column_as(sea_orm::sea_query::Func::sum(Expr::col(order::Column::Total)).cast_as("BIGINT"), "sales")
+        .filter(order::Column::TenantId.is_in(stores.iter().map(|t| t.0)))
+        .filter(order::Column::PlacedAt.gte(since))
+        .filter(order::Column::Status.is_not_in(["expired", "cancelled"]))
+        .group_by(order::Column::TenantId)
+        .into_model::<Row>()
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(rows.into_iter().map(|r| (TenantId(r.tenant_id), r.orders, r.sales.unwrap_or(0))).collect())
+}
+
+/// Operator actions across stores (audit entries whose actor is an operator), newest
+/// first.
+pub async fn operator_audit(db: &Db, limit: u64) -> Result<Vec<(String, crate::entities::audit_entry::Model)>> {
+    use crate::entities::audit_entry;
+    let txn = db.platform_txn().await?;
+    let rows = audit_entry::Entity::find()
+        .filter(audit_entry::Column::Actor.starts_with("operator "))
+        .order_by_desc(audit_entry::Column::CreatedAt)
+        .limit(limit)
+        .all(&txn)
+        .await?;
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.tenant_id).collect();
+    let names = tenant::Entity::find().filter(tenant::Column::Id.is_in(ids)).all(&txn).await?;
+    txn.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let slug = names.iter().find(|t| t.id == r.tenant_id).map(|t| t.slug.clone()).unwrap_or_default();
+            (slug, r)
+        })
+        .collect())
 }

@@ -3,6 +3,7 @@
 //! store (storefront, customer account, merchant panel).
 
 mod admin;
+mod admin_stores;
 mod auth;
 mod checkout;
 mod csrf;
@@ -109,6 +110,9 @@ pub fn router(state: AppState) -> Router {
         .route("/static/graphiql/{file}", get(graphql::graphiql::asset))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))
+        .route("/admin/stores", get(admin_stores::list))
+        .route("/admin/stores/{slug}/status", post(admin_stores::set_status))
+        .route("/admin/audit", get(admin_stores::audit))
         .fallback(site::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));

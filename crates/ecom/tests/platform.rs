@@ -469,3 +469,56 @@ async fn postgres_rows_are_invisible_without_tenant_context() {
     pool.close().await;
     app.stop().await;
 }
+
+/// The super-admin's store list: search and status filter, 30-day orders and sales,
+/// suspend and reopen (audited in the store's log and the operator log).
+async fn operators_find_and_suspend_stores_in_the_admin_panel(app: TestApp) {
+    let (shoes, variant) = common::store_with_stock(&app, "shoes", 10).await;
+    app.store("hats", "Hat Hut").await;
+    let cart = common::ready_cart(&app, &shoes, variant, 2).await;
+    let choice =
+        ecom_services::checkout::PaymentChoice { provider: "test_card".into(), token: "4242424242424242".into() };
+    app.checkout.place_order(&shoes, cart, None, &choice).await.unwrap();
+    app.admin("root@platform.test").await;
+    let b = app.browser(&["shoes.localhost"]);
+    assert_eq!(b.login("localhost", "/admin", "root@platform.test", PASSWORD).await.status, 303);
+
+    let all = b.get("localhost", "/admin/stores").await;
+    assert_eq!(all.status, 200);
+    assert!(all.body.contains("2 stores"), "{}", all.body);
+    let found = b.get("localhost", "/admin/stores?q=HAT").await;
+    assert!(found.body.contains("Hat Hut") && !found.body.contains(">shoes<"), "{}", found.body);
+    let shoes_row = b.get("localhost", "/admin/stores?q=shoes").await;
+    // 2 × 25.00 + 5.00 shipping + 6.25 % tax on both = 58.44.
+    assert!(shoes_row.body.contains(">1</td>") && shoes_row.body.contains("$58.44"), "{}", shoes_row.body);
+    assert_eq!(b.get("localhost", "/admin/stores?status=bogus").await.status, 400);
+
+    let suspend = b
+        .submit(
+            "localhost",
+            "/admin/stores?q=shoes",
+            "/admin/stores/shoes/status",
+            &[("status", "suspended"), ("reason", "unpaid invoice")],
+        )
+        .await;
+    assert_eq!(suspend.status, 303, "{}", suspend.body);
+    let suspended = b.get("localhost", "/admin/stores?status=suspended").await;
+    assert!(suspended.body.contains(">shoes<") && !suspended.body.contains("Hat Hut"), "{}", suspended.body);
+    let log = b.get("localhost", "/admin/audit").await;
+    assert!(
+        log.body.contains("store.suspended")
+            && log.body.contains("unpaid invoice")
+            && log.body.contains("operator root@platform.test"),
+        "{}",
+        log.body
+    );
+    let store_log = ecom_services::audit::recent(&app.db, shoes.id, 10).await.unwrap();
+    assert!(store_log.iter().any(|a| a.action == "store.suspended"), "the merchant sees it too");
+    assert_eq!(b.get("shoes.localhost", "/").await.status, 503, "the storefront is closed");
+    let missing = b.submit("localhost", "/admin/stores", "/admin/stores/nope/status", &[("status", "active")]).await;
+    assert_eq!(missing.status, 404);
+    let reopen = b.submit("localhost", "/admin/stores", "/admin/stores/shoes/status", &[("status", "active")]).await;
+    assert_eq!(reopen.status, 303);
+    assert_eq!(b.get("shoes.localhost", "/").await.status, 200);
+}
+both!(operators_find_and_suspend_stores_in_the_admin_panel);
