@@ -259,6 +259,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Finds a store by slug for an operator command, with a clear error when missing.
+/// Who operator CLI commands are logged as.
+const CLI_OPERATOR: &str = "operator (command line)";
+
 /// The platform's services for one-off CLI commands: no rate limits (the operator
 /// acts), mail through the configured mailer.
 fn cli_directory(config: &Config, db: &Db) -> (Directory, Accounts) {
@@ -287,6 +290,17 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
             ecom_services::ServiceError::Invalid(i) => anyhow::anyhow!("{i}; no store was created"),
             other => anyhow::anyhow!("the store was not created: {other}"),
         })?;
+    let owner = new.owner_email.trim();
+    ecom_services::audit::record(
+        &db,
+        tenant.id,
+        CLI_OPERATOR,
+        "store.created",
+        tenant.slug.as_str(),
+        &format!("owner {owner}"),
+    )
+    .await
+    .context("the store was created but its audit entry was not written")?;
     println!("created store {} ({}) at {url}/", tenant.slug, tenant.name);
     println!(
         "the owner {} was emailed a link to choose a password (without SMTP: the dev mailbox in /admin/mailbox)",
@@ -325,6 +339,10 @@ pub async fn set_store_status_cli(config: &Config, slug: &str, status: ecom_core
         }
         other => anyhow::anyhow!("cannot change the store: {other}"),
     })?;
+    let action = if status == ecom_core::TenantStatus::Suspended { "store.suspended" } else { "store.reopened" };
+    ecom_services::audit::record(&db, tenant.id, CLI_OPERATOR, action, slug, "")
+        .await
+        .context("the store's status changed but its audit entry was not written")?;
     println!(
         "{} is now {} (running servers see it within ECOM_TENANT_CACHE_TTL_SECS = {} s)",
         tenant.slug.as_str(),

@@ -268,6 +268,9 @@ async fn operators_open_list_suspend_and_resume_stores() {
     let db = ecom::open_database(&config).await.unwrap();
     let tenant = ecom_store::tenants::find_by_slug(&db, "shoe-shed").await.unwrap().unwrap();
     assert!(!tenant.is_open(), "suspended stores are closed");
+    let logged: Vec<String> =
+        ecom_store::tenants::operator_audit(&db, 10).await.unwrap().into_iter().map(|(_, a)| a.action).collect();
+    assert_eq!(logged, ["store.suspended", "store.created"], "operator actions are audited");
     db.connection().clone().close().await.unwrap();
     let out = run(&["store", "resume", "shoe-shed"]);
     assert!(out.status.success() && text(&out).contains("shoe-shed is now active"), "{}", text(&out));
