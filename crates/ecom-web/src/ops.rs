@@ -38,13 +38,30 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the database answers (and, later, every configured engine).
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+    let (db, media) =
+        tokio::join!(tokio::time::timeout(LIMIT, state.db.ping()), tokio::time::timeout(LIMIT, state.media.check()));
+    let mut problems = Vec::new();
+    match db {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+            problems.push("database unreachable".to_owned());
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database did not answer within 2 s\n").into_response(),
+        Err(_) => problems.push("database did not answer within 2 s".to_owned()),
+    }
+    match media {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: media storage unreachable");
+            problems.push("media storage unreachable".to_owned());
+        }
+        Err(_) => problems.push("media storage did not answer within 2 s".to_owned()),
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", problems.join("\n"))).into_response()
     }
 }
 

@@ -272,6 +272,10 @@ async fn an_unreachable_store_fails_the_upload_with_an_error_not_a_panic() {
     assert!(!page.body.contains("/media/"));
     let panel = b.get("demo.localhost", &format!("/merchant/products/{product_id}")).await;
     assert_eq!(panel.status, 200);
+    // The readiness probe says so, and why: a load balancer takes the node out.
+    let ready = b.get("localhost", "/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("media storage"), "{}", ready.body);
 
     // The error the operator sees (logged) says where media was going and why.
     let media = Media::s3(settings(DEAD_ENDPOINT, "ecom-media")).unwrap();
