@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod checkout;
 mod csrf;
+mod dead_letters;
 mod error;
 pub mod graphql;
 mod media;
@@ -109,6 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/graphiql/{file}", get(graphql::graphiql::asset))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))
+        .route("/admin/dead-letters", get(dead_letters::admin_list))
+        .route("/admin/dead-letters/{id}/{action}", post(dead_letters::admin_act))
+        .route("/merchant/dead-letters", get(dead_letters::merchant_list))
+        .route("/merchant/dead-letters/{id}/{action}", post(dead_letters::merchant_act))
         .fallback(site::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));

@@ -358,3 +358,76 @@ async fn concurrent_relays_deliver_each_event_once_sqlite() {
 async fn concurrent_relays_deliver_each_event_once_postgres() {
     concurrent_relays_deliver_each_event_once(common::Backend::Postgres).await;
 }
+
+async fn the_panels_list_retry_and_discard_dead_letters(backend: common::Backend) {
+    let probe = std::sync::OnceLock::<Arc<Probe>>::new();
+    let Some(app) = TestApp::spawn_with_consumers(backend, fast, |db| {
+        let p = Probe::new("warehouse", db, 0, true);
+        let _ = probe.set(p.clone());
+        vec![p as Arc<dyn Consumer>]
+    })
+    .await
+    else {
+        return;
+    };
+    let probe = probe.get().unwrap().clone();
+    let (demo, variant) = store_with_stock(&app, "demo", 10).await;
+    let (acme, acme_variant) = store_with_stock(&app, "acme", 10).await;
+    place(&app, &demo, variant, &manual()).await;
+    place(&app, &acme, acme_variant, &manual()).await;
+    settled(&app.db).await;
+    let letters = DeadLetters::new(app.db.clone());
+    let (mine, _) = letters.list(Scope::Store(demo.id), 10).await.unwrap();
+    let (theirs, _) = letters.list(Scope::Store(acme.id), 10).await.unwrap();
+    let (mine, theirs) = (mine[0].id.to_string(), theirs[0].id.to_string());
+
+    app.admin("root@ecom.test").await;
+    let admin = app.browser(&[]);
+    assert_eq!(admin.get("localhost", "/admin/dead-letters").await.status, 303, "signed-in admins only");
+    admin.login("localhost", "/admin", "root@ecom.test", common::PASSWORD).await;
+    let page = admin.get("localhost", "/admin/dead-letters").await;
+    assert_eq!(page.status, 200);
+    for text in ["warehouse unreachable", "order.placed", "demo", "acme", &mine, &theirs, "order_id"] {
+        assert!(page.body.contains(text), "{text} missing from the admin page");
+    }
+
+    let merchant = app.browser(&[]);
+    merchant.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await;
+    let page = merchant.get("demo.localhost", "/merchant/dead-letters").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&mine) && !page.body.contains(&theirs), "a store sees its own dead letters only");
+    assert!(page.body.contains("order.placed") && page.body.contains("warehouse unreachable"));
+    // Without the CSRF token: refused.
+    let refused = merchant.post("demo.localhost", &format!("/merchant/dead-letters/{mine}/retry"), &[]).await;
+    assert_eq!(refused.status, 403);
+    // Another store's dead letter: not found in this store.
+    let other = merchant
+        .submit("demo.localhost", "/merchant/dead-letters", &format!("/merchant/dead-letters/{theirs}/discard"), &[])
+        .await;
+    assert_eq!(other.status, 400);
+    // Retry from the merchant panel once the consumer is fixed: delivered.
+    probe.broken.store(false, Ordering::SeqCst);
+    let retried = merchant
+        .submit("demo.localhost", "/merchant/dead-letters", &format!("/merchant/dead-letters/{mine}/retry"), &[])
+        .await;
+    assert_eq!((retried.status, retried.location()), (303, Some("/merchant/dead-letters")));
+    settled(&app.db).await;
+    assert_eq!(receipts(&app.db, &demo, "warehouse").await, 1);
+    // Discard from the admin panel.
+    let discarded =
+        admin.submit("localhost", "/admin/dead-letters", &format!("/admin/dead-letters/{theirs}/discard"), &[]).await;
+    assert_eq!(discarded.status, 303);
+    let page = admin.get("localhost", "/admin/dead-letters").await;
+    assert!(page.body.contains("No dead letters"), "{}", page.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panels_list_retry_and_discard_dead_letters_sqlite() {
+    the_panels_list_retry_and_discard_dead_letters(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panels_list_retry_and_discard_dead_letters_postgres() {
+    the_panels_list_retry_and_discard_dead_letters(common::Backend::Postgres).await;
+}
