@@ -112,6 +112,9 @@ pub struct Config {
     pub bus_backoff_max_ms: u64,
     /// How often an idle relay looks for new events, in milliseconds.
     pub bus_poll_ms: u64,
+    /// Run the bus relay in this process. Any number of nodes may run it (they share
+    /// the work); turn it off on nodes that should only serve requests.
+    pub bus_relay: bool,
 }
 
 impl Default for Config {
@@ -147,6 +150,7 @@ impl Default for Config {
             bus_backoff_base_ms: 1_000,
             bus_backoff_max_ms: 600_000,
             bus_poll_ms: 500,
+            bus_relay: true,
         }
     }
 }

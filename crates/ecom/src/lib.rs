@@ -35,6 +35,7 @@ pub struct Application {
     /// The in-process consumers the bus relay delivers outbox events to.
     consumers: Vec<std::sync::Arc<dyn ecom_bus::Consumer>>,
     relay_settings: ecom_bus::RelaySettings,
+    run_relay: bool,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -150,6 +151,7 @@ impl Application {
             demo,
             consumers: vec![std::sync::Arc::new(ecom_bus::Activity::new(activity_db))],
             relay_settings: config.relay_settings(),
+            run_relay: config.bus_relay,
         })
     }
 
@@ -200,13 +202,16 @@ impl Application {
             }
         });
         // The embedded bus: delivers outbox events to the in-process consumers.
-        let relay = ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn();
+        let relay =
+            self.run_relay.then(|| ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn());
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
         expiry.abort();
-        relay.abort();
-        let _ = relay.await;
+        if let Some(relay) = relay {
+            relay.abort();
+            let _ = relay.await;
+        }
         self.db.connection().clone().close().await.ok();
         result.context("HTTP server failed")
     }

@@ -431,3 +431,75 @@ async fn the_panels_list_retry_and_discard_dead_letters_sqlite() {
 async fn the_panels_list_retry_and_discard_dead_letters_postgres() {
     the_panels_list_retry_and_discard_dead_letters(common::Backend::Postgres).await;
 }
+
+/// Applies its effect, then (the first time) hangs before returning, like a process
+/// killed between the consumer's commit and the relay's record of the delivery.
+struct CommitsThenHangs {
+    db: Db,
+    calls: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Consumer for CommitsThenHangs {
+    fn name(&self) -> &'static str {
+        "ledger"
+    }
+
+    fn topics(&self) -> &[Topic] {
+        &[Topic::OrderPlaced]
+    }
+
+    async fn handle(&self, event: &Event) -> Result<(), ConsumerError> {
+        let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+        if let Some(txn) = self.begin_once(&self.db, event).await? {
+            let day = event.occurred_at.format("%Y-%m-%d").to_string();
+            ecom_store::bus::bump_activity(&txn, event.tenant(), &day, "ledger").await?;
+            txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        }
+        if first {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Ok(())
+    }
+}
+
+async fn a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect(app: TestApp) {
+    // The app's own relay is off (ECOM_BUS_RELAY=false, below); two relays with a short
+    // lease play two nodes.
+    let consumer = Arc::new(CommitsThenHangs { db: app.db.clone(), calls: AtomicU32::new(0) });
+    let settings =
+        RelaySettings { poll: Duration::from_millis(10), lease: Duration::from_millis(300), ..Default::default() };
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    place(&app, &tenant, variant, &manual()).await;
+    let first = Relay::new(app.db.clone(), vec![consumer.clone()], settings.clone()).spawn();
+    let start = Instant::now();
+    while consumer.calls.load(Ordering::SeqCst) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    first.abort(); // Dies after the effect committed, before recording the delivery.
+    let _ = first.await;
+    assert_eq!(activity(&app.db, &tenant, "ledger").await, 1);
+    let second = Relay::new(app.db.clone(), vec![consumer.clone()], settings).spawn();
+    settled(&app.db).await;
+    second.abort();
+    assert_eq!(consumer.calls.load(Ordering::SeqCst), 2, "redelivered once the lease ran out");
+    assert_eq!(activity(&app.db, &tenant, "ledger").await, 1, "the receipt kept the effect single");
+    assert_eq!(receipts(&app.db, &tenant, "ledger").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect_sqlite() {
+    if let Some(app) = TestApp::spawn_with(common::Backend::Sqlite, |c| c.bus_relay = false).await {
+        a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect(app).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect_postgres() {
+    if let Some(app) = TestApp::spawn_with(common::Backend::Postgres, |c| c.bus_relay = false).await {
+        a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect(app).await;
+    }
+}
