@@ -35,6 +35,9 @@ pub struct RelaySettings {
     /// How long a claimed delivery stays with its relay; an attempt that takes
     /// longer is abandoned (and counted as failed).
     pub lease: Duration,
+    /// Deliveries attempted at once (each holds a database connection for its
+    /// records; on SQLite there is one, shared with the requests).
+    pub concurrency: usize,
 }
 
 impl Default for RelaySettings {
@@ -46,6 +49,7 @@ impl Default for RelaySettings {
             poll: Duration::from_millis(500),
             batch: 64,
             lease: Duration::from_secs(60),
+            concurrency: 8,
         }
     }
 }
@@ -144,13 +148,15 @@ impl Relay {
         let mut round = Round::default();
         self.sample().await?;
         round.dispatched = self.fan_out().await?;
-        let claimed = self.claim().await?;
+        let mut claimed = self.claim().await?.into_iter();
         let mut tasks = tokio::task::JoinSet::new();
-        for row in claimed {
-            let relay = self.clone();
-            tasks.spawn(async move { relay.attempt(row).await });
-        }
-        while let Some(done) = tasks.join_next().await {
+        loop {
+            while tasks.len() < self.settings.concurrency.max(1) {
+                let Some(row) = claimed.next() else { break };
+                let relay = self.clone();
+                tasks.spawn(async move { relay.attempt(row).await });
+            }
+            let Some(done) = tasks.join_next().await else { break };
             match done {
                 Ok(Ok(Outcome::Delivered)) => round.delivered += 1,
                 Ok(Ok(Outcome::Retry)) => round.retried += 1,
@@ -203,14 +209,18 @@ impl Relay {
         Ok(dispatched)
     }
 
-    /// Leases due deliveries of this relay's consumers.
+    /// Leases due deliveries of this relay's consumers, up to `concurrency`.
     async fn claim(&self) -> Result<Vec<DeliveryRow>, BusError> {
         let now = Utc::now();
         let until = now.add_std(self.settings.lease);
         let txn = self.db.platform_txn().await?;
         let due = repo::due(&txn, now, self.settings.batch).await?;
         let mut claimed = Vec::new();
+        // Only as many as run at once, so that no lease runs out waiting for a turn.
         for row in due {
+            if claimed.len() >= self.settings.concurrency.max(1) {
+                break;
+            }
             if self.consumer(&row.consumer).is_some() && repo::claim(&txn, row.id, &self.id, now, until).await? {
                 claimed.push(row);
             }
