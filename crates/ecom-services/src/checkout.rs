@@ -10,6 +10,7 @@
 use crate::payments::{ChargeOutcome, ChargeRequest, PaymentError, Payments};
 use crate::{Catalog, Result, ServiceError};
 use chrono::{DateTime, Utc};
+use ecom_bus::Topic;
 use ecom_core::checkout::{
     Address, Discount, DiscountKind, MAX_CART_LINES, MAX_LINE_QUANTITY, PricedLine, ShippingMethod, TaxRate, Totals,
     price, rates_for,
@@ -923,7 +924,7 @@ impl Checkout {
         }
         repo::add_event(&txn, tenant.id, order_id, "placed", &format!("Order #{number} placed."), &actor.label())
             .await?;
-        repo::outbox(&txn, tenant.id, "order.placed", payload).await?;
+        repo::outbox(&txn, tenant.id, Topic::OrderPlaced.as_str(), payload).await?;
         commit(txn).await?;
         // Pages say "only N left" below LOW_STOCK_SHOWN and "sold out" at 0; above
         // that an order changes nothing a page shows, so rendered pages stay cached.
@@ -1496,7 +1497,7 @@ impl Checkout {
                 &actor.label(),
             )
             .await?;
-            repo::outbox(&txn, tenant_id, "order.expired", order_payload(&next, &[])).await?;
+            repo::outbox(&txn, tenant_id, Topic::OrderExpired.as_str(), order_payload(&next, &[])).await?;
             commit(txn).await?;
             self.catalog.invalidate(tenant_id);
             expired += 1;
@@ -2187,22 +2188,23 @@ fn parse_percent(text: &str) -> Result<i32> {
     Ok(bp)
 }
 
-/// The outbox topic for a transition.
+/// The outbox topic for a transition (from the bus's event catalogue).
 fn topic_of(action: OrderAction, after: OrderState) -> &'static str {
-    match action {
-        OrderAction::Authorize => "order.authorized",
-        OrderAction::Pay => "order.paid",
-        OrderAction::Fulfil { all: true } => "order.fulfilled",
-        OrderAction::Fulfil { all: false } => "order.partially_fulfilled",
-        OrderAction::Ship => "order.shipped",
-        OrderAction::Deliver => "order.delivered",
-        OrderAction::Cancel => "order.cancelled",
-        OrderAction::Expire => "order.expired",
-        OrderAction::Refund { .. } if after.payment == PaymentStatus::Refunded => "order.refunded",
-        OrderAction::Refund { .. } => "order.partially_refunded",
-        OrderAction::RequestReturn => "order.return_requested",
-        OrderAction::ReceiveReturn => "order.return_received",
-    }
+    let topic = match action {
+        OrderAction::Authorize => Topic::OrderAuthorized,
+        OrderAction::Pay => Topic::OrderPaid,
+        OrderAction::Fulfil { all: true } => Topic::OrderFulfilled,
+        OrderAction::Fulfil { all: false } => Topic::OrderPartiallyFulfilled,
+        OrderAction::Ship => Topic::OrderShipped,
+        OrderAction::Deliver => Topic::OrderDelivered,
+        OrderAction::Cancel => Topic::OrderCancelled,
+        OrderAction::Expire => Topic::OrderExpired,
+        OrderAction::Refund { .. } if after.payment == PaymentStatus::Refunded => Topic::OrderRefunded,
+        OrderAction::Refund { .. } => Topic::OrderPartiallyRefunded,
+        OrderAction::RequestReturn => Topic::OrderReturnRequested,
+        OrderAction::ReceiveReturn => Topic::OrderReturnReceived,
+    };
+    topic.as_str()
 }
 
 /// What order events carry: enough for a consumer to act without reading back.

@@ -586,6 +586,10 @@ pub mod outbox_event {
         pub payload: Json,
         pub created_at: DateTimeUtc,
         pub published_at: Option<DateTimeUtc>,
+        /// When the relay fanned it out to its consumers (`bus_deliveries`).
+        pub dispatched_at: Option<DateTimeUtc>,
+        /// The event's schema version in the catalogue.
+        pub version: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod bus;
 pub mod catalog;
 mod db;
 pub mod entities;
@@ -19,7 +20,7 @@ pub mod tokens;
 
 pub use db::{Backend, Db, DbOptions, PoolStats};
 pub use migration::TENANT_TABLES;
-pub use sea_orm::{DatabaseTransaction, TransactionSession};
+pub use sea_orm::{DatabaseTransaction, DbErr, TransactionSession};
 
 /// What can go wrong in the persistence layer.
 #[derive(Debug, thiserror::Error)]

@@ -38,6 +38,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "customer_addresses",
     "audit_log",
     "api_tokens",
+    "bus_deliveries",
+    "bus_dead_letters",
+    "consumer_receipts",
+    "store_activity",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -63,6 +67,7 @@ const ORDER_TABLES: &[&str] = &[
     "audit_log",
 ];
 const TOKEN_TABLES: &[&str] = &["api_tokens"];
+const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_receipts", "store_activity"];
 
 pub(crate) struct Migrator;
 
@@ -76,6 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005Branding),
             Box::new(M0006Orders),
             Box::new(M0007ApiTokens),
+            Box::new(M0008Bus),
         ]
     }
 }
@@ -849,6 +855,105 @@ impl MigrationTrait for M0007ApiTokens {
     }
 }
 
+struct M0008Bus;
+
+impl MigrationName for M0008Bus {
+    fn name(&self) -> &str {
+        "m0008_bus"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0008Bus {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // The relay fans each outbox event out to its consumers once (`dispatched_at`);
+        // `version` is the event's schema version in the catalogue.
+        m.alter_table(Table::alter().table(name("outbox")).add_column(at("dispatched_at", true)).to_owned()).await?;
+        m.alter_table(
+            Table::alter()
+                .table(name("outbox"))
+                .add_column(ColumnDef::new(name("version")).integer().not_null().default(1))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("outbox", &["dispatched_at", "created_at"], false)).await?;
+
+        // One row per event and consumer: its own attempts and schedule, so a failing
+        // consumer neither holds back nor re-runs the others. A relay claims a row with
+        // a lease (`claimed_by`, `claimed_until`) taken by a conditional update.
+        let (event, mut event_fk) = reference("bus_deliveries", "event_id", "outbox", false);
+        m.create_table(
+            tenant_table("bus_deliveries")
+                .col(event)
+                .foreign_key(&mut event_fk)
+                .col(text("consumer", 100))
+                .col(text("topic", 100))
+                .col(text("status", 20))
+                .col(ColumnDef::new(name("attempts")).integer().not_null().default(0))
+                .col(at("next_attempt_at", false))
+                .col(text("claimed_by", 100))
+                .col(at("claimed_until", true))
+                .col(ColumnDef::new(name("last_error")).text().not_null().default(""))
+                .col(at("delivered_at", true))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("bus_deliveries", &["event_id", "consumer"], true)).await?;
+        m.create_index(index("bus_deliveries", &["status", "next_attempt_at"], false)).await?;
+
+        let (delivery, mut delivery_fk) = reference("bus_dead_letters", "delivery_id", "bus_deliveries", false);
+        m.create_table(
+            tenant_table("bus_dead_letters")
+                .col(delivery)
+                .foreign_key(&mut delivery_fk)
+                .col(ColumnDef::new(name("event_id")).uuid().not_null())
+                .col(text("consumer", 100))
+                .col(text("topic", 100))
+                .col(ColumnDef::new(name("error")).text().not_null().default(""))
+                .col(ColumnDef::new(name("attempts")).integer().not_null().default(0))
+                .col(ColumnDef::new(name("payload")).json_binary().not_null())
+                .col(at("dead_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("bus_dead_letters", &["delivery_id"], true)).await?;
+        m.create_index(index("bus_dead_letters", &["tenant_id", "dead_at"], false)).await?;
+        m.create_index(index("bus_dead_letters", &["dead_at"], false)).await?;
+
+        // Events a consumer has applied, written in the same transaction as its effect:
+        // a redelivered event finds its receipt and changes nothing.
+        m.create_table(
+            tenant_table("consumer_receipts")
+                .col(text("consumer", 100))
+                .col(ColumnDef::new(name("event_id")).uuid().not_null())
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("consumer_receipts", &["consumer", "event_id"], true)).await?;
+
+        // The activity consumer's counters: events per store, day and topic.
+        m.create_table(
+            tenant_table("store_activity")
+                .col(text("day", 10))
+                .col(text("topic", 100))
+                .col(ColumnDef::new(name("count")).big_integer().not_null().default(0))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("store_activity", &["tenant_id", "day", "topic"], true)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, BUS_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the bus migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -862,6 +967,7 @@ mod tests {
             .chain(THEME_TABLES)
             .chain(ORDER_TABLES)
             .chain(TOKEN_TABLES)
+            .chain(BUS_TABLES)
             .copied()
             .collect();
         assert_eq!(protected, TENANT_TABLES);

@@ -785,6 +785,8 @@ pub async fn outbox(
         payload: Set(payload),
         created_at: Set(now()),
         published_at: Set(None),
+        dispatched_at: Set(None),
+        version: Set(1),
     })
     .exec_without_returning(txn)
     .await?;

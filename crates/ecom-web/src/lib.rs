@@ -7,6 +7,7 @@ mod admin_stores;
 mod auth;
 mod checkout;
 mod csrf;
+mod dead_letters;
 mod error;
 pub mod graphql;
 mod media;
@@ -113,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/stores", get(admin_stores::list))
         .route("/admin/stores/{slug}/status", post(admin_stores::set_status))
         .route("/admin/audit", get(admin_stores::audit))
+        .route("/admin/dead-letters", get(dead_letters::admin_list))
+        .route("/admin/dead-letters/{id}/{action}", post(dead_letters::admin_act))
+        .route("/merchant/dead-letters", get(dead_letters::merchant_list))
+        .route("/merchant/dead-letters/{id}/{action}", post(dead_letters::merchant_act))
         .fallback(site::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));

@@ -102,6 +102,19 @@ pub struct Config {
     pub api_store_points_per_sec: u32,
     /// Serve GraphiQL on `GET` of the API endpoints; default on with `--demo` only.
     pub graphiql: Option<bool>,
+    /// Attempts the bus makes to deliver an event to a consumer before the delivery
+    /// goes to the dead letters (shown in the panels, retried from there).
+    pub bus_max_attempts: u32,
+    /// Milliseconds before the first retry of a failed delivery; each next retry waits
+    /// twice as long (minus up to half, at random), up to `bus_backoff_max_ms`.
+    pub bus_backoff_base_ms: u64,
+    /// The longest wait between two attempts, in milliseconds.
+    pub bus_backoff_max_ms: u64,
+    /// How often an idle relay looks for new events, in milliseconds.
+    pub bus_poll_ms: u64,
+    /// Run the bus relay in this process. Any number of nodes may run it (they share
+    /// the work); turn it off on nodes that should only serve requests.
+    pub bus_relay: bool,
 }
 
 impl Default for Config {
@@ -133,6 +146,11 @@ impl Default for Config {
             api_client_points_per_sec: 1_000,
             api_store_points_per_sec: 10_000,
             graphiql: None,
+            bus_max_attempts: 8,
+            bus_backoff_base_ms: 1_000,
+            bus_backoff_max_ms: 600_000,
+            bus_poll_ms: 500,
+            bus_relay: true,
         }
     }
 }
@@ -236,8 +254,31 @@ impl Config {
         if self.api_store_points_per_sec < self.api_client_points_per_sec {
             return err("api_store_points_per_sec", "expected at least ECOM_API_CLIENT_POINTS_PER_SEC");
         }
+        if !(1..=100).contains(&self.bus_max_attempts) {
+            return err("bus_max_attempts", "expected 1 to 100");
+        }
+        if self.bus_backoff_base_ms == 0 {
+            return err("bus_backoff_base_ms", "expected at least 1 millisecond");
+        }
+        if self.bus_backoff_max_ms < self.bus_backoff_base_ms {
+            return err("bus_backoff_max_ms", "expected at least ECOM_BUS_BACKOFF_BASE_MS");
+        }
+        if !(1..=60_000).contains(&self.bus_poll_ms) {
+            return err("bus_poll_ms", "expected 1 to 60000 milliseconds");
+        }
         self.validate_s3()?;
         self.validate_stripe()
+    }
+
+    /// The bus relay's pacing.
+    pub fn relay_settings(&self) -> ecom_bus::RelaySettings {
+        ecom_bus::RelaySettings {
+            max_attempts: self.bus_max_attempts,
+            backoff_base: std::time::Duration::from_millis(self.bus_backoff_base_ms),
+            backoff_max: std::time::Duration::from_millis(self.bus_backoff_max_ms),
+            poll: std::time::Duration::from_millis(self.bus_poll_ms),
+            ..ecom_bus::RelaySettings::default()
+        }
     }
 
     fn validate_stripe(&self) -> Result<(), ConfigError> {
@@ -421,6 +462,17 @@ mod tests {
         c.secret_key = Some(Secret("short".into()));
         assert!(c.validate().is_err_and(|e| e.0.contains("ECOM_SECRET_KEY") && !e.0.contains("short")));
         assert_eq!(format!("{:?}", c.secret_key), "Some((redacted))");
+    }
+
+    #[test]
+    fn bus_settings_are_checked() {
+        let e = |c: Config| c.validate().err().map(|e| e.0).unwrap_or_default();
+        assert!(e(Config { bus_max_attempts: 0, ..Config::default() }).contains("ECOM_BUS_MAX_ATTEMPTS"));
+        assert!(e(Config { bus_backoff_base_ms: 0, ..Config::default() }).contains("ECOM_BUS_BACKOFF_BASE_MS"));
+        assert!(e(Config { bus_backoff_max_ms: 10, ..Config::default() }).contains("ECOM_BUS_BACKOFF_MAX_MS"));
+        assert!(e(Config { bus_poll_ms: 0, ..Config::default() }).contains("ECOM_BUS_POLL_MS"));
+        let s = Config { bus_max_attempts: 3, ..Config::default() }.relay_settings();
+        assert_eq!(s.max_attempts, 3);
     }
 
     fn s3() -> Config {

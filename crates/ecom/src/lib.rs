@@ -32,6 +32,10 @@ pub struct Application {
     /// Draw the demo stores' product pictures once serving.
     demo: bool,
     limits: RateLimits,
+    /// The in-process consumers the bus relay delivers outbox events to.
+    consumers: Vec<std::sync::Arc<dyn ecom_bus::Consumer>>,
+    relay_settings: ecom_bus::RelaySettings,
+    run_relay: bool,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -134,6 +138,7 @@ impl Application {
                 graphiql: config.graphiql.unwrap_or(demo),
             },
         );
+        let activity_db = db.clone();
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -144,7 +149,16 @@ impl Application {
             media: media_handle,
             checkout: checkout_handle,
             demo,
+            consumers: vec![std::sync::Arc::new(ecom_bus::Activity::new(activity_db))],
+            relay_settings: config.relay_settings(),
+            run_relay: config.bus_relay,
         })
+    }
+
+    /// Adds a consumer of bus events (before running). Every node must run the same
+    /// consumers.
+    pub fn add_consumer(&mut self, consumer: std::sync::Arc<dyn ecom_bus::Consumer>) {
+        self.consumers.push(consumer);
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -187,10 +201,17 @@ impl Application {
                 }
             }
         });
+        // The embedded bus: delivers outbox events to the in-process consumers.
+        let relay =
+            self.run_relay.then(|| ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn());
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
         expiry.abort();
+        if let Some(relay) = relay {
+            relay.abort();
+            let _ = relay.await;
+        }
         self.db.connection().clone().close().await.ok();
         result.context("HTTP server failed")
     }

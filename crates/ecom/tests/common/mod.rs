@@ -80,6 +80,16 @@ impl TestApp {
 
     /// Boots the app with a fresh database; `tweak` adjusts the configuration.
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        Self::spawn_with_consumers(backend, tweak, |_| Vec::new()).await
+    }
+
+    /// Boots the app with extra bus consumers (made with the app's database) next to
+    /// the built-in ones.
+    pub async fn spawn_with_consumers(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        consumers: impl FnOnce(&Db) -> Vec<std::sync::Arc<dyn ecom_bus::Consumer>>,
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             Backend::Sqlite => {
@@ -104,7 +114,10 @@ impl TestApp {
             ..Config::default()
         };
         tweak(&mut config);
-        let app = Application::build(&config, false).await.expect("app builds");
+        let mut app = Application::build(&config, false).await.expect("app builds");
+        for c in consumers(&app.db) {
+            app.add_consumer(c);
+        }
         let addr = app.local_addr();
         let db = app.db.clone();
         let catalog = app.catalog.clone();

@@ -1,0 +1,341 @@
+//! The embedded relay: fans outbox events out to the in-process consumers and delivers
+//! them, at least once, with per-consumer retries, exponential backoff and dead letters.
+//!
+//! Several processes may run it against one database. Fanning out is a conditional
+//! update of `outbox.dispatched_at` in the transaction that creates the deliveries;
+//! a delivery is leased to one relay (`claimed_by`, `claimed_until`) by a conditional
+//! update, so two relays never attempt the same delivery at once, and a relay that
+//! dies mid-attempt loses its lease and another picks the delivery up. Consumers'
+//! receipts turn the resulting at-least-once delivery into exactly-once effects.
+//!
+//! Every node must run the same set of consumers (the same binary): an event is
+//! fanned out once, to the consumers of the node that does it.
+
+use crate::consumer::Consumer;
+use crate::events::{Event, Topic};
+use chrono::{DateTime, Utc};
+use ecom_store::bus::{self as repo, DeliveryRow};
+use ecom_store::{Db, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the relay paces itself.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Attempts per delivery before it goes to the dead letters.
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each next one twice as long.
+    pub backoff_base: Duration,
+    /// No retry waits longer than this.
+    pub backoff_max: Duration,
+    /// How long to sleep when there was nothing to do.
+    pub poll: Duration,
+    /// Events fanned out and deliveries attempted per round.
+    pub batch: u64,
+    /// How long a claimed delivery stays with its relay; an attempt that takes
+    /// longer is abandoned (and counted as failed).
+    pub lease: Duration,
+    /// Deliveries attempted at once (each holds a database connection for its
+    /// records; on SQLite there is one, shared with the requests).
+    pub concurrency: usize,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(600),
+            poll: Duration::from_millis(500),
+            batch: 64,
+            lease: Duration::from_secs(60),
+            concurrency: 8,
+        }
+    }
+}
+
+impl RelaySettings {
+    /// The wait before attempt `attempts + 1`, after `attempts` (≥ 1) failures: base ×
+    /// 2^(attempts−1), capped, then jittered down by up to half so that a burst of
+    /// failures does not retry in lockstep.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let full = self.backoff_base.saturating_mul(1u32 << exp).min(self.backoff_max);
+        let jitter: f64 = rand::random::<f64>() * 0.5;
+        full.mul_f64(1.0 - jitter)
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub dispatched: usize,
+    pub delivered: usize,
+    pub retried: usize,
+    pub dead_lettered: usize,
+}
+
+impl Round {
+    fn idle(&self) -> bool {
+        *self == Round::default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ecom_store::DbErr> for BusError {
+    fn from(e: ecom_store::DbErr) -> Self {
+        BusError::Store(StoreError::Db(e))
+    }
+}
+
+/// The relay. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    db: Db,
+    consumers: Arc<Vec<Arc<dyn Consumer>>>,
+    settings: Arc<RelaySettings>,
+    id: Arc<str>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    pub fn new(db: Db, consumers: Vec<Arc<dyn Consumer>>, settings: RelaySettings) -> Self {
+        let id = format!("relay-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+        Self { db, consumers: Arc::new(consumers), settings: Arc::new(settings), id: id.into() }
+    }
+
+    /// This relay's name in `claimed_by`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn consumer(&self, name: &str) -> Option<&Arc<dyn Consumer>> {
+        self.consumers.iter().find(|c| c.name() == name)
+    }
+
+    /// Runs rounds until the task is dropped or aborted; sleeps when idle.
+    pub async fn run(self) {
+        loop {
+            let idle = match self.run_once().await {
+                Ok(round) => round.idle(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bus relay round failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::time::sleep(self.settings.poll).await;
+            }
+        }
+    }
+
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    /// One round: samples the lag, fans out new events, attempts due deliveries.
+    pub async fn run_once(&self) -> Result<Round, BusError> {
+        let mut round = Round::default();
+        self.sample().await?;
+        round.dispatched = self.fan_out().await?;
+        let mut claimed = self.claim().await?.into_iter();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            while tasks.len() < self.settings.concurrency.max(1) {
+                let Some(row) = claimed.next() else { break };
+                let relay = self.clone();
+                tasks.spawn(async move { relay.attempt(row).await });
+            }
+            let Some(done) = tasks.join_next().await else { break };
+            match done {
+                Ok(Ok(Outcome::Delivered)) => round.delivered += 1,
+                Ok(Ok(Outcome::Retry)) => round.retried += 1,
+                Ok(Ok(Outcome::Dead)) => round.dead_lettered += 1,
+                Ok(Ok(Outcome::LostLease)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "recording a bus delivery failed"),
+                Err(e) => tracing::warn!(error = %e, "a bus delivery task failed"),
+            }
+        }
+        Ok(round)
+    }
+
+    /// Sets `ecom_outbox_lag_seconds` (age of the oldest unpublished event) and
+    /// `ecom_bus_dead_letters` (how many wait in the panel).
+    async fn sample(&self) -> Result<(), BusError> {
+        let txn = self.db.platform_txn().await?;
+        let oldest = repo::oldest_unpublished(&txn).await?;
+        let dead = repo::count_dead_letters(&txn, None).await?;
+        txn.commit().await?;
+        let lag = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!("ecom_outbox_lag_seconds").set(lag);
+        metrics::gauge!("ecom_bus_dead_letters").set(dead as f64);
+        Ok(())
+    }
+
+    async fn fan_out(&self) -> Result<usize, BusError> {
+        let txn = self.db.platform_txn().await?;
+        let rows = repo::undispatched(&txn, self.settings.batch).await?;
+        txn.commit().await?;
+        let mut dispatched = 0;
+        for row in rows {
+            let now = Utc::now();
+            let txn = self.db.platform_txn().await?;
+            if !repo::mark_dispatched(&txn, row.id, now).await? {
+                continue; // Another relay did.
+            }
+            match Topic::parse(&row.topic) {
+                Ok(topic) => {
+                    for c in self.consumers.iter().filter(|c| c.topics().contains(&topic)) {
+                        repo::add_delivery(&txn, &row, c.name(), now).await?;
+                    }
+                }
+                Err(e) => tracing::warn!(event = %row.id, error = %e, "outbox event not routed"),
+            }
+            // Published at once when no consumer wants it.
+            repo::publish_if_done(&txn, row.id, now).await?;
+            txn.commit().await?;
+            dispatched += 1;
+        }
+        Ok(dispatched)
+    }
+
+    /// Leases due deliveries of this relay's consumers, up to `concurrency`.
+    async fn claim(&self) -> Result<Vec<DeliveryRow>, BusError> {
+        let now = Utc::now();
+        let until = now.add_std(self.settings.lease);
+        let txn = self.db.platform_txn().await?;
+        let due = repo::due(&txn, now, self.settings.batch).await?;
+        let mut claimed = Vec::new();
+        // Only as many as run at once, so that no lease runs out waiting for a turn.
+        for row in due {
+            if claimed.len() >= self.settings.concurrency.max(1) {
+                break;
+            }
+            if self.consumer(&row.consumer).is_some() && repo::claim(&txn, row.id, &self.id, now, until).await? {
+                claimed.push(row);
+            }
+        }
+        txn.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn attempt(&self, row: DeliveryRow) -> Result<Outcome, BusError> {
+        let Some(consumer) = self.consumer(&row.consumer).cloned() else { return Ok(Outcome::LostLease) };
+        let txn = self.db.platform_txn().await?;
+        let event_row = repo::event(&txn, row.event_id).await?;
+        txn.commit().await?;
+        let Some(event_row) = event_row else { return Ok(Outcome::LostLease) };
+        let payload = event_row.payload.clone();
+        let result = match Event::from_outbox(&event_row) {
+            Ok(event) => match tokio::time::timeout(self.settings.lease, consumer.handle(&event)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("timed out after {:?}", self.settings.lease)),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let now = Utc::now();
+        let labels = [("consumer", consumer.name())];
+        let txn = self.db.platform_txn().await?;
+        repo::lock_event(&txn, row.event_id).await?;
+        let outcome = match result {
+            Ok(()) => {
+                if !repo::delivered(&txn, row.id, &self.id, now).await? {
+                    return Ok(Outcome::LostLease);
+                }
+                metrics::counter!("ecom_bus_delivered_total", &labels).increment(1);
+                Outcome::Delivered
+            }
+            Err(error) => {
+                let error: String = error.chars().take(2000).collect();
+                let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
+                if attempts >= self.settings.max_attempts {
+                    if !repo::dead(&txn, &row, &self.id, &error, payload, now).await? {
+                        return Ok(Outcome::LostLease);
+                    }
+                    tracing::warn!(event = %row.event_id, topic = %row.topic, consumer = %row.consumer,
+                        attempts, error = %error, "bus delivery dead-lettered");
+                    metrics::counter!("ecom_bus_dead_lettered_total", &labels).increment(1);
+                    Outcome::Dead
+                } else {
+                    let next = now.add_std(self.settings.backoff(attempts));
+                    if !repo::failed(&txn, row.id, &self.id, &error, next).await? {
+                        return Ok(Outcome::LostLease);
+                    }
+                    tracing::info!(event = %row.event_id, topic = %row.topic, consumer = %row.consumer,
+                        attempts, error = %error, retry_at = %next, "bus delivery failed; will retry");
+                    metrics::counter!("ecom_bus_retried_total", &labels).increment(1);
+                    Outcome::Retry
+                }
+            }
+        };
+        repo::publish_if_done(&txn, row.event_id, now).await?;
+        txn.commit().await?;
+        Ok(outcome)
+    }
+}
+
+enum Outcome {
+    Delivered,
+    Retry,
+    Dead,
+    /// The lease ran out and another relay took the delivery over.
+    LostLease,
+}
+
+/// For tests: runs rounds until one does nothing, at most `max_rounds`.
+pub async fn drain(relay: &Relay, max_rounds: usize) -> Result<Round, BusError> {
+    let mut total = Round::default();
+    for _ in 0..max_rounds {
+        let r = relay.run_once().await?;
+        if r.idle() {
+            break;
+        }
+        total.dispatched += r.dispatched;
+        total.delivered += r.delivered;
+        total.retried += r.retried;
+        total.dead_lettered += r.dead_lettered;
+    }
+    Ok(total)
+}
+
+/// `DateTime` arithmetic with a std `Duration`.
+trait AddStd {
+    fn add_std(self, d: Duration) -> Self;
+}
+
+impl AddStd for DateTime<Utc> {
+    fn add_std(self, d: Duration) -> Self {
+        self + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered() {
+        let s = RelaySettings {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..RelaySettings::default()
+        };
+        for (attempts, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
+            for _ in 0..50 {
+                let d = s.backoff(attempts).as_millis();
+                assert!(d <= full && d >= full / 2, "attempt {attempts}: {d} ms, expected {}..={full}", full / 2);
+            }
+        }
+    }
+}

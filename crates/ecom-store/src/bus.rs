@@ -1,0 +1,498 @@
+//! The integration bus's tables: per-consumer deliveries of outbox events, dead letters,
+//! consumers' receipts (processed-event records) and the activity counters.
+//!
+//! The relay works across stores in [`crate::Db::platform_txn`] (row-level security lets
+//! it through because it declares platform scope); a store's own pages and consumers
+//! use [`crate::Db::tenant_txn`]. Every function takes the transaction.
+
+use crate::Result;
+use crate::entities::outbox_event;
+use chrono::{DateTime, Utc};
+use ecom_core::TenantId;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+pub use crate::entities::outbox_event::Model as OutboxRow;
+pub use dead_letter::Model as DeadLetterRow;
+pub use delivery::Model as DeliveryRow;
+
+/// A delivery waiting for (another) attempt.
+pub const PENDING: &str = "pending";
+/// The consumer applied the event.
+pub const DELIVERED: &str = "delivered";
+/// Attempts ran out; a dead letter holds it until retried or discarded.
+pub const DEAD: &str = "dead";
+
+pub mod delivery {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "bus_deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub event_id: Uuid,
+        pub consumer: String,
+        pub topic: String,
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        pub claimed_by: String,
+        pub claimed_until: Option<DateTimeUtc>,
+        #[sea_orm(column_type = "Text")]
+        pub last_error: String,
+        pub delivered_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod dead_letter {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "bus_dead_letters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub delivery_id: Uuid,
+        pub event_id: Uuid,
+        pub consumer: String,
+        pub topic: String,
+        #[sea_orm(column_type = "Text")]
+        pub error: String,
+        pub attempts: i32,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub payload: Json,
+        pub dead_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod receipt {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consumer_receipts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub consumer: String,
+        pub event_id: Uuid,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod activity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "store_activity")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub day: String,
+        pub topic: String,
+        pub count: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+// ---- fan-out -------------------------------------------------------------------------------
+
+/// Outbox events not yet fanned out to consumers, oldest first.
+pub async fn undispatched(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<OutboxRow>> {
+    Ok(outbox_event::Entity::find()
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .order_by_asc(outbox_event::Column::CreatedAt)
+        .order_by_asc(outbox_event::Column::Id)
+        .limit(limit)
+        .all(txn)
+        .await?)
+}
+
+/// Marks an event fanned out; false when another relay did it first (the conditional
+/// update is what keeps two relays from fanning out twice).
+pub async fn mark_dispatched(txn: &DatabaseTransaction, event_id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    let res = outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::DispatchedAt, Expr::value(now))
+        .filter(outbox_event::Column::Id.eq(event_id))
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Creates the pending delivery of an event to one consumer (once).
+pub async fn add_delivery(
+    txn: &DatabaseTransaction,
+    event: &OutboxRow,
+    consumer: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    delivery::Entity::insert(delivery::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(event.tenant_id),
+        event_id: Set(event.id),
+        consumer: Set(consumer.to_owned()),
+        topic: Set(event.topic.clone()),
+        status: Set(PENDING.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_by: Set(String::new()),
+        claimed_until: Set(None),
+        last_error: Set(String::new()),
+        delivered_at: Set(None),
+        created_at: Set(now),
+    })
+    .on_conflict(OnConflict::columns([delivery::Column::EventId, delivery::Column::Consumer]).do_nothing().to_owned())
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Sets `published_at` once no delivery of the event is pending (each was delivered or
+/// dead-lettered). True when it did.
+pub async fn publish_if_done(txn: &DatabaseTransaction, event_id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    let pending = Query::select()
+        .expr(Expr::val(1))
+        .from(delivery::Entity)
+        .and_where(delivery::Column::EventId.eq(event_id))
+        .and_where(delivery::Column::Status.eq(PENDING))
+        .to_owned();
+    let res = outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::PublishedAt, Expr::value(now))
+        .filter(outbox_event::Column::Id.eq(event_id))
+        .filter(outbox_event::Column::PublishedAt.is_null())
+        .filter(Expr::exists(pending).not())
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Takes the event's row lock for the rest of the transaction (a no-op update), so
+/// that two relays finishing the last two deliveries of one event take turns: the
+/// second one's [`publish_if_done`] then sees the first one's delivery done. Without
+/// it, each would see the other's delivery still pending and neither would publish.
+pub async fn lock_event(txn: &DatabaseTransaction, event_id: Uuid) -> Result<()> {
+    outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::PublishedAt, Expr::col(outbox_event::Column::PublishedAt))
+        .filter(outbox_event::Column::Id.eq(event_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// When the oldest event not yet published was written (for the outbox lag).
+pub async fn oldest_unpublished(txn: &DatabaseTransaction) -> Result<Option<DateTime<Utc>>> {
+    Ok(outbox_event::Entity::find()
+        .select_only()
+        .column(outbox_event::Column::CreatedAt)
+        .filter(outbox_event::Column::PublishedAt.is_null())
+        .order_by_asc(outbox_event::Column::CreatedAt)
+        .limit(1)
+        .into_tuple::<DateTime<Utc>>()
+        .one(txn)
+        .await?)
+}
+
+pub async fn event(txn: &DatabaseTransaction, event_id: Uuid) -> Result<Option<OutboxRow>> {
+    Ok(outbox_event::Entity::find_by_id(event_id).one(txn).await?)
+}
+
+// ---- deliveries ----------------------------------------------------------------------------
+
+/// Deliveries due for an attempt and not leased to a relay, soonest first.
+pub async fn due(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<DeliveryRow>> {
+    Ok(delivery::Entity::find()
+        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::NextAttemptAt.lte(now))
+        .filter(
+            Condition::any().add(delivery::Column::ClaimedUntil.is_null()).add(delivery::Column::ClaimedUntil.lt(now)),
+        )
+        .order_by_asc(delivery::Column::NextAttemptAt)
+        .order_by_asc(delivery::Column::Id)
+        .limit(limit)
+        .all(txn)
+        .await?)
+}
+
+/// Leases a delivery to relay `me` until `until`; false when another relay holds it or
+/// it is no longer pending. On PostgreSQL a concurrent claimer waits for the row lock
+/// and then re-checks the condition, so exactly one wins.
+pub async fn claim(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    me: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool> {
+    let res = delivery::Entity::update_many()
+        .col_expr(delivery::Column::ClaimedBy, Expr::value(me))
+        .col_expr(delivery::Column::ClaimedUntil, Expr::value(until))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::NextAttemptAt.lte(now))
+        .filter(
+            Condition::any().add(delivery::Column::ClaimedUntil.is_null()).add(delivery::Column::ClaimedUntil.lt(now)),
+        )
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records a successful attempt by the relay holding the lease.
+pub async fn delivered(txn: &DatabaseTransaction, id: Uuid, me: &str, now: DateTime<Utc>) -> Result<bool> {
+    let res = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
+        .col_expr(delivery::Column::DeliveredAt, Expr::value(now))
+        .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
+        .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::ClaimedBy.eq(me))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records a failed attempt and when to try again.
+pub async fn failed(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    me: &str,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<bool> {
+    let res = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
+        .col_expr(delivery::Column::LastError, Expr::value(error))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::ClaimedBy.eq(me))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Moves a delivery whose attempts ran out to the dead letters.
+pub async fn dead(
+    txn: &DatabaseTransaction,
+    row: &DeliveryRow,
+    me: &str,
+    error: &str,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let res = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(DEAD))
+        .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
+        .col_expr(delivery::Column::LastError, Expr::value(error))
+        .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(delivery::Column::Id.eq(row.id))
+        .filter(delivery::Column::ClaimedBy.eq(me))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .exec(txn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(false);
+    }
+    dead_letter::Entity::insert(dead_letter::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(row.tenant_id),
+        delivery_id: Set(row.id),
+        event_id: Set(row.event_id),
+        consumer: Set(row.consumer.clone()),
+        topic: Set(row.topic.clone()),
+        error: Set(error.to_owned()),
+        attempts: Set(row.attempts + 1),
+        payload: Set(payload),
+        dead_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(dead_letter::Column::DeliveryId).do_nothing().to_owned())
+    .exec_without_returning(txn)
+    .await?;
+    Ok(true)
+}
+
+/// The deliveries of one event (tests, diagnostics).
+pub async fn deliveries_of(txn: &DatabaseTransaction, event_id: Uuid) -> Result<Vec<DeliveryRow>> {
+    Ok(delivery::Entity::find()
+        .filter(delivery::Column::EventId.eq(event_id))
+        .order_by_asc(delivery::Column::Consumer)
+        .all(txn)
+        .await?)
+}
+
+// ---- dead letters --------------------------------------------------------------------------
+
+/// Dead letters, newest first: one store's, or (with `None`, in a platform
+/// transaction) every store's.
+pub async fn dead_letters(
+    txn: &DatabaseTransaction,
+    tenant: Option<TenantId>,
+    limit: u64,
+) -> Result<Vec<DeadLetterRow>> {
+    let mut q = dead_letter::Entity::find();
+    if let Some(t) = tenant {
+        q = q.filter(dead_letter::Column::TenantId.eq(t.0));
+    }
+    Ok(q.order_by_desc(dead_letter::Column::DeadAt)
+        .order_by_desc(dead_letter::Column::Id)
+        .limit(limit)
+        .all(txn)
+        .await?)
+}
+
+pub async fn count_dead_letters(txn: &DatabaseTransaction, tenant: Option<TenantId>) -> Result<u64> {
+    let mut q = dead_letter::Entity::find();
+    if let Some(t) = tenant {
+        q = q.filter(dead_letter::Column::TenantId.eq(t.0));
+    }
+    Ok(q.count(txn).await?)
+}
+
+fn dead_letter_filter(tenant: Option<TenantId>, id: Uuid) -> Condition {
+    let mut c = Condition::all().add(dead_letter::Column::Id.eq(id));
+    if let Some(t) = tenant {
+        c = c.add(dead_letter::Column::TenantId.eq(t.0));
+    }
+    c
+}
+
+/// Puts a dead letter's delivery back in the queue with its attempts reset, and the
+/// event back among the unpublished. False when there is no such dead letter (in that
+/// store).
+pub async fn requeue(
+    txn: &DatabaseTransaction,
+    tenant: Option<TenantId>,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let Some(letter) = dead_letter::Entity::find().filter(dead_letter_filter(tenant, id)).one(txn).await? else {
+        return Ok(false);
+    };
+    let gone = dead_letter::Entity::delete_many().filter(dead_letter_filter(tenant, id)).exec(txn).await?;
+    if gone.rows_affected != 1 {
+        return Ok(false);
+    }
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(PENDING))
+        .col_expr(delivery::Column::Attempts, Expr::value(0))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(delivery::Column::Id.eq(letter.delivery_id))
+        .filter(delivery::Column::TenantId.eq(letter.tenant_id))
+        .exec(txn)
+        .await?;
+    outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::PublishedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(outbox_event::Column::Id.eq(letter.event_id))
+        .filter(outbox_event::Column::TenantId.eq(letter.tenant_id))
+        .exec(txn)
+        .await?;
+    Ok(true)
+}
+
+/// Drops a dead letter for good (its delivery stays `dead`). False when there is no
+/// such dead letter (in that store).
+pub async fn discard(txn: &DatabaseTransaction, tenant: Option<TenantId>, id: Uuid) -> Result<bool> {
+    let gone = dead_letter::Entity::delete_many().filter(dead_letter_filter(tenant, id)).exec(txn).await?;
+    Ok(gone.rows_affected == 1)
+}
+
+// ---- consumers -----------------------------------------------------------------------------
+
+/// Records that `consumer` applied `event_id`; false when it had already (a
+/// redelivery). Call it in the transaction of the consumer's effect.
+pub async fn first_receipt(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    consumer: &str,
+    event_id: Uuid,
+) -> Result<bool> {
+    let res = receipt::Entity::insert(receipt::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        consumer: Set(consumer.to_owned()),
+        event_id: Set(event_id),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(OnConflict::columns([receipt::Column::Consumer, receipt::Column::EventId]).do_nothing().to_owned())
+    .exec_without_returning(txn)
+    .await?;
+    Ok(res == 1)
+}
+
+/// How many events `consumer` has applied in one store.
+pub async fn receipts(txn: &DatabaseTransaction, tenant: TenantId, consumer: &str) -> Result<u64> {
+    Ok(receipt::Entity::find()
+        .filter(receipt::Column::TenantId.eq(tenant.0))
+        .filter(receipt::Column::Consumer.eq(consumer))
+        .count(txn)
+        .await?)
+}
+
+/// Adds one to a store's count of `topic` events on `day` (`YYYY-MM-DD`).
+pub async fn bump_activity(txn: &DatabaseTransaction, tenant: TenantId, day: &str, topic: &str) -> Result<()> {
+    activity::Entity::insert(activity::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        day: Set(day.to_owned()),
+        topic: Set(topic.to_owned()),
+        count: Set(1),
+    })
+    .on_conflict(
+        OnConflict::columns([activity::Column::TenantId, activity::Column::Day, activity::Column::Topic])
+            .value(activity::Column::Count, Expr::col((activity::Entity, activity::Column::Count)).add(1))
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// A store's activity counters from `since_day` on: (day, topic, count), oldest first.
+pub async fn activity(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    since_day: &str,
+) -> Result<Vec<(String, String, i64)>> {
+    Ok(activity::Entity::find()
+        .select_only()
+        .columns([activity::Column::Day, activity::Column::Topic, activity::Column::Count])
+        .filter(activity::Column::TenantId.eq(tenant.0))
+        .filter(activity::Column::Day.gte(since_day))
+        .order_by_asc(activity::Column::Day)
+        .order_by_asc(activity::Column::Topic)
+        .into_tuple()
+        .all(txn)
+        .await?)
+}
