@@ -72,6 +72,8 @@ const shots = [
   { name: "admin-stores", url: host("localhost") + "/admin/stores", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "admin-audit", url: host("localhost") + "/admin/audit", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "merchant-api", url: host("demo.localhost") + "/merchant/settings/api", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "merchant-integrations", url: host("demo.localhost") + "/merchant/dead-letters", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "admin-dead-letters", url: host("localhost") + "/admin/dead-letters", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },
 ];
 
