@@ -40,6 +40,23 @@ async fn place(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid, pay: &Paymen
 }
 
 /// Waits until every outbox event is published (delivered or dead-lettered everywhere).
+/// The app with one probe consumer (besides the activity one), fast bus timings.
+async fn with_probe(
+    backend: common::Backend,
+    name: &'static str,
+    fails: u32,
+    always: bool,
+) -> Option<(TestApp, Arc<Probe>)> {
+    let probe = std::sync::OnceLock::<Arc<Probe>>::new();
+    let app = TestApp::spawn_with_consumers(backend, fast, |db| {
+        let p = Probe::new(name, db, fails, always);
+        let _ = probe.set(p.clone());
+        vec![p as Arc<dyn Consumer>]
+    })
+    .await?;
+    Some((app, probe.get()?.clone()))
+}
+
 async fn settled(db: &Db) {
     let start = Instant::now();
     loop {
@@ -136,7 +153,9 @@ async fn every_placed_order_is_delivered_exactly_once(app: TestApp) {
         let (app_checkout, tenant) = (app.checkout.clone(), tenant.clone());
         let cart = ready_cart(&app, &tenant, variant, 1).await;
         let pay = if i % 2 == 0 { card() } else { manual() };
-        tasks.push(tokio::spawn(async move { app_checkout.place_order(&tenant, cart, None, &pay).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            app_checkout.place_order(&tenant, cart, None, &pay).await.unwrap_or_else(|e| panic!("checkout {i}: {e:?}"))
+        }));
     }
     for t in tasks {
         assert!(matches!(t.await.unwrap(), PlaceOutcome::Placed { .. }));
@@ -174,17 +193,7 @@ async fn every_placed_order_is_delivered_exactly_once(app: TestApp) {
 both!(every_placed_order_is_delivered_exactly_once);
 
 async fn a_flaky_consumer_is_retried_with_backoff_and_applies_once(backend: common::Backend) {
-    let probe = std::sync::OnceLock::<Arc<Probe>>::new();
-    let Some(app) = TestApp::spawn_with_consumers(backend, fast, |db| {
-        let p = Probe::new("flaky", db, 2, false);
-        let _ = probe.set(p.clone());
-        vec![p as Arc<dyn Consumer>]
-    })
-    .await
-    else {
-        return;
-    };
-    let probe = probe.get().unwrap().clone();
+    let Some((app, probe)) = with_probe(backend, "flaky", 2, false).await else { return };
     let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
     place(&app, &tenant, variant, &manual()).await;
     settled(&app.db).await;
@@ -218,17 +227,7 @@ async fn a_flaky_consumer_is_retried_with_backoff_and_applies_once_postgres() {
 }
 
 async fn a_failing_consumer_is_dead_lettered_and_retried_from_there(backend: common::Backend) {
-    let probe = std::sync::OnceLock::<Arc<Probe>>::new();
-    let Some(app) = TestApp::spawn_with_consumers(backend, fast, |db| {
-        let p = Probe::new("warehouse", db, 0, true);
-        let _ = probe.set(p.clone());
-        vec![p as Arc<dyn Consumer>]
-    })
-    .await
-    else {
-        return;
-    };
-    let probe = probe.get().unwrap().clone();
+    let Some((app, probe)) = with_probe(backend, "warehouse", 0, true).await else { return };
     let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
     let (other, other_variant) = store_with_stock(&app, "acme", 10).await;
     place(&app, &tenant, variant, &manual()).await;
@@ -297,17 +296,7 @@ async fn a_failing_consumer_is_dead_lettered_and_retried_from_there_postgres() {
 }
 
 async fn concurrent_relays_deliver_each_event_once(backend: common::Backend) {
-    let probe = std::sync::OnceLock::<Arc<Probe>>::new();
-    let Some(app) = TestApp::spawn_with_consumers(backend, fast, |db| {
-        let p = Probe::new("counter", db, 0, false);
-        let _ = probe.set(p.clone());
-        vec![p as Arc<dyn Consumer>]
-    })
-    .await
-    else {
-        return;
-    };
-    let probe = probe.get().unwrap().clone();
+    let Some((app, probe)) = with_probe(backend, "counter", 0, false).await else { return };
     // Two more relays running the same consumers as the app's own relay: on
     // PostgreSQL each on its own connection pool, like another `ecom` process; SQLite
     // has one writer, so they share the app's.
@@ -360,17 +349,7 @@ async fn concurrent_relays_deliver_each_event_once_postgres() {
 }
 
 async fn the_panels_list_retry_and_discard_dead_letters(backend: common::Backend) {
-    let probe = std::sync::OnceLock::<Arc<Probe>>::new();
-    let Some(app) = TestApp::spawn_with_consumers(backend, fast, |db| {
-        let p = Probe::new("warehouse", db, 0, true);
-        let _ = probe.set(p.clone());
-        vec![p as Arc<dyn Consumer>]
-    })
-    .await
-    else {
-        return;
-    };
-    let probe = probe.get().unwrap().clone();
+    let Some((app, probe)) = with_probe(backend, "warehouse", 0, true).await else { return };
     let (demo, variant) = store_with_stock(&app, "demo", 10).await;
     let (acme, acme_variant) = store_with_stock(&app, "acme", 10).await;
     place(&app, &demo, variant, &manual()).await;
