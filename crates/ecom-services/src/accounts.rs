@@ -66,6 +66,11 @@ impl Accounts {
         let hash = passwords::hash(password.expose().to_owned()).await?;
         let txn = self.txn(realm).await?;
         let id = repo::insert(&txn, NewAccount { realm, email, name, password_hash: &hash, role }).await?;
+        if let Realm::Customer(tenant) = realm {
+            let data = ecom_bus::events::CustomerData { customer_id: id.0, email: email.as_str().to_owned() };
+            let payload = serde_json::to_value(data).map_err(|e| crate::ServiceError::Internal(e.to_string()))?;
+            ecom_store::orders::outbox(&txn, tenant, ecom_bus::Topic::CustomerCreated.as_str(), payload).await?;
+        }
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(id)
     }

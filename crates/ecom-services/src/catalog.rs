@@ -3,6 +3,7 @@
 //! node, dropped on every write to the store's catalog).
 
 use crate::{Result, ServiceError};
+use ecom_bus::Topic;
 use ecom_core::catalog::{CollectionRule, Handle, ProductDraft, ProductSort, ProductStatus};
 use ecom_core::{Money, Tenant, TenantId};
 use ecom_store::catalog::{
@@ -360,6 +361,21 @@ async fn category_id(
     ))
 }
 
+/// Writes a `product.created` / `product.updated` event in the caller's transaction.
+async fn product_event(
+    txn: &ecom_store::DatabaseTransaction,
+    tenant: &Tenant,
+    topic: Topic,
+    id: uuid::Uuid,
+    handle: &str,
+    title: &str,
+) -> Result<()> {
+    let data = ecom_bus::events::ProductData { product_id: id, handle: handle.to_owned(), title: title.to_owned() };
+    let payload = serde_json::to_value(data).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    ecom_store::orders::outbox(txn, tenant.id, topic.as_str(), payload).await?;
+    Ok(())
+}
+
 impl Catalog {
     pub fn new(db: Db) -> Self {
         Self {
@@ -420,6 +436,7 @@ impl Catalog {
         let category_id = category_id(&txn, tenant, category).await?;
         let position = i32::try_from(repo::count_products(&txn, tenant.id).await?).unwrap_or(i32::MAX);
         let id = repo::insert_product(&txn, tenant.id, &draft, category_id, position).await?;
+        product_event(&txn, tenant, Topic::ProductCreated, id, draft.handle.as_str(), &draft.title).await?;
         txn.commit().await.map_err(StoreError::from)?;
         self.invalidate(tenant.id);
         Ok(id)
@@ -441,6 +458,7 @@ impl Catalog {
         if !repo::update_product(&txn, tenant.id, id, &draft, category_id).await? {
             return Err(ServiceError::NotFound);
         }
+        product_event(&txn, tenant, Topic::ProductUpdated, id, draft.handle.as_str(), &draft.title).await?;
         txn.commit().await.map_err(StoreError::from)?;
         self.invalidate(tenant.id);
         Ok(())
@@ -450,6 +468,9 @@ impl Catalog {
         let txn = self.db.tenant_txn(tenant.id).await?;
         if !repo::set_product_status(&txn, tenant.id, id, status).await? {
             return Err(ServiceError::NotFound);
+        }
+        if let Some((p, _)) = repo::product_by_id(&txn, tenant.id, id).await? {
+            product_event(&txn, tenant, Topic::ProductUpdated, id, &p.handle, &p.title).await?;
         }
         txn.commit().await.map_err(StoreError::from)?;
         self.invalidate(tenant.id);

@@ -833,6 +833,17 @@ impl Checkout {
             let q = i32::try_from(line.quantity).unwrap_or(i32::MAX);
             if let Some(left) = repo::take_stock(&txn, tenant.id, line.variant_id, q).await? {
                 low_stock |= left < LOW_STOCK_SHOWN;
+                // Crossing the low-stock line, or selling out: tell the integrations.
+                let before = left.saturating_add(q);
+                if (before >= LOW_STOCK_SHOWN && left < LOW_STOCK_SHOWN) || (left == 0 && before > 0) {
+                    let data = ecom_bus::events::InventoryLowData {
+                        variant_id: line.variant_id,
+                        sku: line.sku.clone(),
+                        stock: i64::from(left),
+                    };
+                    let payload = serde_json::to_value(data).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    repo::outbox(&txn, tenant.id, Topic::InventoryLow.as_str(), payload).await?;
+                }
             } else {
                 txn.rollback().await.map_err(StoreError::from)?;
                 return Ok(PlaceOutcome::Refused(format!(

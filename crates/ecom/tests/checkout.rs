@@ -16,11 +16,9 @@ fn manual() -> PaymentChoice {
     PaymentChoice { provider: "manual".into(), token: String::new() }
 }
 
+/// The store's order events, oldest first.
 async fn topics(app: &TestApp, tenant: &Tenant) -> Vec<String> {
-    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
-    let rows = ecom_store::orders::outbox_of(&txn, tenant.id).await.unwrap();
-    txn.commit().await.unwrap();
-    rows.into_iter().map(|r| r.topic).collect()
+    common::outbox_topics(app, tenant, "order.").await
 }
 
 async fn stock_of(app: &TestApp, tenant: &Tenant) -> i32 {
@@ -56,6 +54,11 @@ async fn the_last_unit_is_sold_exactly_once(app: TestApp) {
     assert_eq!((placed, sold_out), (1, 23));
     assert_eq!(stock_of(&app, &tenant).await, 0);
     assert_eq!(topics(&app, &tenant).await, ["order.placed"], "one order, one event");
+    // Selling the last unit told the integrations, once; the catalog and customer
+    // events of the set-up are there too, each written with its change.
+    assert_eq!(common::outbox_topics(&app, &tenant, "inventory.").await, ["inventory.low"]);
+    assert_eq!(common::outbox_topics(&app, &tenant, "product.").await, ["product.created"]);
+    assert_eq!(common::outbox_topics(&app, &tenant, "customer.").await, ["customer.created"]);
     app.stop().await;
 }
 both!(the_last_unit_is_sold_exactly_once);

@@ -766,11 +766,9 @@ async fn place(app: &TestApp, tenant: &Tenant, variant: Uuid, payment_method: &s
     }
 }
 
+/// The store's order events, oldest first.
 async fn topics(app: &TestApp, tenant: &Tenant) -> Vec<String> {
-    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
-    let rows = ecom_store::orders::outbox_of(&txn, tenant.id).await.unwrap();
-    txn.commit().await.unwrap();
-    rows.into_iter().map(|r| r.topic).collect()
+    common::outbox_topics(app, tenant, "order.").await
 }
 
 // ---- tests -------------------------------------------------------------------------------

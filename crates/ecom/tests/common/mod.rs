@@ -362,3 +362,12 @@ pub async fn ready_cart(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid, qua
     app.checkout.save_details(tenant, cart, details).await.unwrap();
     cart
 }
+
+/// The topics of a store's outbox events starting with `prefix` (`order.`, …), oldest
+/// first.
+pub async fn outbox_topics(app: &TestApp, tenant: &Tenant, prefix: &str) -> Vec<String> {
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    let rows = ecom_store::orders::outbox_of(&txn, tenant.id).await.unwrap();
+    txn.commit().await.unwrap();
+    rows.into_iter().map(|r| r.topic).filter(|t| t.starts_with(prefix)).collect()
+}
