@@ -649,19 +649,20 @@ impl Catalog {
             draft
                 .validate(tenant.currency)
                 .map_err(|e| ecom_core::Invalid::new("file", format!("line {}: {}", imported.line, e)))?;
-            let id = match repo::product_by_handle(&txn, tenant.id, draft.handle.as_str()).await? {
+            let (id, topic) = match repo::product_by_handle(&txn, tenant.id, draft.handle.as_str()).await? {
                 Some((existing, _)) => {
                     repo::update_product(&txn, tenant.id, existing.id, &draft, existing.category_id).await?;
                     summary.updated += 1;
-                    existing.id
+                    (existing.id, Topic::ProductUpdated)
                 }
                 None => {
                     let id = repo::insert_product(&txn, tenant.id, &draft, None, position).await?;
                     position = position.saturating_add(1);
                     summary.created += 1;
-                    id
+                    (id, Topic::ProductCreated)
                 }
             };
+            product_event(&txn, tenant, topic, id, draft.handle.as_str(), &draft.title).await?;
             if !imported.images.is_empty() {
                 summary
                     .pending_images

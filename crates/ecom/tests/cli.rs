@@ -180,6 +180,15 @@ async fn import_products_checks_every_line_then_imports_all() {
     let out = run(&["import", "products", "--store", "demo", csv.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 created, 0 updated"));
+    // Each imported product told the integrations, in the import's transaction.
+    let db = ecom::open_database(&config).await.unwrap();
+    let demo = ecom_store::tenants::find_by_slug(&db, "demo").await.unwrap().unwrap();
+    let txn = db.tenant_txn(demo.id).await.unwrap();
+    let events = ecom_store::orders::outbox_of(&txn, demo.id).await.unwrap();
+    txn.commit().await.unwrap();
+    db.connection().clone().close().await.unwrap();
+    let created: Vec<_> = events.iter().filter(|e| e.topic == "product.created").collect();
+    assert_eq!(created.len(), 2, "{events:?}");
     let out = run(&["export", "products", "--store", "demo"]);
     let exported = String::from_utf8(out.stdout).unwrap();
     assert!(exported.contains("mug,Enamel Mug") && exported.contains("bowl,Stoneware Bowl"), "{exported}");
