@@ -126,9 +126,11 @@ pub async fn storefront(
             (format!("store:{}", tenant.id), limits.store),
         ],
     };
-    let collections = async_graphql::dataloader::DataLoader::new(
+    // Cached for the request, so a page can load every product's collections at once.
+    let collections = async_graphql::dataloader::DataLoader::with_cache(
         storefront::CollectionsLoader { state: state.clone(), tenant: tenant.clone() },
         tokio::spawn,
+        async_graphql::dataloader::HashMapCache::default(),
     );
     let store = Store { state, tenant, host, ids, session, ip };
     let request = request.into_inner().data(store).data(meter).data(collections);

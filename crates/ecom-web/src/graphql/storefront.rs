@@ -189,12 +189,13 @@ fn collection_sort(key: ProductCollectionSortKeys, reverse: bool) -> (ProductSor
 
 /// A page of products of a listing; `None` when its collection does not exist.
 async fn product_connection(
-    store: &Store,
+    ctx: &Context<'_>,
     q: ListingQuery,
     first: Option<i32>,
     after: Option<&str>,
     reverse: bool,
 ) -> Result<Option<Connection<Cursor, Product>>> {
+    let store = ctx.data::<Store>()?;
     let (offset, limit) = window(first, after)?;
     let catalog = &store.state.catalog;
     let Some(found) = catalog.listing_window(&store.tenant, &q, offset, limit, reverse).await.map_err(service_error)?
@@ -206,6 +207,16 @@ async fn product_connection(
     // One batch for the page: cached views, with every miss loaded together.
     let handles: Vec<String> = found.products.iter().map(|p| p.handle.clone()).collect();
     let views = catalog.products(&store.tenant, &handles).await.map_err(service_error)?;
+    // When the query asks for the products' collections, load them for the whole page
+    // now, in one go; each product's field then reads the loader's cache. (Left to
+    // the loader's own batching window, a slow machine splits the page into batches.)
+    let look = ctx.look_ahead();
+    if look.field("nodes").field("collections").exists()
+        || look.field("edges").field("node").field("collections").exists()
+    {
+        let loader = ctx.data::<CollectionsData>()?;
+        loader.load_many(views.iter().flatten().map(|v| ProductKey(v.clone()))).await?;
+    }
     for (i, view) in views.into_iter().enumerate() {
         if let Some(view) = view {
             conn.edges.push(Edge::new(Cursor(offset + i as u64), Product(view)));
@@ -250,11 +261,10 @@ impl CatalogQuery {
         sort_key: Option<ProductSortKeys>,
         reverse: Option<bool>,
     ) -> Result<Connection<Cursor, Product>> {
-        let store = ctx.data::<Store>()?;
         let (sort, backwards) =
             product_sort(sort_key.unwrap_or(ProductSortKeys::BestSelling), reverse.unwrap_or(false));
         let q = ListingQuery { search: query.filter(|q| !q.trim().is_empty()), sort, ..ListingQuery::default() };
-        product_connection(store, q, first, after.as_deref(), backwards)
+        product_connection(ctx, q, first, after.as_deref(), backwards)
             .await?
             .ok_or_else(|| error("INTERNAL", "internal error"))
     }
@@ -429,7 +439,7 @@ impl Product {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<Cursor, Collection>> {
-        let loader = ctx.data::<DataLoader<CollectionsLoader>>()?;
+        let loader = ctx.data::<CollectionsData>()?;
         let mine = loader.load_one(ProductKey(self.0.clone())).await?.unwrap_or_default();
         slice_connection(&mine, first, after.as_deref(), |c| Collection(c.clone()))
     }
@@ -452,6 +462,9 @@ impl std::hash::Hash for ProductKey {
         self.0.id.hash(state);
     }
 }
+
+/// The request's collections loader, with its per-request cache.
+pub type CollectionsData = DataLoader<CollectionsLoader, async_graphql::dataloader::HashMapCache>;
 
 /// Loads the collections of all the products a response shows in one go.
 pub struct CollectionsLoader {
@@ -595,11 +608,10 @@ impl Collection {
         sort_key: Option<ProductCollectionSortKeys>,
         reverse: Option<bool>,
     ) -> Result<Connection<Cursor, Product>> {
-        let store = ctx.data::<Store>()?;
         let (sort, backwards) =
             collection_sort(sort_key.unwrap_or(ProductCollectionSortKeys::CollectionDefault), reverse.unwrap_or(false));
         let q = ListingQuery { collection: Some(self.0.handle.clone()), sort, ..ListingQuery::default() };
-        product_connection(store, q, first, after.as_deref(), backwards)
+        product_connection(ctx, q, first, after.as_deref(), backwards)
             .await?
             .ok_or_else(|| error("NOT_FOUND", "there is no such collection"))
     }
