@@ -18,7 +18,7 @@
 //! - `orderCapture(input: {id})` captures the whole authorised amount.
 
 use super::ids::Kind;
-use super::storefront::{Cursor, Decimal, Html, Image, MoneyV2, Url, money, slice_connection, window};
+use super::storefront::{Cursor, Decimal, Html, Image, MoneyV2, Shop, Url, money, slice_connection, window};
 use super::{Store, error, service_error};
 use crate::state::AppState;
 use async_graphql::connection::{Connection, Edge};
@@ -172,20 +172,6 @@ fn invalid(root: &str, i: Invalid) -> Vec<UserError> {
     user_error(&[root, i.field], "VALIDATION", i.message)
 }
 
-#[derive(SimpleObject)]
-pub struct Domain {
-    host: String,
-    url: Url,
-}
-
-#[derive(SimpleObject)]
-pub struct Shop {
-    name: String,
-    /// The ISO 4217 code of the store's currency.
-    currency_code: String,
-    primary_domain: Domain,
-}
-
 /// Whether shoppers can see a product.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ProductStatus {
@@ -267,7 +253,7 @@ impl Product {
 impl Product {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Product, self.p.id)))
+        Ok(store.gid(Kind::Product, self.p.id))
     }
 
     async fn title(&self) -> &str {
@@ -365,7 +351,7 @@ pub struct ProductVariant {
 impl ProductVariant {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::ProductVariant, self.v.id)))
+        Ok(store.gid(Kind::ProductVariant, self.v.id))
     }
 
     /// "M / Blue", or "Default Title" for a product without options (as Shopify).
@@ -564,7 +550,7 @@ pub struct LineItem(ecom_services::checkout::OrderLineView);
 impl LineItem {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::LineItem, self.0.id)))
+        Ok(store.gid(Kind::LineItem, self.0.id))
     }
 
     /// The product title when ordered.
@@ -583,7 +569,7 @@ impl LineItem {
     /// The variant ordered, if it still exists.
     async fn variant_id(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
         let store = ctx.data::<Store>()?;
-        Ok(self.0.variant_id.map(|v| ID(store.ids.encode(store.tenant.id, Kind::ProductVariant, v))))
+        Ok(self.0.variant_id.map(|v| store.gid(Kind::ProductVariant, v)))
     }
 
     async fn quantity(&self) -> i32 {
@@ -608,7 +594,7 @@ impl LineItem {
 impl Order {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Order, self.id)))
+        Ok(store.gid(Kind::Order, self.id))
     }
 
     /// `#1001`.
@@ -851,7 +837,7 @@ pub struct Customer {
 impl Customer {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Customer, self.c.id)))
+        Ok(store.gid(Kind::Customer, self.c.id))
     }
 
     async fn email(&self) -> &str {
@@ -902,12 +888,7 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// The store this host serves.
     async fn shop(&self, ctx: &Context<'_>) -> Result<Shop> {
-        let store = ctx.data::<Store>()?;
-        Ok(Shop {
-            name: store.tenant.name.clone(),
-            currency_code: store.tenant.currency.code().to_owned(),
-            primary_domain: Domain { host: store.host.clone(), url: Url(store.base_url()) },
-        })
+        Ok(Shop::of(ctx.data::<Store>()?))
     }
 
     /// The store's products, every status unless `query` says `status:active` (or

@@ -58,6 +58,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The store's global id for `uuid` of this kind.
+    pub fn gid(&self, kind: ids::Kind, uuid: uuid::Uuid) -> async_graphql::ID {
+        async_graphql::ID(self.ids.encode(self.tenant.id, kind, uuid))
+    }
+
     /// `https://demo.example.com`, for absolute URLs.
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.state.config.public_scheme, self.host)

@@ -241,12 +241,7 @@ pub struct CatalogQuery;
 impl CatalogQuery {
     /// The store this host serves.
     async fn shop(&self, ctx: &Context<'_>) -> Result<Shop> {
-        let store = ctx.data::<Store>()?;
-        Ok(Shop {
-            name: store.tenant.name.clone(),
-            currency_code: store.tenant.currency.code().to_owned(),
-            primary_domain: Domain { host: store.host.clone(), url: Url(store.base_url()) },
-        })
+        Ok(Shop::of(ctx.data::<Store>()?))
     }
 
     /// The store's active products. `query` searches titles, vendors, types, tags and
@@ -318,6 +313,16 @@ pub struct Shop {
     primary_domain: Domain,
 }
 
+impl Shop {
+    pub(super) fn of(store: &Store) -> Self {
+        Self {
+            name: store.tenant.name.clone(),
+            currency_code: store.tenant.currency.code().to_owned(),
+            primary_domain: Domain { host: store.host.clone(), url: Url(store.base_url()) },
+        }
+    }
+}
+
 /// Where the store is served.
 #[derive(SimpleObject)]
 pub struct Domain {
@@ -359,7 +364,7 @@ pub struct Product(Arc<ProductView>);
 impl Product {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Product, uuid_of(&self.0.id)?)))
+        Ok(store.gid(Kind::Product, uuid_of(&self.0.id)?))
     }
 
     async fn title(&self) -> &str {
@@ -501,7 +506,7 @@ impl ProductVariant {
 impl ProductVariant {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::ProductVariant, uuid_of(&self.variant.id)?)))
+        Ok(store.gid(Kind::ProductVariant, uuid_of(&self.variant.id)?))
     }
 
     async fn title(&self) -> &str {
@@ -552,7 +557,7 @@ pub struct Image(pub(super) ImageView);
 impl Image {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Image, uuid_of(&self.0.id)?)))
+        Ok(store.gid(Kind::Image, uuid_of(&self.0.id)?))
     }
 
     /// The original image.
@@ -580,7 +585,7 @@ pub struct Collection(CollectionRecord);
 impl Collection {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Collection, self.0.id)))
+        Ok(store.gid(Kind::Collection, self.0.id))
     }
 
     async fn title(&self) -> &str {

@@ -53,7 +53,7 @@ impl Cart {
 impl Cart {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Cart, self.uuid())))
+        Ok(store.gid(Kind::Cart, self.uuid()))
     }
 
     /// The store's checkout page for this cart (for a browser to finish in).
@@ -89,7 +89,7 @@ impl Cart {
         Ok(CartBuyerIdentity {
             email: Some(self.0.email.clone()).filter(|e| !e.is_empty()),
             phone: Some(self.0.phone.clone()).filter(|p| !p.is_empty()),
-            customer_id: self.0.customer_id.map(|c| ID(store.ids.encode(store.tenant.id, Kind::Customer, c))),
+            customer_id: self.0.customer_id.map(|c| store.gid(Kind::Customer, c)),
             delivery_address_preferences: self.0.address.iter().cloned().map(MailingAddress).collect(),
         })
     }
@@ -117,7 +117,7 @@ impl Cart {
             .collect();
         let selected = options.iter().find(|o| o.handle == self.0.shipping_code).cloned();
         let group = CartDeliveryGroup {
-            id: ID(store.ids.encode(store.tenant.id, Kind::CartDeliveryGroup, self.uuid())),
+            id: store.gid(Kind::CartDeliveryGroup, self.uuid()),
             delivery_options: options,
             selected_delivery_option: selected,
             delivery_address: self.0.address.clone().map(MailingAddress),
@@ -168,7 +168,7 @@ pub struct CartLine(LineView);
 impl CartLine {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::CartLine, self.0.variant_id)))
+        Ok(store.gid(Kind::CartLine, self.0.variant_id))
     }
 
     async fn quantity(&self) -> i32 {

@@ -68,7 +68,7 @@ fn split_name(name: &str) -> (String, String) {
 impl Customer {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Customer, self.0.id.0)))
+        Ok(store.gid(Kind::Customer, self.0.id.0))
     }
 
     async fn email(&self) -> &str {
@@ -211,7 +211,7 @@ pub struct FulfillmentTrackingInfo {
 impl Order {
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
         let store = ctx.data::<Store>()?;
-        Ok(ID(store.ids.encode(store.tenant.id, Kind::Order, self.0.id)))
+        Ok(store.gid(Kind::Order, self.0.id))
     }
 
     /// `#1001`.
