@@ -361,6 +361,26 @@ async fn category_id(
     ))
 }
 
+/// Writes `inventory.low` in the caller's transaction when a variant's stock went from
+/// `before` to `after` across the low-stock line, or sold out.
+pub(crate) async fn inventory_low_if_crossed(
+    txn: &ecom_store::DatabaseTransaction,
+    tenant: TenantId,
+    variant: uuid::Uuid,
+    sku: &str,
+    before: i32,
+    after: i32,
+) -> Result<()> {
+    let line = crate::checkout::LOW_STOCK_SHOWN;
+    if (before >= line && after < line) || (after == 0 && before > 0) {
+        let data =
+            ecom_bus::events::InventoryLowData { variant_id: variant, sku: sku.to_owned(), stock: i64::from(after) };
+        let payload = serde_json::to_value(data).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        ecom_store::orders::outbox(txn, tenant, Topic::InventoryLow.as_str(), payload).await?;
+    }
+    Ok(())
+}
+
 /// Writes a `product.created` / `product.updated` event in the caller's transaction.
 async fn product_event(
     txn: &ecom_store::DatabaseTransaction,
@@ -516,6 +536,64 @@ impl Catalog {
             )
             .into()),
         }
+    }
+
+    /// Sets the stock of variants named by SKU to absolute levels (an inventory or
+    /// warehouse system reporting what it holds), all or none. Each SKU must name one
+    /// variant of the store; a level crossing the low-stock line writes `inventory.low`.
+    pub async fn set_stock_levels(
+        &self,
+        tenant: &Tenant,
+        levels: &[(String, i64)],
+        actor: &str,
+    ) -> Result<Vec<repo::StockLevel>> {
+        const MAX_LEVELS: usize = 250;
+        if levels.is_empty() || levels.len() > MAX_LEVELS {
+            return Err(
+                ecom_core::Invalid::new("levels", format!("give between 1 and {MAX_LEVELS} stock levels")).into()
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut checked = Vec::with_capacity(levels.len());
+        for (sku, level) in levels {
+            let sku = sku.trim();
+            if sku.is_empty() || sku.chars().count() > 100 {
+                return Err(ecom_core::Invalid::new("sku", "every level needs a SKU of at most 100 characters").into());
+            }
+            if !seen.insert(sku) {
+                return Err(ecom_core::Invalid::new("sku", format!("SKU {sku} is given twice")).into());
+            }
+            let level = i32::try_from(*level).ok().filter(|l| (0..=1_000_000_000).contains(l)).ok_or_else(|| {
+                ecom_core::Invalid::new("available", format!("the level for {sku} must be between 0 and 1000000000"))
+            })?;
+            checked.push((sku.to_owned(), level));
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let set = match repo::set_stock_by_sku(&txn, tenant.id, &checked).await? {
+            Ok(set) => set,
+            Err(repo::SkuRefused::Unknown(skus)) => {
+                return Err(
+                    ecom_core::Invalid::new("sku", format!("no variant has the SKU {}", skus.join(", "))).into()
+                );
+            }
+            Err(repo::SkuRefused::Ambiguous(skus)) => {
+                return Err(ecom_core::Invalid::new(
+                    "sku",
+                    format!("more than one variant has the SKU {}; give each variant its own SKU", skus.join(", ")),
+                )
+                .into());
+            }
+        };
+        for l in &set {
+            inventory_low_if_crossed(&txn, tenant.id, l.variant, &l.sku, l.before, l.after).await?;
+        }
+        let detail = set.iter().map(|l| format!("{} {}→{}", l.sku, l.before, l.after)).collect::<Vec<_>>().join(", ");
+        let detail: String = detail.chars().take(1000).collect();
+        ecom_store::orders::audit(&txn, tenant.id, actor, "inventory.set", &format!("{} variants", set.len()), &detail)
+            .await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        self.invalidate(tenant.id);
+        Ok(set)
     }
 
     /// The product (any status, with its variants) a variant belongs to.

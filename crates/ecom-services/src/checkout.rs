@@ -835,15 +835,8 @@ impl Checkout {
                 low_stock |= left < LOW_STOCK_SHOWN;
                 // Crossing the low-stock line, or selling out: tell the integrations.
                 let before = left.saturating_add(q);
-                if (before >= LOW_STOCK_SHOWN && left < LOW_STOCK_SHOWN) || (left == 0 && before > 0) {
-                    let data = ecom_bus::events::InventoryLowData {
-                        variant_id: line.variant_id,
-                        sku: line.sku.clone(),
-                        stock: i64::from(left),
-                    };
-                    let payload = serde_json::to_value(data).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    repo::outbox(&txn, tenant.id, Topic::InventoryLow.as_str(), payload).await?;
-                }
+                crate::catalog::inventory_low_if_crossed(&txn, tenant.id, line.variant_id, &line.sku, before, left)
+                    .await?;
             } else {
                 txn.rollback().await.map_err(StoreError::from)?;
                 return Ok(PlaceOutcome::Refused(format!(
@@ -1600,6 +1593,26 @@ impl Checkout {
                 .collect(),
             discount_code: row.discount_code,
         })
+    }
+
+    /// Ships order `number` with this tracking, as a logistics system reports it. The
+    /// same tracking reported again changes nothing, so a retried report is harmless.
+    pub async fn add_tracking(
+        &self,
+        tenant: &Tenant,
+        number: i64,
+        carrier: &str,
+        tracking: &str,
+        actor: &Actor,
+    ) -> Result<OrderView> {
+        let order = self.order(tenant, number).await?.ok_or(ServiceError::NotFound)?;
+        let (carrier, tracking) = (carrier.trim(), tracking.trim());
+        if !tracking.is_empty() && order.carrier == carrier && order.tracking_number == tracking {
+            return Ok(order);
+        }
+        let ship = OrderCommand::Ship { carrier: carrier.to_owned(), tracking: tracking.to_owned() };
+        self.command(tenant, order.id, ship, actor).await?;
+        self.order(tenant, number).await?.ok_or(ServiceError::NotFound)
     }
 
     /// An order by its number (merchant panel).

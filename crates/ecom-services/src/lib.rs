@@ -11,6 +11,7 @@ pub mod checkout;
 pub mod demo;
 mod demo_catalog;
 pub mod directory;
+pub mod idempotency;
 pub mod mail;
 pub mod outbound;
 pub mod passwords;

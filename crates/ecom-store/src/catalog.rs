@@ -871,6 +871,77 @@ pub async fn adjust_stock(
     Ok(Ok(after))
 }
 
+/// A variant's stock before and after [`set_stock_by_sku`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLevel {
+    pub variant: Uuid,
+    pub sku: String,
+    pub before: i32,
+    pub after: i32,
+}
+
+/// Why stock levels given by SKU were not set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkuRefused {
+    /// No variant of the store has these SKUs.
+    Unknown(Vec<String>),
+    /// Each of these SKUs names more than one variant.
+    Ambiguous(Vec<String>),
+}
+
+/// Sets the stock of the variants with these SKUs to the given levels, all or none (an
+/// inventory system reporting what is on its shelves). Each SKU must name exactly one
+/// of the store's variants.
+pub async fn set_stock_by_sku(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    levels: &[(String, i32)],
+) -> Result<std::result::Result<Vec<StockLevel>, SkuRefused>> {
+    let skus: Vec<&str> = levels.iter().map(|(s, _)| s.as_str()).collect();
+    // (variant, product, sku, stock)
+    type Found = (Uuid, Uuid, Option<String>, i32);
+    let found: Vec<Found> = variant::Entity::find()
+        .select_only()
+        .columns([variant::Column::Id, variant::Column::ProductId, variant::Column::Sku, variant::Column::Stock])
+        .filter(variant::Column::TenantId.eq(tenant.0))
+        .filter(variant::Column::Sku.is_in(skus.clone()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut by_sku: HashMap<&str, Vec<&Found>> = HashMap::new();
+    for v in &found {
+        if let Some(sku) = v.2.as_deref() {
+            by_sku.entry(sku).or_default().push(v);
+        }
+    }
+    let unknown: Vec<String> = skus.iter().filter(|s| !by_sku.contains_key(*s)).map(|s| (*s).to_owned()).collect();
+    if !unknown.is_empty() {
+        return Ok(Err(SkuRefused::Unknown(unknown)));
+    }
+    let ambiguous: Vec<String> =
+        skus.iter().filter(|s| by_sku.get(*s).is_some_and(|v| v.len() > 1)).map(|s| (*s).to_owned()).collect();
+    if !ambiguous.is_empty() {
+        return Ok(Err(SkuRefused::Ambiguous(ambiguous)));
+    }
+    let mut set = Vec::with_capacity(levels.len());
+    let mut products = Vec::new();
+    for (sku, level) in levels {
+        let Some(&&(id, product, _, before)) = by_sku.get(sku.as_str()).and_then(|v| v.first()) else { continue };
+        variant::Entity::update_many()
+            .col_expr(variant::Column::Stock, Expr::value(*level))
+            .filter(variant::Column::TenantId.eq(tenant.0))
+            .filter(variant::Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+        products.push(product);
+        set.push(StockLevel { variant: id, sku: sku.clone(), before, after: *level });
+    }
+    products.sort_unstable();
+    products.dedup();
+    refresh_aggregates(txn, tenant, &products).await?;
+    Ok(Ok(set))
+}
+
 /// Recomputes price range, compare-at and total stock of products from their variants.
 async fn refresh_aggregates(txn: &DatabaseTransaction, tenant: TenantId, products: &[Uuid]) -> Result<()> {
     let all = variants_of(txn, tenant, products).await?;

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod catalog;
 mod db;
 pub mod entities;
+pub mod idempotency;
 pub mod mailbox;
 mod migration;
 pub mod orders;

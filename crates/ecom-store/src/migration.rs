@@ -42,6 +42,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "bus_dead_letters",
     "consumer_receipts",
     "store_activity",
+    "idempotency_keys",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -68,6 +69,7 @@ const ORDER_TABLES: &[&str] = &[
 ];
 const TOKEN_TABLES: &[&str] = &["api_tokens"];
 const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_receipts", "store_activity"];
+const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
 
 pub(crate) struct Migrator;
 
@@ -82,6 +84,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006Orders),
             Box::new(M0007ApiTokens),
             Box::new(M0008Bus),
+            Box::new(M0012Idempotency),
         ]
     }
 }
@@ -954,6 +957,46 @@ impl MigrationTrait for M0008Bus {
     }
 }
 
+struct M0012Idempotency;
+
+impl MigrationName for M0012Idempotency {
+    fn name(&self) -> &str {
+        "m0012_idempotency"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0012Idempotency {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Idempotency keys of mutating API requests: a client's key, a fingerprint of the
+        // request it came with, and the answer once there is one (`status` 0 while the
+        // request runs), so a retried request gets the first answer instead of a second
+        // effect.
+        m.create_table(
+            tenant_table("idempotency_keys")
+                .col(text("client", 100))
+                .col(text("key", 255))
+                .col(text("fingerprint", 64))
+                .col(ColumnDef::new(name("status")).integer().not_null().default(0))
+                .col(ColumnDef::new(name("response")).text().not_null().default(""))
+                .col(created_at())
+                .col(at("completed_at", true))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("idempotency_keys", &["tenant_id", "client", "key"], true)).await?;
+        m.create_index(index("idempotency_keys", &["created_at"], false)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, IDEMPOTENCY_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the idempotency migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -968,6 +1011,7 @@ mod tests {
             .chain(ORDER_TABLES)
             .chain(TOKEN_TABLES)
             .chain(BUS_TABLES)
+            .chain(IDEMPOTENCY_TABLES)
             .copied()
             .collect();
         assert_eq!(protected, TENANT_TABLES);

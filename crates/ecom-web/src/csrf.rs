@@ -48,8 +48,9 @@ fn origin_only(path: &str) -> bool {
 }
 
 fn is_exempt(path: &str) -> bool {
-    // Machine endpoints authenticate by token, not cookie (GraphQL, webhooks: later).
-    path == "/graphql" || path.ends_with("/graphql") || path.starts_with("/webhooks/")
+    // Machine endpoints authenticate by token or signature, never by cookie: GraphQL
+    // (cookies count there only on same-origin JSON), payment webhooks, integrations.
+    path == "/graphql" || path.ends_with("/graphql") || path.starts_with("/webhooks/") || path.starts_with("/api/")
 }
 
 fn forbidden(message: &str) -> Response {

@@ -10,6 +10,7 @@ mod csrf;
 mod dead_letters;
 mod error;
 pub mod graphql;
+mod integrations;
 mod media;
 mod merchant;
 mod merchant_catalog;
@@ -108,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/inventory", get(merchant_catalog::inventory).post(merchant_catalog::save_inventory))
         .route("/graphql", post(graphql::storefront).get(graphql::storefront_graphiql))
         .route("/merchant/graphql", post(graphql::merchant).get(graphql::merchant_graphiql))
+        .route("/api/v1/inventory/levels", post(integrations::set_levels))
+        .route("/api/v1/orders/{number}/tracking", post(integrations::add_tracking))
         .route("/static/graphiql/{file}", get(graphql::graphiql::asset))
         .route("/admin", get(admin::home))
         .route("/admin/mailbox", get(admin::mailbox))

@@ -84,6 +84,8 @@ pub struct AppInner {
     pub api_tokens: ecom_services::ApiTokens,
     /// Query cost buckets of the GraphQL APIs, per client and per store.
     pub api_buckets: CostBuckets,
+    /// Idempotency keys of the integration endpoints.
+    pub idempotency: ecom_services::idempotency::Idempotency,
     /// Encrypts and authenticates session cookies; derived from the secret key.
     pub cookie_key: Key,
     /// Keys CSRF tokens; derived from the secret key, separately from `cookie_key`.
@@ -132,6 +134,7 @@ impl AppState {
         Self(Arc::new(AppInner {
             api_tokens: ecom_services::ApiTokens::new(db.clone()),
             api_buckets: CostBuckets::new(),
+            idempotency: ecom_services::idempotency::Idempotency::new(db.clone()),
             db,
             directory,
             accounts,

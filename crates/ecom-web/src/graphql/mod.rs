@@ -231,7 +231,7 @@ fn refused(status: StatusCode, code: &'static str, message: &str) -> Response {
 
 /// The app token a request carries: `Authorization: Bearer ecm_…` or, as Shopify's
 /// `X-Shopify-Access-Token`, `X-Ecom-Access-Token: ecm_…`.
-fn access_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn access_token(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get("x-ecom-access-token") {
         return Some(v.to_str().unwrap_or_default().trim().to_owned());
     }
