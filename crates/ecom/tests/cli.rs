@@ -2,16 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::spawn_server;
 use std::process::Command;
 
 fn ecom() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecom"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ECOM_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    common::ecom_command()
 }
 
 #[test]
@@ -72,39 +69,6 @@ fn migrate_creates_the_sqlite_database_in_wal_mode() {
     );
     // Running it again is a no-op.
     assert!(ecom().current_dir(dir.path()).args(["migrate", "--data-dir", "data"]).output().unwrap().status.success());
-}
-
-/// Starts `ecom serve` with JSON logs on a free port; returns the child, its address
-/// and the rest of its log.
-fn spawn_server(
-    dir: &std::path::Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>) {
-    use std::io::BufRead;
-    let mut cmd = ecom();
-    cmd.current_dir(dir)
-        .env("ECOM_LOG_FORMAT", "json")
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data"])
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        let v: serde_json::Value =
-            serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        if v["fields"]["message"] == "ready" {
-            let addr = v["fields"]["addr"].as_str().unwrap().to_owned();
-            return (child, addr, stderr);
-        }
-        line.clear();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server never said it was ready");
 }
 
 #[test]

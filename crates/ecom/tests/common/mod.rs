@@ -73,6 +73,68 @@ async fn postgres_available() -> bool {
     ok
 }
 
+/// The URL of a new, empty database: a SQLite file in `dir`, or a PostgreSQL database
+/// of its own (`None` when PostgreSQL is not there, outside CI).
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    Some(match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("ecom.db").display()),
+        Backend::Postgres => {
+            if !postgres_available().await {
+                return None;
+            }
+            let name = format!("ecom_test_{}", uuid::Uuid::now_v7().simple());
+            let pool = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+            pool.close().await;
+            format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable")
+        }
+    })
+}
+
+/// The `ecom` binary, with none of this environment's `ECOM_*` settings.
+pub fn ecom_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ecom"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ECOM_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Starts `ecom serve` with JSON logs on a free port in `dir` (data in `dir/data`);
+/// returns the child, its address and the rest of its log.
+pub fn spawn_server(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let mut cmd = ecom_command();
+    cmd.current_dir(dir)
+        .env("ECOM_LOG_FORMAT", "json")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data"])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        let v: serde_json::Value =
+            serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "ready" {
+            let addr = v["fields"]["addr"].as_str().unwrap().to_owned();
+            return (child, addr, stderr);
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server never said it was ready");
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<Self> {
         Self::spawn_with(backend, |_| {}).await
@@ -91,21 +153,7 @@ impl TestApp {
         consumers: impl FnOnce(&Db) -> Vec<std::sync::Arc<dyn ecom_bus::Consumer>>,
     ) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = match backend {
-            Backend::Sqlite => {
-                format!("sqlite://{}?mode=rwc", dir.path().join("ecom.db").display())
-            }
-            Backend::Postgres => {
-                if !postgres_available().await {
-                    return None;
-                }
-                let name = format!("ecom_test_{}", uuid::Uuid::now_v7().simple());
-                let pool = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
-                pool.close().await;
-                format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable")
-            }
-        };
+        let database_url = fresh_database(backend, dir.path()).await?;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
