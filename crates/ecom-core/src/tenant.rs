@@ -38,6 +38,14 @@ const RESERVED_SLUGS: &[&str] = &[
     "www",
 ];
 
+/// Words no store address may be made of. Whole hyphen-separated parts are compared
+/// (so `scunthorpe-books` is fine); the first few are refused anywhere in the slug.
+const OFFENSIVE_ANYWHERE: &[&str] = &["fuck", "nigger", "nigga", "faggot", "motherfuck"];
+const OFFENSIVE_WORDS: &[&str] = &[
+    "ass", "asshole", "bastard", "bitch", "bollocks", "cock", "cunt", "dick", "dildo", "fag", "nazi", "penis", "piss",
+    "porn", "pussy", "rape", "rapist", "retard", "shit", "shitty", "slut", "twat", "wank", "wanker", "whore",
+];
+
 impl Slug {
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         let value = value.trim().to_lowercase();
@@ -58,6 +66,18 @@ impl Slug {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A slug a merchant may pick for themselves: [`Slug::parse`] and not offensive
+    /// (the operator's CLI is not held to this list).
+    pub fn parse_for_signup(value: &str) -> Result<Self, Invalid> {
+        let slug = Self::parse(value)?;
+        let offensive = OFFENSIVE_ANYWHERE.iter().any(|w| slug.0.contains(w))
+            || slug.0.split('-').any(|part| OFFENSIVE_WORDS.contains(&part));
+        if offensive {
+            return Err(Invalid::new("slug", "this address is not allowed; please choose another"));
+        }
+        Ok(slug)
     }
 }
 
@@ -166,6 +186,11 @@ const CURRENCIES: &[(&str, u8)] = &[
 ];
 
 impl Currency {
+    /// Every currency a store can sell in, by code.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
+
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         let upper = value.trim().to_ascii_uppercase();
         CURRENCIES
@@ -256,6 +281,16 @@ impl From<Locale> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signup_slugs_refuse_offensive_words_but_not_their_neighbours() {
+        assert!(Slug::parse_for_signup("fuckery").is_err());
+        assert!(Slug::parse_for_signup("big-shit-store").is_err());
+        assert!(Slug::parse_for_signup("scunthorpe-books").is_ok());
+        assert!(Slug::parse_for_signup("grapes-and-wine").is_ok());
+        assert!(Slug::parse_for_signup("glass-works").is_ok());
+        assert!(Slug::parse_for_signup("admin").is_err());
+    }
 
     #[test]
     fn slugs_are_dns_labels_and_not_reserved() {

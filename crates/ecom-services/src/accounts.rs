@@ -6,7 +6,8 @@ use crate::{Mailer, RateLimits, Result, ServiceError, passwords};
 use chrono::{Duration, Utc};
 use ecom_core::{AccountId, Email, NewPassword, Realm};
 use ecom_store::accounts::{self as repo, Credential, NewAccount};
-use ecom_store::{DatabaseTransaction, Db, tokens};
+use ecom_store::tokens::{self, Purpose};
+use ecom_store::{DatabaseTransaction, Db};
 use sha2::{Digest, Sha256};
 
 /// How long a reset link works.
@@ -16,6 +17,10 @@ pub const INVITE_TTL_DAYS: i64 = 7;
 
 const BAD_LOGIN: &str = "That email and password do not match an account.";
 const BAD_TOKEN: &str = "This reset link has expired or was already used. Ask for a new one.";
+/// How long an email verification link works.
+pub const VERIFY_TTL_DAYS: i64 = 7;
+/// How long a one-time sign-in link works.
+pub const SIGN_IN_LINK_MINUTES: i64 = 10;
 
 /// Who is signed in, as a session records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +222,7 @@ impl Accounts {
         if let Some(cred) = repo::find_by_email(&txn, realm, email).await? {
             let token = new_token();
             let expires = Utc::now() + ttl;
-            tokens::insert(&txn, realm, cred.id, &token_hash(&token), expires).await?;
+            tokens::insert(&txn, realm, cred.id, Purpose::Password, &token_hash(&token), expires).await?;
             let name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) };
             let (subject, body) = message(&name, &format!("{link_base}?token={token}"));
             self.mailer.send(&txn, realm.tenant(), email.as_str(), &subject, &body).await?;
@@ -229,7 +234,7 @@ impl Accounts {
     /// Whether a reset token would still work (to decide between the form and an error).
     pub async fn reset_token_usable(&self, realm: Realm, token: &str) -> Result<bool> {
         let txn = self.txn(realm).await?;
-        let ok = tokens::is_usable(&txn, realm, &token_hash(token), Utc::now()).await?;
+        let ok = tokens::is_usable(&txn, realm, Purpose::Password, &token_hash(token), Utc::now()).await?;
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(ok)
     }
@@ -241,13 +246,76 @@ impl Accounts {
         let hash = passwords::hash(new.expose().to_owned()).await?;
         let now = Utc::now();
         let txn = self.txn(realm).await?;
-        let Some(id) = tokens::consume(&txn, realm, &token_hash(token), now).await? else {
+        let Some(id) = tokens::consume(&txn, realm, Purpose::Password, &token_hash(token), now).await? else {
             return Err(ServiceError::Unauthorized(BAD_TOKEN));
         };
         let version = repo::set_password(&txn, realm, id, &hash).await?.ok_or(ServiceError::NotFound)?;
         tokens::void_all(&txn, realm, id, now).await?;
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(SignedIn { realm, id, auth_version: version })
+    }
+}
+
+impl Accounts {
+    /// Emails an account a link that proves the address is theirs.
+    pub async fn send_verification(&self, realm: Realm, account: AccountId, link_base: &str, site: &str) -> Result<()> {
+        let txn = self.txn(realm).await?;
+        let cred = repo::find_by_id(&txn, realm, account).await?.ok_or(ServiceError::NotFound)?;
+        let token = new_token();
+        let expires = Utc::now() + Duration::days(VERIFY_TTL_DAYS);
+        tokens::insert(&txn, realm, account, Purpose::Verify, &token_hash(&token), expires).await?;
+        let subject = format!("Confirm your email for {site}");
+        let body = format!(
+            "Hello{name},\n\nPlease confirm that {email} is your email address by opening this link within \
+             {VERIFY_TTL_DAYS} days:\n\n{link_base}?token={token}\n\nIf you did not sign up for {site}, ignore this message.\n",
+            name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) },
+            email = cred.email,
+        );
+        self.mailer.send(&txn, realm.tenant(), &cred.email, &subject, &body).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Uses a verification link; the account's email counts as verified from now on.
+    pub async fn verify_email(&self, realm: Realm, token: &str) -> Result<AccountId> {
+        let txn = self.txn(realm).await?;
+        let id = tokens::consume(&txn, realm, Purpose::Verify, &token_hash(token), Utc::now())
+            .await?
+            .ok_or(ServiceError::Unauthorized("This confirmation link has expired or was already used."))?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(id)
+    }
+
+    /// Whether the signed-in account has confirmed its email address.
+    pub async fn email_verified(&self, session: &SignedIn) -> Result<bool> {
+        let txn = self.txn(session.realm).await?;
+        let verified = tokens::verified(&txn, session.realm, session.id).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(verified)
+    }
+
+    /// A one-time link token that signs the account in (on another host than the one
+    /// the person is on, e.g. from the platform's sign-up to the new store's panel).
+    pub async fn sign_in_token(&self, realm: Realm, account: AccountId) -> Result<String> {
+        let token = new_token();
+        let expires = Utc::now() + Duration::minutes(SIGN_IN_LINK_MINUTES);
+        let txn = self.txn(realm).await?;
+        tokens::insert(&txn, realm, account, Purpose::SignIn, &token_hash(&token), expires).await?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(token)
+    }
+
+    /// Signs in with a one-time link token (once, within its lifetime).
+    pub async fn sign_in_with_token(&self, realm: Realm, token: &str) -> Result<SignedIn> {
+        let txn = self.txn(realm).await?;
+        let id = tokens::consume(&txn, realm, Purpose::SignIn, &token_hash(token), Utc::now()).await?.ok_or(
+            ServiceError::Unauthorized(
+                "This sign-in link has expired or was already used. Sign in with your password.",
+            ),
+        )?;
+        let cred = repo::find_by_id(&txn, realm, id).await?.ok_or(ServiceError::NotFound)?;
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        Ok(SignedIn { realm, id, auth_version: cred.auth_version })
     }
 }
 

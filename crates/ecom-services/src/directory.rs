@@ -30,6 +30,28 @@ pub struct NewStore {
     pub locale: String,
 }
 
+/// A merchant opening a store on the platform's sign-up page (the form's fields).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct MerchantSignup {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    pub store_name: String,
+    pub slug: String,
+    pub currency: String,
+    pub locale: String,
+}
+
+/// A store opened by sign-up: its owner and a one-time link token that signs them in
+/// on the store's own host.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    pub tenant: Tenant,
+    pub owner: ecom_core::AccountId,
+    pub sign_in_token: String,
+}
+
 /// Resolves hosts against the platform domain and the stores' custom domains.
 #[derive(Clone)]
 pub struct Directory {
@@ -115,6 +137,61 @@ impl Directory {
         accounts.invite(realm, email.as_str(), link_base, &tenant.name).await?;
         self.invalidate();
         Ok(tenant)
+    }
+
+    /// Why `slug` cannot be a new store's address (format, reserved, offensive or
+    /// taken), or `None` when it is free.
+    pub async fn slug_problem(&self, slug: &str) -> Result<Option<String>> {
+        let slug = match ecom_core::Slug::parse_for_signup(slug) {
+            Ok(s) => s,
+            Err(e) => return Ok(Some(e.message)),
+        };
+        Ok(tenants::find_by_slug(&self.db, slug.as_str())
+            .await?
+            .map(|_| format!("{slug}.{} is taken; try another", self.platform_domain)))
+    }
+
+    /// Self-service sign-up: checks everything before creating anything, opens the
+    /// store, creates its owner with the chosen password, and emails a link to confirm
+    /// the address. `verify_link` gives the confirmation page's URL on the new store.
+    pub async fn sign_up(
+        &self,
+        accounts: &crate::Accounts,
+        ip: &str,
+        form: &MerchantSignup,
+        verify_link: impl FnOnce(&Tenant) -> String,
+    ) -> Result<SignedUp> {
+        accounts
+            .limits()
+            .check(crate::Limit::SignupPerIp, ip)
+            .map_err(|retry_after_secs| crate::ServiceError::RateLimited { retry_after_secs })?;
+        let name = form.name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(Invalid::new("name", "enter your name (at most 200 characters)").into());
+        }
+        let email = ecom_core::Email::parse(&form.email)?;
+        let password = ecom_core::NewPassword::parse(&form.password)?;
+        let store_name = form.store_name.trim();
+        if store_name.is_empty() || store_name.chars().count() > 100 {
+            return Err(Invalid::new("store name", "must be 1 to 100 characters").into());
+        }
+        let slug = ecom_core::Slug::parse_for_signup(&form.slug)?;
+        let currency = ecom_core::Currency::parse(&form.currency)?;
+        let locale = ecom_core::Locale::parse(&form.locale)?;
+        if let Some(problem) = self.slug_problem(slug.as_str()).await? {
+            return Err(Invalid::new("slug", problem).into());
+        }
+        // A store taken between the check and here is refused by the unique slug.
+        let tenant =
+            tenants::create(&self.db, &tenants::NewTenant { slug, name: store_name.to_owned(), currency, locale })
+                .await?;
+        let realm = ecom_core::Realm::Staff(tenant.id);
+        let owner = accounts.create(realm, &email, name, &password, ecom_core::StaffRole::Owner).await?;
+        accounts.send_verification(realm, owner, &verify_link(&tenant), &tenant.name).await?;
+        let sign_in_token = accounts.sign_in_token(realm, owner).await?;
+        self.invalidate();
+        tracing::info!(tenant.id = %tenant.id, slug = %tenant.slug, "store opened by sign-up");
+        Ok(SignedUp { tenant, owner, sign_in_token })
     }
 
     /// Suspends or reopens a store; `NotFound` for an unknown slug.

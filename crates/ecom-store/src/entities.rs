@@ -57,6 +57,8 @@ pub mod password_reset {
         pub tenant_id: Option<Uuid>,
         pub account_kind: String,
         pub account_id: Uuid,
+        /// `password`, `verify` or `signin` ([`crate::tokens::Purpose`]).
+        pub purpose: String,
         #[sea_orm(unique)]
         pub token_hash: String,
         pub expires_at: DateTimeUtc,

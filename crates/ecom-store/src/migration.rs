@@ -85,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007ApiTokens),
             Box::new(M0008Bus),
             Box::new(M0012Idempotency),
+            Box::new(M0013TokenPurpose),
         ]
     }
 }
@@ -994,6 +995,35 @@ impl MigrationTrait for M0012Idempotency {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the idempotency migration cannot be reverted".into()))
+    }
+}
+
+struct M0013TokenPurpose;
+
+impl MigrationName for M0013TokenPurpose {
+    fn name(&self) -> &str {
+        "m0013_token_purpose"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0013TokenPurpose {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One-time tokens now also verify emails and sign people in; each works only for
+        // its purpose. Existing rows are password tokens.
+        m.alter_table(
+            Table::alter()
+                .table(name("password_resets"))
+                .add_column(ColumnDef::new(name("purpose")).string_len(20).not_null().default("password"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("password_resets", &["account_id", "purpose"], false)).await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the token purpose migration cannot be reverted".into()))
     }
 }
 

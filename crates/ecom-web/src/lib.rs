@@ -15,6 +15,7 @@ mod media;
 mod merchant;
 mod merchant_catalog;
 mod merchant_orders;
+mod onboarding;
 mod ops;
 mod pwa;
 mod session;
@@ -61,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/robots.txt", get(storefront::robots))
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))
+        .route("/signup", get(onboarding::signup_form).post(onboarding::signup))
+        .route("/signup/slug", get(onboarding::slug_check))
+        .route("/merchant/welcome", get(onboarding::welcome))
+        .route("/merchant/verify", get(onboarding::verify))
+        .route("/merchant/verify/resend", post(onboarding::resend_verification))
         .route(
             "/merchant/settings",
             get(merchant::settings)

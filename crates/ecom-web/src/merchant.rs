@@ -10,15 +10,35 @@ use axum::response::{IntoResponse, Response};
 use ecom_store::StoreError;
 use minijinja::context;
 
-pub async fn home(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+#[derive(serde::Deserialize)]
+pub struct HomeQuery {
+    welcome: Option<String>,
+    sent: Option<String>,
+}
+
+pub async fn home(
+    State(state): State<AppState>,
+    page: SignedIn,
+    axum::extract::Query(q): axum::extract::Query<HomeQuery>,
+) -> WebResult<Response> {
     let tenant_id = page.ctx.realm.tenant().ok_or_else(WebError::not_found)?;
+    let who =
+        ecom_services::accounts::SignedIn { realm: page.ctx.realm, id: page.me.id, auth_version: page.me.auth_version };
+    let verified = state.accounts.email_verified(&who).await?;
+    let checklist = ecom_services::onboarding::checklist(&state.db, &page.store()?, verified).await?;
     let txn = state.db.tenant_txn(tenant_id).await?;
     let staff = ecom_store::accounts::list_staff(&txn, tenant_id).await?;
     txn.commit().await.map_err(StoreError::from)?;
     let domains = ecom_store::tenants::domains(&state.db, tenant_id).await?;
     let staff: Vec<AccountView> = staff.iter().map(AccountView::from).collect();
     let storefront_url = format!("{}://{}/", state.config.public_scheme, page.ctx.host.0);
-    Ok(page.page("merchant/home.html", context! { staff => ser(&staff), domains, storefront_url }))
+    Ok(page.page(
+        "merchant/home.html",
+        context! {
+            staff => ser(&staff), domains, storefront_url, checklist => ser(&checklist),
+            welcome => q.welcome.is_some(), sent => q.sent.is_some(),
+        },
+    ))
 }
 
 /// Store settings: name, brand colour and logo.
