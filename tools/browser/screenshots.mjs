@@ -75,6 +75,19 @@ const shots = [
   { name: "merchant-integrations", url: host("demo.localhost") + "/merchant/dead-letters", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "admin-dead-letters", url: host("localhost") + "/admin/dead-letters", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },
+  { name: "platform-signup", url: host("localhost") + "/signup", act: async (p) => {
+      await p.fill("#store_name", "Fjord & Fell Outdoor");
+      await p.waitForSelector("#slug-status.ok"); } },
+  { name: "platform-signup-taken", url: host("localhost") + "/signup", act: async (p) => {
+      await p.fill("#slug", "demo");
+      await p.waitForSelector("#slug-status.bad"); } },
+  { name: "merchant-welcome", url: host("localhost") + "/signup", act: async (p) => {
+      await p.fill("#store_name", "Fjord Fell " + Date.now().toString(36));
+      await p.waitForSelector("#slug-status.ok");
+      await p.fill("#name", "Ada Merchant"); await p.fill("#email", "ada@example.com");
+      await p.fill("#password", "a long enough password");
+      await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]);
+      await Promise.all([p.waitForURL(/\/merchant\?welcome=1/), p.click("#to-panel")]); } },
 ];
 
 for (const [label, viewport] of [["phone", { width: 390, height: 844 }], ["desktop", { width: 1280, height: 800 }]]) {

@@ -7,7 +7,7 @@ use crate::csrf::CsrfToken;
 use crate::error::{WebError, WebResult};
 use crate::session;
 use crate::state::AppState;
-use crate::templates::render;
+use crate::templates::{render, ser};
 use axum::extract::{Extension, Form, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -72,9 +72,8 @@ pub async fn signup_form(
     Ok(signup_page(&state, &csrf, &MerchantSignup::default(), None))
 }
 
-/// `POST /signup`: opens the store, then sends the owner to its panel with a
-/// one-time sign-in link (sessions are per host, so the platform host cannot sign
-/// them in there).
+/// `POST /signup`: opens the store, then offers the owner a one-time sign-in link
+/// to its panel (sessions are per host, so the platform host cannot sign them in there).
 pub async fn signup(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -90,8 +89,15 @@ pub async fn signup(
     let verify = |t: &ecom_core::Tenant| format!("{}/merchant/verify", directory.store_url(t, &scheme, &port));
     match state.directory.sign_up(&state.accounts, &ip, &form, verify).await {
         Ok(done) => {
+            // A page with the link rather than a redirect: browsers refuse to follow a
+            // form's redirect to another origin under `form-action 'self'`.
             let base = state.directory.store_url(&done.tenant, &scheme, &port);
-            Ok(Redirect::to(&format!("{base}/merchant/welcome?token={}", done.sign_in_token)).into_response())
+            let panel = format!("{base}/merchant/welcome?token={}", done.sign_in_token);
+            let page = render(
+                "platform/signed_up.html",
+                context! { store => ser(&done.tenant), panel, storefront => format!("{base}/"), email => form.email.trim() },
+            );
+            Ok(([(header::CACHE_CONTROL, "no-store")], page).into_response())
         }
         Err(ServiceError::Invalid(i)) => {
             let mut resp = signup_page(&state, &csrf, &form, Some((i.field, i.to_string())));
