@@ -13,6 +13,7 @@ mod db;
 pub mod entities;
 pub mod mailbox;
 mod migration;
+pub mod notifications;
 pub mod orders;
 pub mod tenants;
 pub mod themes;
