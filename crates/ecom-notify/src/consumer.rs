@@ -162,19 +162,23 @@ fn order_context(
             .collect()
         })
         .unwrap_or_default();
+    // Links are built here from checked parts only (the store's slug, the platform
+    // domain, hex tokens, numbers, content-addressed file names), so they go into the
+    // HTML as they are: escaping `/` as `&#x2f;` trips some mail clients' link detection.
+    let link = Value::from_safe_string;
     context! {
         store => context! {
             name => tenant.name.clone(),
-            url => base,
+            url => link(base.to_owned()),
             color => color.hex(),
             ink => color.ink().hex(),
             link => color.on_white().hex(),
-            logo_url => tenant.brand.logo.as_ref().map(|l| format!("{base}/media/{l}")),
+            logo_url => tenant.brand.logo.as_ref().map(|l| link(format!("{base}/media/{l}"))),
         },
         order => context! {
             number => order.number,
-            url => format!("{base}/orders/{}", order.access_token),
-            admin_url => format!("{base}/merchant/orders/{}", order.number),
+            url => link(format!("{base}/orders/{}", order.access_token)),
+            admin_url => link(format!("{base}/merchant/orders/{}", order.number)),
             placed_on => format_date(order.placed_at, locale),
             email => order.email.clone(),
             lines,

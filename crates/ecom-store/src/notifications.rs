@@ -220,6 +220,12 @@ pub async fn list(
     Ok((rows, total))
 }
 
+/// Messages waiting to be sent (all stores' in a platform transaction): for tests and
+/// one-off commands that wait for the queue to empty.
+pub async fn count_pending(txn: &DatabaseTransaction) -> Result<u64> {
+    Ok(N::find().filter(C::Status.eq(PENDING)).count(txn).await?)
+}
+
 /// Messages that failed for good (one store's, or with `None` all of them).
 pub async fn count_failed(txn: &DatabaseTransaction, tenant: Option<TenantId>) -> Result<u64> {
     Ok(N::find().filter(scoped(tenant)).filter(C::Status.eq(FAILED)).count(txn).await?)

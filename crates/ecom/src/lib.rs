@@ -146,7 +146,10 @@ impl Application {
             tracing::info!(channel = %line, "notifications");
         }
         let dispatcher = ecom_notify::Dispatcher::new(db.clone(), channels, config.dispatch_settings());
-        let notifications = ecom_notify::Notifications::new(db.clone(), store_links(config));
+        // Links in messages carry the port actually bound (tests listen on port 0).
+        let mut linked = config.clone();
+        linked.listen = listener.local_addr().unwrap_or(config.listen);
+        let notifications = ecom_notify::Notifications::new(db.clone(), store_links(&linked));
         Ok(Self {
             listener,
             router: ecom_web::router(state),
