@@ -7,10 +7,10 @@ tests can watch retries. Prints "READY" on stdout once it listens.
 
     python3 tools/smtp_sink.py --port 2525 --dir /tmp/mail [--fail-first 2]
 
-With --dump FILE it instead prints one received message as JSON (headers and decoded
+With --dump FILE… it instead prints the received messages as a JSON list (headers and decoded
 parts, parsed by Python's email package), so tests need no MIME parser of their own:
 
-    python3 tools/smtp_sink.py --dump /tmp/mail/1.eml
+    python3 tools/smtp_sink.py --dump /tmp/mail/1.eml /tmp/mail/2.eml
 """
 import argparse
 import email
@@ -21,7 +21,11 @@ import os
 import sys
 
 
-def dump(path):
+def dump(paths):
+    print(json.dumps([parse(p) for p in paths]))
+
+
+def parse(path):
     with open(path, "rb") as f:
         raw = f.read()
     msg = email.message_from_bytes(raw.split(b"\r\n", 1)[1], policy=email.policy.default)
@@ -30,7 +34,7 @@ def dump(path):
         if part.is_multipart():
             continue
         parts.append({"content_type": part.get_content_type(), "body": part.get_content()})
-    print(json.dumps({
+    return {
         "envelope_to": raw.split(b"\r\n", 1)[0].decode().removeprefix("Envelope-To: "),
         "from": str(msg["From"]),
         "to": str(msg["To"]),
@@ -38,7 +42,7 @@ def dump(path):
         "message_id": str(msg["Message-ID"]),
         "content_type": msg.get_content_type(),
         "parts": parts,
-    }))
+    }
 
 
 class Sink:
@@ -66,7 +70,7 @@ def main():
     p.add_argument("--port", type=int)
     p.add_argument("--dir")
     p.add_argument("--fail-first", type=int, default=0)
-    p.add_argument("--dump")
+    p.add_argument("--dump", nargs="+")
     a = p.parse_args()
     if a.dump:
         dump(a.dump)
