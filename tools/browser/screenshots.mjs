@@ -74,8 +74,12 @@ const shots = [
   { name: "merchant-api", url: host("demo.localhost") + "/merchant/settings/api", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "merchant-integrations", url: host("demo.localhost") + "/merchant/dead-letters", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "admin-dead-letters", url: host("localhost") + "/admin/dead-letters", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "merchant-notifications", url: host("demo.localhost") + "/merchant/notifications", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "admin-notifications", url: host("localhost") + "/admin/notifications", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },
 ];
+// EMAIL_HTML=file.html adds a shot of that email (e.g. an order confirmation as sent).
+if (process.env.EMAIL_HTML) shots.push({ name: "email", url: `file://${process.env.EMAIL_HTML}` });
 
 for (const [label, viewport] of [["phone", { width: 390, height: 844 }], ["desktop", { width: 1280, height: 800 }]]) {
   // SHOTS=name,name takes only those.

@@ -63,3 +63,55 @@ pub fn names() -> Vec<&'static str> {
     names.sort_unstable();
     names
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use minijinja::context;
+
+    fn sample(store_name: &str) -> Value {
+        context! {
+            store => context! { name => store_name, url => "http://demo.localhost", color => "#2f5bd3",
+                ink => "#ffffff", link => "#2f5bd3", logo_url => () },
+            order => context! {
+                number => 1001, url => "http://demo.localhost/orders/abc", admin_url => "http://demo.localhost/merchant/orders/1001",
+                placed_on => "December 1, 2026", email => "pat@example.com",
+                lines => vec![context! { title => "Wool Hat", variant => "Red", sku => "H-1", quantity => 2,
+                    unit_price => "$25.00", total => "$50.00" }],
+                subtotal => "$50.00", discount => (), discount_code => "", shipping => "$5.00", shipping_title => "Standard",
+                tax => "$3.13", taxes_included => false, total => "$58.13", refunded => "$10.00", fully_refunded => false,
+                payment_status => "pending", payment_provider => "manual", carrier => "UPS", tracking_number => "1Z",
+                address => vec!["Pat Doe", "1 Main St"],
+            },
+            today => "December 1, 2026",
+        }
+    }
+
+    #[test]
+    fn every_message_renders_with_the_order_and_escapes_only_its_html() {
+        let names = names();
+        assert_eq!(
+            names,
+            ["new_order", "order_cancelled", "order_paid", "order_placed", "order_refunded", "order_shipped"]
+        );
+        for name in names {
+            let r = render(name, &sample("Bits <b>&</b> Bobs")).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(r.subject.contains("1001") && !r.subject.contains('\n'), "{name}: {}", r.subject);
+            assert!(r.text.contains("1001") && r.html.contains("1001"), "{name}");
+            assert!(!r.html.contains("<b>&</b>"), "{name}: the store name is escaped in HTML");
+            if r.html.contains("Bits") {
+                assert!(r.html.contains("Bits &lt;b&gt;&amp;&lt;&#x2f;b&gt; Bobs"), "{name}");
+            }
+            assert!(!r.text.contains("&lt;"), "{name}: text is not HTML-escaped");
+        }
+        let placed = render("order_placed", &sample("Demo")).unwrap();
+        assert!(placed.text.contains("2 × Wool Hat (Red) — $50.00") && placed.text.contains("Total: $58.13"));
+        assert!(placed.html.contains("$58.13") && placed.html.contains("Pat Doe"));
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error_not_an_empty_string() {
+        assert!(render("order_placed", &context! { store => context! { name => "x" } }).is_err());
+    }
+}
