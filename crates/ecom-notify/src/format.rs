@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(format_money(123_450, usd, "en-US"), "$1,234.50");
         assert_eq!(format_money(123_450, eur, "de-DE"), "1.234,50\u{a0}€");
         assert_eq!(format_money(-500, eur, "de-DE"), "-5,00\u{a0}€");
-        assert_eq!(format_money(123_450_00, eur, "fr-FR"), "123\u{202f}450,00\u{a0}€");
+        assert_eq!(format_money(12_345_000, eur, "fr-FR"), "123\u{202f}450,00\u{a0}€");
     }
 
     #[test]
