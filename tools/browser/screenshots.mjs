@@ -74,6 +74,8 @@ const shots = [
   { name: "merchant-api", url: host("demo.localhost") + "/merchant/settings/api", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "merchant-integrations", url: host("demo.localhost") + "/merchant/dead-letters", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
   { name: "admin-dead-letters", url: host("localhost") + "/admin/dead-letters", login: ["localhost", "/admin", "admin@ecom.test"] },
+  { name: "merchant-notifications", url: host("demo.localhost") + "/merchant/notifications", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "admin-notifications", url: host("localhost") + "/admin/notifications", login: ["localhost", "/admin", "admin@ecom.test"] },
   { name: "unknown-store-404", url: host("nope.localhost") + "/" },
   { name: "platform-signup", url: host("localhost") + "/signup", act: async (p) => {
       await p.fill("#store_name", "Fjord & Fell Outdoor");
@@ -89,6 +91,8 @@ const shots = [
       await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]);
       await Promise.all([p.waitForURL(/\/merchant\?welcome=1/), p.click("#to-panel")]); } },
 ];
+// EMAIL_HTML=file.html adds a shot of that email (e.g. an order confirmation as sent).
+if (process.env.EMAIL_HTML) shots.push({ name: "email", url: `file://${process.env.EMAIL_HTML}` });
 
 for (const [label, viewport] of [["phone", { width: 390, height: 844 }], ["desktop", { width: 1280, height: 800 }]]) {
   // SHOTS=name,name takes only those.

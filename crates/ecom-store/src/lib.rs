@@ -14,6 +14,7 @@ pub mod entities;
 pub mod idempotency;
 pub mod mailbox;
 mod migration;
+pub mod notifications;
 pub mod orders;
 pub mod tenants;
 pub mod themes;

@@ -19,15 +19,17 @@ pub struct Mail {
     pub created_at: DateTime<Utc>,
 }
 
+/// Files a message; returns its id.
 pub async fn insert(
     txn: &DatabaseTransaction,
     tenant: Option<TenantId>,
     to: &str,
     subject: &str,
     body_text: &str,
-) -> Result<()> {
+) -> Result<uuid::Uuid> {
+    let id = uuid::Uuid::now_v7();
     dev_mail::Entity::insert(dev_mail::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(tenant.map(|t| t.0)),
         to_addr: Set(to.to_owned()),
         subject: Set(subject.to_owned()),
@@ -36,7 +38,7 @@ pub async fn insert(
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 /// The newest messages across the platform, for the super-admin panel.

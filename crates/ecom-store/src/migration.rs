@@ -42,6 +42,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "bus_dead_letters",
     "consumer_receipts",
     "store_activity",
+    "notifications",
     "idempotency_keys",
 ];
 
@@ -69,6 +70,7 @@ const ORDER_TABLES: &[&str] = &[
 ];
 const TOKEN_TABLES: &[&str] = &["api_tokens"];
 const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_receipts", "store_activity"];
+const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
 
 pub(crate) struct Migrator;
@@ -84,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006Orders),
             Box::new(M0007ApiTokens),
             Box::new(M0008Bus),
+            Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
         ]
@@ -958,6 +961,64 @@ impl MigrationTrait for M0008Bus {
     }
 }
 
+struct M0011Notifications;
+
+impl MigrationName for M0011Notifications {
+    fn name(&self) -> &str {
+        "m0011_notifications"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0011Notifications {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // The notification queue and delivery log in one table: a row is written in the
+        // transaction of the change it tells about, then a dispatcher leases it
+        // (`claimed_by`, `claimed_until`, by a conditional update, like the bus relay),
+        // sends it and records the outcome on the row. `tenant_id` is NULL for platform
+        // mail (an operator's password reset); such rows, like the dev mailbox's, are
+        // visible only in platform scope under row-level security.
+        let (tenant_col, mut fk) = tenant_ref("notifications", true);
+        m.create_table(
+            Table::create()
+                .table(name("notifications"))
+                .if_not_exists()
+                .col(id())
+                .col(tenant_col)
+                .foreign_key(&mut fk)
+                .col(text("channel", 20))
+                .col(text("recipient", 254))
+                .col(text("template", 100))
+                .col(ColumnDef::new(name("event_id")).uuid().null())
+                .col(text("subject", 500))
+                .col(ColumnDef::new(name("body_text")).text().not_null().default(""))
+                .col(ColumnDef::new(name("body_html")).text().not_null().default(""))
+                .col(text("status", 20))
+                .col(ColumnDef::new(name("attempts")).integer().not_null().default(0))
+                .col(at("next_attempt_at", false))
+                .col(text("claimed_by", 100))
+                .col(at("claimed_until", true))
+                .col(text("provider_id", 500))
+                .col(ColumnDef::new(name("last_error")).text().not_null().default(""))
+                .col(at("sent_at", true))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("notifications", &["status", "next_attempt_at"], false)).await?;
+        m.create_index(index("notifications", &["tenant_id", "created_at"], false)).await?;
+        m.create_index(index("notifications", &["created_at"], false)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, NOTIFICATION_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the notifications migration cannot be reverted".into()))
+    }
+}
+
 struct M0012Idempotency;
 
 impl MigrationName for M0012Idempotency {
@@ -1041,6 +1102,7 @@ mod tests {
             .chain(ORDER_TABLES)
             .chain(TOKEN_TABLES)
             .chain(BUS_TABLES)
+            .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
             .copied()
             .collect();

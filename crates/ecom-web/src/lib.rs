@@ -15,6 +15,7 @@ mod media;
 mod merchant;
 mod merchant_catalog;
 mod merchant_orders;
+mod notifications;
 mod onboarding;
 mod ops;
 mod pwa;
@@ -125,6 +126,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/audit", get(admin_stores::audit))
         .route("/admin/dead-letters", get(dead_letters::admin_list))
         .route("/admin/dead-letters/{id}/{action}", post(dead_letters::admin_act))
+        .route("/admin/notifications", get(notifications::admin_list))
+        .route("/admin/notifications/{id}/retry", post(notifications::admin_retry))
+        .route("/merchant/notifications", get(notifications::merchant_list))
+        .route("/merchant/notifications/{id}/retry", post(notifications::merchant_retry))
         .route("/merchant/dead-letters", get(dead_letters::merchant_list))
         .route("/merchant/dead-letters/{id}/{action}", post(dead_letters::merchant_act))
         .fallback(site::not_found)

@@ -115,6 +115,19 @@ pub struct Config {
     /// Run the bus relay in this process. Any number of nodes may run it (they share
     /// the work); turn it off on nodes that should only serve requests.
     pub bus_relay: bool,
+    /// Where email goes: `smtp://host:port` (plain), `smtp://host:port?tls=starttls`,
+    /// `smtps://host:port` (TLS), with `user:password@` to log in. Unset: the dev
+    /// mailbox in `/admin/mailbox`.
+    pub smtp_url: Option<Secret>,
+    /// The sender of every email; store mail shows the store's name with this address.
+    /// Default `ECOM <no-reply@<platform_domain>>`.
+    pub mail_from: Option<String>,
+    /// Attempts to send a notification before it is marked failed (shown in the
+    /// panels' notification logs, retried from there). Retries wait like the bus's
+    /// (`bus_backoff_base_ms`, `bus_backoff_max_ms`).
+    pub notify_max_attempts: u32,
+    /// Emails per second one node may send (a provider's sending limit).
+    pub notify_email_per_sec: u32,
 }
 
 impl Default for Config {
@@ -151,6 +164,10 @@ impl Default for Config {
             bus_backoff_max_ms: 600_000,
             bus_poll_ms: 500,
             bus_relay: true,
+            smtp_url: None,
+            mail_from: None,
+            notify_max_attempts: 8,
+            notify_email_per_sec: 50,
         }
     }
 }
@@ -266,8 +283,53 @@ impl Config {
         if !(1..=60_000).contains(&self.bus_poll_ms) {
             return err("bus_poll_ms", "expected 1 to 60000 milliseconds");
         }
+        if !(1..=100).contains(&self.notify_max_attempts) {
+            return err("notify_max_attempts", "expected 1 to 100");
+        }
+        if !(1..=100_000).contains(&self.notify_email_per_sec) {
+            return err("notify_email_per_sec", "expected 1 to 100000");
+        }
+        if let Some(from) = &self.mail_from
+            && ecom_notify::SmtpSettings::parse("smtp://localhost", from).is_err()
+        {
+            return err("mail_from", "expected an address such as ECOM <no-reply@shops.example.com>");
+        }
+        if let Some(url) = given(self.smtp_url.as_ref().map(|s| s.0.as_str())) {
+            // The message describes the problem without repeating the URL (it may
+            // hold a password).
+            ecom_notify::SmtpSettings::parse(url, &self.mail_from())
+                .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url"))))?;
+        }
         self.validate_s3()?;
         self.validate_stripe()
+    }
+
+    /// The sender of every email.
+    pub fn mail_from(&self) -> String {
+        match given(self.mail_from.as_deref()) {
+            Some(from) => from.to_owned(),
+            None => format!("ECOM <no-reply@{}>", self.platform_domain),
+        }
+    }
+
+    /// SMTP, when `smtp_url` is set (checked by [`Config::validate`]).
+    pub fn smtp(&self) -> Option<Result<ecom_notify::SmtpSettings, ConfigError>> {
+        let url = given(self.smtp_url.as_ref().map(|s| s.0.as_str()))?;
+        Some(
+            ecom_notify::SmtpSettings::parse(url, &self.mail_from())
+                .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url")))),
+        )
+    }
+
+    /// The notification dispatcher's pacing.
+    pub fn dispatch_settings(&self) -> ecom_notify::DispatchSettings {
+        ecom_notify::DispatchSettings {
+            max_attempts: self.notify_max_attempts,
+            backoff: self.relay_settings(),
+            poll: std::time::Duration::from_millis(self.bus_poll_ms),
+            per_channel_per_sec: self.notify_email_per_sec,
+            ..ecom_notify::DispatchSettings::default()
+        }
     }
 
     /// The bus relay's pacing.
@@ -462,6 +524,31 @@ mod tests {
         c.secret_key = Some(Secret("short".into()));
         assert!(c.validate().is_err_and(|e| e.0.contains("ECOM_SECRET_KEY") && !e.0.contains("short")));
         assert_eq!(format!("{:?}", c.secret_key), "Some((redacted))");
+    }
+
+    #[test]
+    fn mail_settings_are_checked_without_showing_the_password() {
+        let e = |c: Config| c.validate().unwrap_err().to_string();
+        let bad = e(Config {
+            smtp_url: Some(Secret("smtp://ann:hunter2@mail.example.com:notaport".into())),
+            ..Config::default()
+        });
+        assert!(bad.contains("ECOM_SMTP_URL") && !bad.contains("hunter2"), "{bad}");
+        let bad =
+            e(Config { smtp_url: Some(Secret("http://ann:hunter2@mail.example.com".into())), ..Config::default() });
+        assert!(bad.contains("ECOM_SMTP_URL") && !bad.contains("hunter2"), "{bad}");
+        assert!(e(Config { mail_from: Some("nobody".into()), ..Config::default() }).contains("ECOM_MAIL_FROM"));
+        assert!(e(Config { notify_max_attempts: 0, ..Config::default() }).contains("ECOM_NOTIFY_MAX_ATTEMPTS"));
+        assert!(e(Config { notify_email_per_sec: 0, ..Config::default() }).contains("ECOM_NOTIFY_EMAIL_PER_SEC"));
+        let ok = Config {
+            smtp_url: Some(Secret("smtp://ann:hunter2@mail.example.com:587?tls=starttls".into())),
+            ..Config::default()
+        };
+        ok.validate().unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+        assert_eq!(ok.mail_from(), "ECOM <no-reply@localhost>");
+        assert!(ok.smtp().unwrap().is_ok());
+        assert!(Config::default().smtp().is_none());
     }
 
     #[test]

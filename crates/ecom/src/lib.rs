@@ -36,6 +36,8 @@ pub struct Application {
     consumers: Vec<std::sync::Arc<dyn ecom_bus::Consumer>>,
     relay_settings: ecom_bus::RelaySettings,
     run_relay: bool,
+    /// Sends queued notifications; runs next to the relay.
+    pub dispatcher: ecom_notify::Dispatcher,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -139,6 +141,15 @@ impl Application {
             },
         );
         let activity_db = db.clone();
+        let channels = notification_channels(config, &db)?;
+        for line in channels.describe() {
+            tracing::info!(channel = %line, "notifications");
+        }
+        let dispatcher = ecom_notify::Dispatcher::new(db.clone(), channels, config.dispatch_settings());
+        // Links in messages carry the port actually bound (tests listen on port 0).
+        let mut linked = config.clone();
+        linked.listen = listener.local_addr().unwrap_or(config.listen);
+        let notifications = ecom_notify::Notifications::new(db.clone(), store_links(&linked));
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -149,9 +160,13 @@ impl Application {
             media: media_handle,
             checkout: checkout_handle,
             demo,
-            consumers: vec![std::sync::Arc::new(ecom_bus::Activity::new(activity_db))],
+            consumers: vec![
+                std::sync::Arc::new(ecom_bus::Activity::new(activity_db)),
+                std::sync::Arc::new(notifications),
+            ],
             relay_settings: config.relay_settings(),
             run_relay: config.bus_relay,
+            dispatcher,
         })
     }
 
@@ -204,6 +219,8 @@ impl Application {
         // The embedded bus: delivers outbox events to the in-process consumers.
         let relay =
             self.run_relay.then(|| ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn());
+        // Notifications: sends what the requests and the consumers queued.
+        let dispatcher = self.run_relay.then(|| self.dispatcher.clone().spawn());
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
@@ -212,9 +229,30 @@ impl Application {
             relay.abort();
             let _ = relay.await;
         }
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
         self.db.connection().clone().close().await.ok();
         result.context("HTTP server failed")
     }
+}
+
+/// The channels notifications go out on: email over SMTP when `ECOM_SMTP_URL` is set,
+/// else into the dev mailbox.
+pub fn notification_channels(config: &Config, db: &Db) -> anyhow::Result<ecom_notify::Channels> {
+    use std::sync::Arc;
+    let email: Arc<dyn ecom_notify::Channel> = match config.smtp() {
+        Some(settings) => Arc::new(ecom_notify::SmtpChannel::new(settings?).map_err(|e| anyhow::anyhow!(e))?),
+        None => Arc::new(ecom_notify::MailboxChannel::new(db.clone())),
+    };
+    Ok(ecom_notify::Channels::default().with(email, config.notify_email_per_sec))
+}
+
+/// Store addresses for links in messages, as the CLI prints them.
+fn store_links(config: &Config) -> ecom_notify::StoreLinks {
+    let config = config.clone();
+    ecom_notify::StoreLinks::new(move |tenant| public_store_url(&config, tenant.slug.as_str()))
 }
 
 /// The payment providers: Stripe when `ECOM_STRIPE_SECRET_KEY` is set, manual
@@ -322,6 +360,12 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
     )
     .await
     .context("the store was created but its audit entry was not written")?;
+    // Send the invitation now rather than leave it for a running server.
+    let dispatcher =
+        ecom_notify::Dispatcher::new(db.clone(), notification_channels(config, &db)?, config.dispatch_settings());
+    if let Err(e) = dispatcher.drain(3).await {
+        tracing::warn!(error = %e, "sending queued email failed; a running server will retry it");
+    }
     println!("created store {} ({}) at {url}/", tenant.slug, tenant.name);
     println!(
         "the owner {} was emailed a link to choose a password (without SMTP: the dev mailbox in /admin/mailbox)",

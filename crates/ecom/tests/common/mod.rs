@@ -419,3 +419,19 @@ pub async fn outbox_topics(app: &TestApp, tenant: &Tenant, prefix: &str) -> Vec<
     txn.commit().await.unwrap();
     rows.into_iter().map(|r| r.topic).filter(|t| t.starts_with(prefix)).collect()
 }
+
+/// Waits until the notification queue is empty (every queued email sent, or failed):
+/// mail is sent by the dispatcher after the request that queued it has answered.
+pub async fn mail_settled(db: &Db) {
+    let start = std::time::Instant::now();
+    loop {
+        let txn = db.platform_txn().await.unwrap();
+        let pending = ecom_store::notifications::count_pending(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+        if pending == 0 {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "{pending} email(s) still queued");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,203 @@
+//! The `notifications` bus consumer: order events become emails to the shopper (and,
+//! for a new order, to the store's owners), rendered and queued in the transaction that
+//! also holds the consumer's receipt, so a redelivered event queues nothing twice.
+
+use crate::format::{format_date, format_money};
+use crate::{Email, enqueue_email, templates};
+use ecom_bus::{Consumer, ConsumerError, Event, Topic};
+use ecom_core::{StaffRole, Tenant};
+use ecom_store::{Db, StoreError, orders};
+use minijinja::{Value, context};
+use std::sync::Arc;
+
+/// How to write a store's public address (`http://demo.localhost:8080`), for links in
+/// messages.
+#[derive(Clone)]
+pub struct StoreLinks(Arc<dyn Fn(&Tenant) -> String + Send + Sync>);
+
+impl StoreLinks {
+    pub fn new(f: impl Fn(&Tenant) -> String + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn base(&self, t: &Tenant) -> String {
+        (self.0)(t).trim_end_matches('/').to_owned()
+    }
+}
+
+/// The consumer.
+pub struct Notifications {
+    db: Db,
+    links: StoreLinks,
+}
+
+impl Notifications {
+    pub const NAME: &'static str = "notifications";
+
+    pub fn new(db: Db, links: StoreLinks) -> Self {
+        Self { db, links }
+    }
+}
+
+/// The shopper's template for each topic this consumer wants.
+fn shopper_template(topic: Topic) -> Option<&'static str> {
+    Some(match topic {
+        Topic::OrderPlaced => "order_placed",
+        Topic::OrderPaid => "order_paid",
+        Topic::OrderShipped => "order_shipped",
+        Topic::OrderCancelled => "order_cancelled",
+        Topic::OrderRefunded | Topic::OrderPartiallyRefunded => "order_refunded",
+        _ => return None,
+    })
+}
+
+const TOPICS: &[Topic] = &[
+    Topic::OrderPlaced,
+    Topic::OrderPaid,
+    Topic::OrderShipped,
+    Topic::OrderCancelled,
+    Topic::OrderRefunded,
+    Topic::OrderPartiallyRefunded,
+];
+
+fn failed(e: impl std::fmt::Display) -> ConsumerError {
+    ConsumerError::failed(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl Consumer for Notifications {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn topics(&self) -> &[Topic] {
+        TOPICS
+    }
+
+    async fn handle(&self, event: &Event) -> Result<(), ConsumerError> {
+        let Some(template) = shopper_template(event.topic) else { return Ok(()) };
+        let data = event.order().map_err(failed)?;
+        // Read before the consumer's transaction opens: on SQLite the pool may have a
+        // single connection.
+        let Some(tenant) = ecom_store::tenants::find_by_id(&self.db, event.tenant()).await? else { return Ok(()) };
+        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
+        let Some(order) = orders::order_by_id(&txn, tenant.id, data.order_id).await? else {
+            // The order is gone (its store was deleted): keep the receipt, send nothing.
+            txn.commit().await.map_err(StoreError::from)?;
+            return Ok(());
+        };
+        let lines = orders::order_lines(&txn, tenant.id, &[order.id]).await?;
+        let base = self.links.base(&tenant);
+        let ctx = order_context(&tenant, &base, &order, &lines, event);
+        let mut queued: Vec<(String, &'static str)> = Vec::new();
+        if !order.email.trim().is_empty() {
+            queued.push((order.email.trim().to_owned(), template));
+        }
+        if event.topic == Topic::OrderPlaced {
+            for owner in ecom_store::accounts::list_staff(&txn, tenant.id).await? {
+                if owner.role == Some(StaffRole::Owner) {
+                    queued.push((owner.email, "new_order"));
+                }
+            }
+        }
+        for (to, template) in queued {
+            let rendered = templates::render(template, &ctx).map_err(failed)?;
+            enqueue_email(
+                &txn,
+                Some(tenant.id),
+                &Email {
+                    to: &to,
+                    template,
+                    subject: &rendered.subject,
+                    text: &rendered.text,
+                    html: &rendered.html,
+                    event_id: Some(event.id),
+                },
+            )
+            .await?;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// What the order templates see: the store (name, colours, logo), the order with
+/// money and dates written for the store's locale, and links.
+fn order_context(
+    tenant: &Tenant,
+    base: &str,
+    order: &orders::OrderRow,
+    lines: &[orders::LineRow],
+    event: &Event,
+) -> Value {
+    let locale = tenant.locale.as_str();
+    let currency = ecom_core::Currency::parse(&order.currency).unwrap_or(tenant.currency);
+    let money = |minor: i64| format_money(minor, currency, locale);
+    let color = tenant.brand.color_or_default();
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            context! {
+                title => l.title.clone(),
+                variant => l.variant_title.clone(),
+                sku => l.sku.clone(),
+                quantity => l.quantity,
+                unit_price => money(l.unit_price),
+                total => money(l.unit_price.saturating_mul(i64::from(l.quantity))),
+            }
+        })
+        .collect();
+    let address: Option<ecom_core::checkout::Address> = serde_json::from_value(order.address.clone()).ok();
+    let address_lines: Vec<String> = address
+        .map(|a| {
+            [
+                a.name,
+                a.line1,
+                a.line2,
+                format!("{} {} {}", a.postal_code, a.city, a.region).trim().to_owned(),
+                a.country,
+            ]
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect()
+        })
+        .unwrap_or_default();
+    // Links are built here from checked parts only (the store's slug, the platform
+    // domain, hex tokens, numbers, content-addressed file names), so they go into the
+    // HTML as they are: escaping `/` as `&#x2f;` trips some mail clients' link detection.
+    let link = Value::from_safe_string;
+    context! {
+        store => context! {
+            name => tenant.name.clone(),
+            url => link(base.to_owned()),
+            color => color.hex(),
+            ink => color.ink().hex(),
+            link => color.on_white().hex(),
+            logo_url => tenant.brand.logo.as_ref().map(|l| link(format!("{base}/media/{l}"))),
+        },
+        order => context! {
+            number => order.number,
+            url => link(format!("{base}/orders/{}", order.access_token)),
+            admin_url => link(format!("{base}/merchant/orders/{}", order.number)),
+            placed_on => format_date(order.placed_at, locale),
+            email => order.email.clone(),
+            lines,
+            subtotal => money(order.subtotal),
+            discount => (order.discount > 0).then(|| money(order.discount)),
+            discount_code => order.discount_code.clone(),
+            shipping => money(order.shipping),
+            shipping_title => order.shipping_title.clone(),
+            tax => money(order.tax),
+            taxes_included => order.taxes_included,
+            total => money(order.total),
+            refunded => money(order.refunded),
+            fully_refunded => order.refunded >= order.total,
+            payment_status => order.payment_status.clone(),
+            payment_provider => order.payment_provider.clone(),
+            carrier => order.carrier.clone(),
+            tracking_number => order.tracking_number.clone(),
+            address => address_lines,
+        },
+        today => format_date(event.occurred_at, locale),
+    }
+}

@@ -1,0 +1,112 @@
+//! Notifications: the channels a message goes out on, the templates that write it, the
+//! queue's dispatcher, and the bus consumer that turns order events into messages.
+//!
+//! A message is rendered and queued (`notifications` table) in the transaction of the
+//! change it tells about — by [`enqueue_email`] or the [`Notifications`] consumer — and
+//! a [`Dispatcher`] (any number of them, on any nodes) leases due rows, sends them
+//! through the row's [`Channel`], and records the outcome: sent with the provider's id,
+//! retried later with backoff, or failed for good and shown in the panels' logs.
+//!
+//! This slice has one channel kind, email: over SMTP ([`SmtpChannel`]) when
+//! `ECOM_SMTP_URL` is set, else into the dev mailbox ([`MailboxChannel`]). SMS,
+//! WhatsApp, Web Push and in-app channels implement the same trait.
+
+mod consumer;
+mod dispatcher;
+mod email;
+mod format;
+mod templates;
+
+pub use consumer::{Notifications, StoreLinks};
+pub use dispatcher::{Channels, DispatchSettings, Dispatcher, Round};
+pub use email::{MailboxChannel, SmtpChannel, SmtpSettings};
+pub use format::{format_date, format_money};
+pub use templates::{Rendered, TemplateError, names as template_names, render};
+
+use ecom_core::TenantId;
+use ecom_store::DatabaseTransaction;
+
+/// The channel kinds a notification row can name. Only email is built so far.
+pub const EMAIL: &str = "email";
+
+/// One rendered message, as a channel sends it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The queue row's id (also used to make the email's `Message-ID`).
+    pub id: uuid::Uuid,
+    /// The store it is sent for; `None` for platform mail.
+    pub tenant: Option<TenantId>,
+    /// The sender's display name (the store's name), when not the platform's.
+    pub from_name: Option<String>,
+    /// An address, phone number or subscription, depending on the channel.
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    /// Empty for text-only messages.
+    pub html: String,
+}
+
+/// Why a channel could not send a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth another try later: a refused or dropped connection, a timeout, a 4xx reply.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help: a 5xx reply, an invalid address.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SendError::Transient(_))
+    }
+}
+
+/// A way to reach people: sends one rendered message and returns the provider's id
+/// for it.
+#[async_trait::async_trait]
+pub trait Channel: Send + Sync + 'static {
+    /// The channel kind, as notification rows name it ([`EMAIL`], …).
+    fn kind(&self) -> &'static str;
+    /// For logs and the start-up banner: where messages go (never with credentials).
+    fn describe(&self) -> String;
+    async fn send(&self, message: &Outgoing) -> Result<String, SendError>;
+}
+
+/// An email to queue.
+#[derive(Debug, Clone)]
+pub struct Email<'a> {
+    pub to: &'a str,
+    /// Which template wrote it; `plain` for text given by the caller.
+    pub template: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// Empty for a text-only message.
+    pub html: &'a str,
+    /// The bus event that caused it, if any.
+    pub event_id: Option<uuid::Uuid>,
+}
+
+/// Queues an email in the caller's transaction: it is sent when (and only if) the
+/// transaction commits, by whichever dispatcher claims it first.
+pub async fn enqueue_email(
+    txn: &DatabaseTransaction,
+    tenant: Option<TenantId>,
+    email: &Email<'_>,
+) -> Result<uuid::Uuid, ecom_store::StoreError> {
+    ecom_store::notifications::enqueue(
+        txn,
+        ecom_store::notifications::NewNotification {
+            tenant,
+            channel: EMAIL,
+            recipient: email.to,
+            template: email.template,
+            event_id: email.event_id,
+            subject: email.subject,
+            body_text: email.text,
+            body_html: email.html,
+        },
+    )
+    .await
+}

@@ -1,0 +1,117 @@
+//! Email templates compiled into the binary: per message, a subject, a text and an HTML
+//! template (`templates/email/<name>.subject.txt`, `.txt`, `.html`), the HTML ones
+//! extending one layout. HTML is autoescaped; text and subject are not (they are not
+//! HTML), and a subject is kept to one line.
+
+use minijinja::{Environment, Value};
+use std::sync::OnceLock;
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("email template {name}: {source}")]
+pub struct TemplateError {
+    name: String,
+    #[source]
+    source: minijinja::Error,
+}
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
+        });
+        // A missing value is a bug in the context, not something to send as "".
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // Templates are ours, but a loop over a huge order should still end.
+        env.set_fuel(Some(2_000_000));
+        load(&mut env);
+        env
+    })
+}
+
+#[expect(clippy::expect_used, reason = "minijinja-embed checks the templates when the crate is built")]
+fn load(mut env: &mut Environment<'static>) {
+    minijinja_embed::load_templates!(env);
+}
+
+fn one(name: &str, ctx: &Value) -> Result<String, TemplateError> {
+    env().get_template(name).and_then(|t| t.render(ctx)).map_err(|source| TemplateError { name: name.into(), source })
+}
+
+/// Renders message `name` (e.g. `order_placed`) with `ctx`.
+pub fn render(name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
+    let subject = one(&format!("email/{name}.subject.txt"), ctx)?;
+    let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = one(&format!("email/{name}.txt"), ctx)?;
+    let html = one(&format!("email/{name}.html"), ctx)?;
+    Ok(Rendered { subject, text: text.trim().to_owned() + "\n", html })
+}
+
+/// Every message template there is (by name), for tests and the panel.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> =
+        env().templates().filter_map(|(n, _)| n.strip_prefix("email/")?.strip_suffix(".subject.txt")).collect();
+    names.sort_unstable();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use minijinja::context;
+
+    fn sample(store_name: &str) -> Value {
+        context! {
+            store => context! { name => store_name, url => "http://demo.localhost", color => "#2f5bd3",
+                ink => "#ffffff", link => "#2f5bd3", logo_url => () },
+            order => context! {
+                number => 1001, url => "http://demo.localhost/orders/abc", admin_url => "http://demo.localhost/merchant/orders/1001",
+                placed_on => "December 1, 2026", email => "pat@example.com",
+                lines => vec![context! { title => "Wool Hat", variant => "Red", sku => "H-1", quantity => 2,
+                    unit_price => "$25.00", total => "$50.00" }],
+                subtotal => "$50.00", discount => (), discount_code => "", shipping => "$5.00", shipping_title => "Standard",
+                tax => "$3.13", taxes_included => false, total => "$58.13", refunded => "$10.00", fully_refunded => false,
+                payment_status => "pending", payment_provider => "manual", carrier => "UPS", tracking_number => "1Z",
+                address => vec!["Pat Doe", "1 Main St"],
+            },
+            today => "December 1, 2026",
+        }
+    }
+
+    #[test]
+    fn every_message_renders_with_the_order_and_escapes_only_its_html() {
+        let names = names();
+        assert_eq!(
+            names,
+            ["new_order", "order_cancelled", "order_paid", "order_placed", "order_refunded", "order_shipped"]
+        );
+        for name in names {
+            let r = render(name, &sample("Bits <b>&</b> Bobs")).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(r.subject.contains("1001") && !r.subject.contains('\n'), "{name}: {}", r.subject);
+            assert!(r.text.contains("1001") && r.html.contains("1001"), "{name}");
+            assert!(!r.html.contains("<b>&</b>"), "{name}: the store name is escaped in HTML");
+            if r.html.contains("Bits") {
+                assert!(r.html.contains("Bits &lt;b&gt;&amp;&lt;&#x2f;b&gt; Bobs"), "{name}");
+            }
+            assert!(!r.text.contains("&lt;"), "{name}: text is not HTML-escaped");
+        }
+        let placed = render("order_placed", &sample("Demo")).unwrap();
+        assert!(placed.text.contains("2 × Wool Hat (Red) — $50.00") && placed.text.contains("Total: $58.13"));
+        assert!(placed.html.contains("$58.13") && placed.html.contains("Pat Doe"));
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error_not_an_empty_string() {
+        assert!(render("order_placed", &context! { store => context! { name => "x" } }).is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! The notification queue and delivery log (`notifications`): one row per message to one
+//! recipient on one channel, written in the transaction of the change it tells about,
+//! then leased, sent and recorded by a dispatcher (`ecom_notify::Dispatcher`).
+//!
+//! The dispatcher works across stores in [`crate::Db::platform_txn`]; a store's log page
+//! reads its own rows in [`crate::Db::tenant_txn`]. Rows of platform mail have no
+//! tenant and are visible in platform scope only.
+
+use crate::Result;
+use chrono::{DateTime, Utc};
+use ecom_core::TenantId;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+pub use notification::Model as NotificationRow;
+
+/// Waiting for its first or next attempt.
+pub const PENDING: &str = "pending";
+/// The channel's provider accepted it (`provider_id` says under which id).
+pub const SENT: &str = "sent";
+/// Attempts ran out, or the provider refused it for good; shown in the panels' logs
+/// and counted in `ecom_notifications_failed` until retried.
+pub const FAILED: &str = "failed";
+
+pub mod notification {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Option<Uuid>,
+        pub channel: String,
+        pub recipient: String,
+        pub template: String,
+        pub event_id: Option<Uuid>,
+        pub subject: String,
+        #[sea_orm(column_type = "Text")]
+        pub body_text: String,
+        #[sea_orm(column_type = "Text")]
+        pub body_html: String,
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: DateTimeUtc,
+        pub claimed_by: String,
+        pub claimed_until: Option<DateTimeUtc>,
+        pub provider_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub last_error: String,
+        pub sent_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use notification::{Column as C, Entity as N};
+
+/// A message to queue, already rendered.
+#[derive(Debug, Clone)]
+pub struct NewNotification<'a> {
+    /// The store it is sent for; `None` for platform mail.
+    pub tenant: Option<TenantId>,
+    pub channel: &'a str,
+    pub recipient: &'a str,
+    /// Which template made it (`plain` for text given by the caller).
+    pub template: &'a str,
+    /// The bus event that caused it, if any.
+    pub event_id: Option<Uuid>,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    /// Empty for text-only messages.
+    pub body_html: &'a str,
+}
+
+/// Queues a message, due at once; returns its id. Call it in the transaction of the
+/// change that causes it, so the message exists exactly when the change was committed.
+pub async fn enqueue(txn: &DatabaseTransaction, new: NewNotification<'_>) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    N::insert(notification::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(new.tenant.map(|t| t.0)),
+        channel: Set(new.channel.to_owned()),
+        recipient: Set(new.recipient.to_owned()),
+        template: Set(new.template.to_owned()),
+        event_id: Set(new.event_id),
+        subject: Set(new.subject.to_owned()),
+        body_text: Set(new.body_text.to_owned()),
+        body_html: Set(new.body_html.to_owned()),
+        status: Set(PENDING.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_by: Set(String::new()),
+        claimed_until: Set(None),
+        provider_id: Set(String::new()),
+        last_error: Set(String::new()),
+        sent_at: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(id)
+}
+
+fn unleased(now: DateTime<Utc>) -> Condition {
+    Condition::any().add(C::ClaimedUntil.is_null()).add(C::ClaimedUntil.lt(now))
+}
+
+/// Ids of messages due for an attempt and not leased to a dispatcher, soonest first.
+pub async fn due(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<Uuid>> {
+    Ok(N::find()
+        .select_only()
+        .column(C::Id)
+        .filter(C::Status.eq(PENDING))
+        .filter(C::NextAttemptAt.lte(now))
+        .filter(unleased(now))
+        .order_by_asc(C::NextAttemptAt)
+        .order_by_asc(C::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(txn)
+        .await?)
+}
+
+/// Leases a message to dispatcher `me` until `until`; false when another holds it or
+/// it is no longer due. On PostgreSQL a concurrent claimer waits for the row lock and
+/// then re-checks the condition, so exactly one wins.
+pub async fn claim(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    me: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool> {
+    let res = N::update_many()
+        .col_expr(C::ClaimedBy, Expr::value(me))
+        .col_expr(C::ClaimedUntil, Expr::value(until))
+        .filter(C::Id.eq(id))
+        .filter(C::Status.eq(PENDING))
+        .filter(C::NextAttemptAt.lte(now))
+        .filter(unleased(now))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+pub async fn get(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<NotificationRow>> {
+    Ok(N::find_by_id(id).one(txn).await?)
+}
+
+/// Records that the provider accepted the message, by the dispatcher holding the lease.
+pub async fn sent(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    me: &str,
+    provider_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let res = N::update_many()
+        .col_expr(C::Status, Expr::value(SENT))
+        .col_expr(C::ProviderId, Expr::value(provider_id))
+        .col_expr(C::SentAt, Expr::value(now))
+        .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+        .col_expr(C::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(C::Id.eq(id))
+        .filter(C::ClaimedBy.eq(me))
+        .filter(C::Status.eq(PENDING))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records a failed attempt: back in the queue at `retry_at`, or, with `None`,
+/// [`FAILED`] for good.
+pub async fn attempt_failed(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    me: &str,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<bool> {
+    let mut q = N::update_many()
+        .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+        .col_expr(C::LastError, Expr::value(error))
+        .col_expr(C::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None));
+    q = match retry_at {
+        Some(at) => q.col_expr(C::NextAttemptAt, Expr::value(at)),
+        None => q.col_expr(C::Status, Expr::value(FAILED)),
+    };
+    let res = q.filter(C::Id.eq(id)).filter(C::ClaimedBy.eq(me)).filter(C::Status.eq(PENDING)).exec(txn).await?;
+    Ok(res.rows_affected == 1)
+}
+
+fn scoped(tenant: Option<TenantId>) -> Condition {
+    match tenant {
+        Some(t) => Condition::all().add(C::TenantId.eq(t.0)),
+        None => Condition::all(),
+    }
+}
+
+/// The log, newest first: one store's messages, or (with `None`, in a platform
+/// transaction) every message, platform mail included; and how many there are.
+pub async fn list(
+    txn: &DatabaseTransaction,
+    tenant: Option<TenantId>,
+    limit: u64,
+) -> Result<(Vec<NotificationRow>, u64)> {
+    let rows =
+        N::find().filter(scoped(tenant)).order_by_desc(C::CreatedAt).order_by_desc(C::Id).limit(limit).all(txn).await?;
+    let total = N::find().filter(scoped(tenant)).count(txn).await?;
+    Ok((rows, total))
+}
+
+/// Messages waiting to be sent (all stores' in a platform transaction): for tests and
+/// one-off commands that wait for the queue to empty.
+pub async fn count_pending(txn: &DatabaseTransaction) -> Result<u64> {
+    Ok(N::find().filter(C::Status.eq(PENDING)).count(txn).await?)
+}
+
+/// Messages that failed for good (one store's, or with `None` all of them).
+pub async fn count_failed(txn: &DatabaseTransaction, tenant: Option<TenantId>) -> Result<u64> {
+    Ok(N::find().filter(scoped(tenant)).filter(C::Status.eq(FAILED)).count(txn).await?)
+}
+
+/// Puts a failed message back in the queue with its attempts reset. False when there is
+/// no such failed message (in that store).
+pub async fn retry(txn: &DatabaseTransaction, tenant: Option<TenantId>, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+    let res = N::update_many()
+        .col_expr(C::Status, Expr::value(PENDING))
+        .col_expr(C::Attempts, Expr::value(0))
+        .col_expr(C::NextAttemptAt, Expr::value(now))
+        .col_expr(C::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(scoped(tenant))
+        .filter(C::Id.eq(id))
+        .filter(C::Status.eq(FAILED))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}

@@ -1,0 +1,434 @@
+//! Notifications: order events become emails, queued with the event's receipt, sent by
+//! the dispatcher to a REAL SMTP server on loopback (aiosmtpd, `tools/smtp_sink.py`),
+//! retried with backoff when the server says "later", marked failed and shown in the
+//! panels when it never takes them; without SMTP they land in the dev mailbox. On
+//! SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestApp, store_with_stock};
+use ecom_bus::{Consumer, Event};
+use ecom_core::Tenant;
+use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
+use ecom_store::Db;
+use ecom_store::notifications::NotificationRow;
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `name_sqlite` and `name_postgres` for `async fn name(backend: Backend)`.
+macro_rules! backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+fn sink_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/smtp_sink.py")
+}
+
+/// A real SMTP server (aiosmtpd) on a free loopback port, writing what it receives to
+/// a temporary directory. Killed on drop.
+struct Sink {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sink {
+    /// `None` (with a loud SKIPPED) when aiosmtpd is not installed; with `CI=true` a
+    /// missing aiosmtpd fails the test instead.
+    fn start(fail_first: u32) -> Option<Sink> {
+        let installed = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("aiosmtpd is not installed and CI=true: python3 -m pip install aiosmtpd");
+            }
+            eprintln!("SKIPPED: aiosmtpd is not installed (python3 -m pip install aiosmtpd); no SMTP test ran");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("python3")
+            .arg(sink_script())
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .args(["--fail-first", &fail_first.to_string()])
+            // The sink exits when its stdin closes, so it never outlives the test.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "READY", "the SMTP sink did not start");
+        Some(Sink { child, dir, port })
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, parsed by Python's email package.
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Vec::new();
+        }
+        // One Python process for all of them: each start costs a good part of a second
+        // on a busy machine.
+        let out = Command::new("python3").arg(sink_script()).arg("--dump").args(&files).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn received(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
+            .count()
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            // Counted first, parsed once there: each parse is a Python process.
+            if self.received() >= n {
+                return self.messages();
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{} of {n} messages arrived", self.received());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fast polling and retries.
+fn fast(c: &mut ecom::config::Config) {
+    c.bus_poll_ms = 10;
+    c.bus_backoff_base_ms = 100;
+    c.bus_backoff_max_ms = 1_000;
+}
+
+fn manual() -> PaymentChoice {
+    PaymentChoice { provider: "manual".into(), token: String::new() }
+}
+
+async fn place(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid) -> i64 {
+    let cart = common::ready_cart(app, tenant, variant, 2).await;
+    let PlaceOutcome::Placed { number, .. } = app.checkout.place_order(tenant, cart, None, &manual()).await.unwrap()
+    else {
+        panic!("not placed")
+    };
+    number
+}
+
+async fn log(db: &Db) -> Vec<NotificationRow> {
+    let txn = db.platform_txn().await.unwrap();
+    let (rows, _) = ecom_store::notifications::list(&txn, None, 500).await.unwrap();
+    txn.commit().await.unwrap();
+    rows
+}
+
+/// Waits until `done` holds for the log.
+async fn log_until(db: &Db, what: &str, done: impl Fn(&[NotificationRow]) -> bool) -> Vec<NotificationRow> {
+    let start = Instant::now();
+    loop {
+        let rows = log(db).await;
+        if done(&rows) {
+            return rows;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}: {rows:#?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+async fn order_total(app: &TestApp, tenant: &Tenant, number: i64) -> String {
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    let order = ecom_store::orders::order_by_number(&txn, tenant.id, number).await.unwrap().unwrap();
+    txn.commit().await.unwrap();
+    ecom_core::Money::new(order.total, tenant.currency).display()
+}
+
+fn part<'a>(message: &'a Value, content_type: &str) -> &'a str {
+    message["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content_type"] == content_type)
+        .unwrap_or_else(|| panic!("no {content_type} part in {message:#}"))["body"]
+        .as_str()
+        .unwrap()
+}
+
+async fn an_order_confirmation_arrives_over_smtp_as_text_and_html(backend: common::Backend) {
+    let Some(sink) = Sink::start(0) else { return };
+    let url = sink.url();
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        fast(c);
+        c.smtp_url = Some(ecom::config::Secret(url));
+    })
+    .await
+    else {
+        return;
+    };
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    let number = place(&app, &tenant, variant).await;
+    let total = order_total(&app, &tenant, number).await;
+
+    let messages = sink.wait_for(2).await;
+    let to_shopper = messages.iter().find(|m| m["envelope_to"] == "pat@example.com").expect("a confirmation");
+    assert_eq!(to_shopper["from"], "demo <no-reply@localhost>", "the store's name, the platform's address");
+    assert_eq!(to_shopper["to"], "pat@example.com");
+    assert_eq!(to_shopper["subject"], format!("Order #{number} confirmed — demo"));
+    assert_eq!(to_shopper["content_type"], "multipart/alternative");
+    let (text, html) = (part(to_shopper, "text/plain"), part(to_shopper, "text/html"));
+    for body in [text, html] {
+        assert!(body.contains(&format!("#{number}")), "order number in {body}");
+        assert!(body.contains(&total), "total {total} in {body}");
+        assert!(body.contains("Wool Hat"), "the line in {body}");
+        assert!(body.contains("/orders/"), "a link to the order page in {body}");
+    }
+    assert!(text.contains("2 × Wool Hat") && !text.contains("<td"), "{text}");
+    assert!(html.contains("<table") && html.contains("#2f5bd3"), "branded HTML: {html}");
+
+    let to_owner = messages.iter().find(|m| m["envelope_to"] == "owner@demo.test").expect("a new-order email");
+    assert_eq!(to_owner["subject"], format!("New order #{number}: {total}"));
+    assert!(part(to_owner, "text/plain").contains(&format!("/merchant/orders/{number}")));
+    assert!(part(to_owner, "text/html").contains("pat@example.com"));
+
+    // The log: sent once each, with the server's id for the message.
+    let rows = log_until(&app.db, "both sent", |r| r.len() == 2 && r.iter().all(|n| n.status == "sent")).await;
+    for row in &rows {
+        assert_eq!((row.channel.as_str(), row.attempts), ("email", 1));
+        assert!(row.provider_id.contains("queued as sink-"), "{}", row.provider_id);
+        assert_eq!(row.tenant_id, Some(tenant.id.0));
+    }
+    let mut templates: Vec<&str> = rows.iter().map(|r| r.template.as_str()).collect();
+    templates.sort_unstable();
+    assert_eq!(templates, ["new_order", "order_placed"]);
+    assert!(ecom_store::mailbox::list_all(&app.db, 10).await.unwrap().is_empty(), "with SMTP, no dev mailbox");
+
+    // Later steps of the order reach the shopper too: shipped, with tracking.
+    let staff = Actor::Staff("owner@demo.test".into());
+    let order = {
+        let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+        let o = ecom_store::orders::order_by_number(&txn, tenant.id, number).await.unwrap().unwrap();
+        txn.commit().await.unwrap();
+        o
+    };
+    app.checkout.command(&tenant, order.id, OrderCommand::MarkPaid, &staff).await.unwrap();
+    app.checkout
+        .command(&tenant, order.id, OrderCommand::Ship { carrier: "UPS".into(), tracking: "1Z999AA1".into() }, &staff)
+        .await
+        .unwrap();
+    let messages = sink.wait_for(4).await;
+    let subjects: Vec<&str> = messages.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert!(subjects.contains(&format!("Payment received for order #{number} — demo").as_str()), "{subjects:?}");
+    let shipped = messages
+        .iter()
+        .find(|m| m["subject"] == format!("Order #{number} is on its way — demo"))
+        .unwrap_or_else(|| panic!("no shipping email in {subjects:?}"));
+    assert!(part(shipped, "text/plain").contains("1Z999AA1") && part(shipped, "text/html").contains("UPS"));
+    app.stop().await;
+}
+backends!(an_order_confirmation_arrives_over_smtp_as_text_and_html);
+
+async fn a_redelivered_order_event_queues_each_email_once(backend: common::Backend) {
+    // No SMTP configured: email goes to the dev mailbox.
+    let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    let number = place(&app, &tenant, variant).await;
+    let rows = log_until(&app.db, "both filed", |r| r.len() == 2 && r.iter().all(|n| n.status == "sent")).await;
+    assert!(rows.iter().all(|r| r.provider_id.starts_with("mailbox:")), "{rows:#?}");
+    let mails = ecom_store::mailbox::list_all(&app.db, 10).await.unwrap();
+    assert_eq!(mails.len(), 2);
+    let confirmation = mails.iter().find(|m| m.to == "pat@example.com").unwrap();
+    assert_eq!(confirmation.subject, format!("Order #{number} confirmed — demo"));
+    assert!(confirmation.body_text.contains(&order_total(&app, &tenant, number).await));
+
+    // The same order.placed event once more (a redelivery after a crash): nothing new.
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    let outbox = ecom_store::orders::outbox_of(&txn, tenant.id).await.unwrap();
+    txn.commit().await.unwrap();
+    let placed = outbox.iter().find(|e| e.topic == "order.placed").unwrap();
+    let links = ecom_notify::StoreLinks::new(|t| format!("http://{}.localhost", t.slug.as_str()));
+    let consumer = ecom_notify::Notifications::new(app.db.clone(), links);
+    for _ in 0..2 {
+        consumer.handle(&Event::from_outbox(placed).unwrap()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(log(&app.db).await.len(), 2, "one confirmation and one new-order email, however often delivered");
+    assert_eq!(ecom_store::mailbox::list_all(&app.db, 10).await.unwrap().len(), 2);
+    app.stop().await;
+}
+backends!(a_redelivered_order_event_queues_each_email_once);
+
+async fn a_server_that_says_later_is_retried_with_backoff_until_it_takes_the_mail(backend: common::Backend) {
+    // 451 to the first three transactions.
+    let Some(sink) = Sink::start(3) else { return };
+    let url = sink.url();
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        fast(c);
+        c.smtp_url = Some(ecom::config::Secret(url));
+        c.notify_max_attempts = 6;
+    })
+    .await
+    else {
+        return;
+    };
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    let started = Instant::now();
+    place(&app, &tenant, variant).await;
+    let rows = log_until(&app.db, "both sent", |r| r.len() == 2 && r.iter().all(|n| n.status == "sent")).await;
+    let attempts: i32 = rows.iter().map(|r| r.attempts).sum();
+    assert_eq!(attempts, 5, "three refusals, then one success each: {rows:#?}");
+    assert!(rows.iter().any(|r| r.last_error.contains("451")), "the refusal is kept: {rows:#?}");
+    // At least one message waited out two backoffs (≥ 50 ms + ≥ 100 ms, jittered).
+    assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert_eq!(sink.messages().len(), 2, "each delivered once");
+    app.stop().await;
+}
+backends!(a_server_that_says_later_is_retried_with_backoff_until_it_takes_the_mail);
+
+async fn mail_to_a_dead_server_is_marked_failed_shown_and_retried_from_the_panels(backend: common::Backend) {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        fast(c);
+        c.smtp_url = Some(ecom::config::Secret(format!("smtp://127.0.0.1:{port}")));
+        c.notify_max_attempts = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let (demo, variant) = store_with_stock(&app, "demo", 10).await;
+    let (acme, acme_variant) = store_with_stock(&app, "acme", 10).await;
+    place(&app, &demo, variant).await;
+    place(&app, &acme, acme_variant).await;
+    let rows = log_until(&app.db, "all failed", |r| r.len() == 4 && r.iter().all(|n| n.status == "failed")).await;
+    assert!(rows.iter().all(|r| r.attempts == 2 && r.last_error.contains("SMTP")), "{rows:#?}");
+    let mine = rows.iter().find(|r| r.tenant_id == Some(demo.id.0) && r.template == "order_placed").unwrap();
+    let theirs = rows.iter().find(|r| r.tenant_id == Some(acme.id.0)).unwrap();
+    let (mine, theirs) = (mine.id.to_string(), theirs.id.to_string());
+
+    // The admin sees every store's failures.
+    app.admin("root@ecom.test").await;
+    let admin = app.browser(&[]);
+    assert_eq!(admin.get("localhost", "/admin/notifications").await.status, 303, "signed-in admins only");
+    admin.login("localhost", "/admin", "root@ecom.test", common::PASSWORD).await;
+    let page = admin.get("localhost", "/admin/notifications").await;
+    assert_eq!(page.status, 200);
+    for text in ["failed", "order_placed", "new_order", "pat@example.com", "demo", "acme", &mine, &theirs] {
+        assert!(page.body.contains(text), "{text} missing from the admin log");
+    }
+    assert!(page.body.contains("Connection refused") || page.body.contains("SMTP"), "the error is shown");
+
+    // A merchant sees their own only, and retries one.
+    let merchant = app.browser(&[]);
+    merchant.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await;
+    let page = merchant.get("demo.localhost", "/merchant/notifications").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&mine) && !page.body.contains(&theirs), "a store sees its own messages only");
+    let refused = merchant.post("demo.localhost", &format!("/merchant/notifications/{mine}/retry"), &[]).await;
+    assert_eq!(refused.status, 403, "no CSRF token");
+    let other = merchant
+        .submit("demo.localhost", "/merchant/notifications", &format!("/merchant/notifications/{theirs}/retry"), &[])
+        .await;
+    assert_eq!(other.status, 400, "another store's message");
+    let retried = merchant
+        .submit("demo.localhost", "/merchant/notifications", &format!("/merchant/notifications/{mine}/retry"), &[])
+        .await;
+    assert_eq!((retried.status, retried.location()), (303, Some("/merchant/notifications")));
+    // Retried: back to pending with its attempts reset, then failed again (still no server).
+    let id = uuid::Uuid::parse_str(&mine).unwrap();
+    log_until(&app.db, "retried", |r| r.iter().any(|n| n.id == id && n.status == "failed" && n.attempts == 2)).await;
+    let audit = merchant.get("demo.localhost", "/merchant/audit").await;
+    assert!(audit.body.contains("notification.retry"), "the retry is in the audit log");
+    let metrics = reqwest::get(app.url("localhost", "/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ecom_notifications_failed"), "{metrics}");
+    app.stop().await;
+}
+backends!(mail_to_a_dead_server_is_marked_failed_shown_and_retried_from_the_panels);
+
+/// Password-reset mail (a caller of `Mailer::send` in its own transaction) goes through
+/// the same queue: over SMTP when configured, as a text-only message.
+async fn account_mail_goes_through_the_queue_to_smtp(backend: common::Backend) {
+    let Some(sink) = Sink::start(0) else { return };
+    let url = sink.url();
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        fast(c);
+        c.smtp_url = Some(ecom::config::Secret(url));
+    })
+    .await
+    else {
+        return;
+    };
+    app.store("demo", "Demo Outfitters").await;
+    let b = app.browser(&[]);
+    let sent = b.submit("demo.localhost", "/account/forgot", "/account/forgot", &[("email", "pat@example.com")]).await;
+    assert_eq!(sent.status, 200);
+    let messages = sink.wait_for(1).await;
+    assert_eq!(messages[0]["subject"], "Reset your Demo Outfitters password");
+    assert_eq!(messages[0]["content_type"], "text/plain");
+    assert!(messages[0]["parts"][0]["body"].as_str().unwrap().contains("/account/reset?token="));
+    let rows = log_until(&app.db, "sent", |r| r.len() == 1 && r[0].status == "sent").await;
+    assert_eq!(rows[0].template, "plain");
+    app.stop().await;
+}
+backends!(account_mail_goes_through_the_queue_to_smtp);
+
+#[test]
+fn a_bad_smtp_url_stops_start_up_naming_the_key_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["smtp://ann:hunter2@mail.example.com:99999", "imap://ann:hunter2@mail.example.com"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecom"))
+            .arg("config")
+            .current_dir(dir.path())
+            .env("ECOM_SMTP_URL", bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(stderr.contains("ECOM_SMTP_URL"), "{stderr}");
+        assert!(!stderr.contains("hunter2") && !String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+    }
+    let ok = Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .arg("config")
+        .current_dir(dir.path())
+        .env("ECOM_SMTP_URL", "smtp://ann:hunter2@mail.example.com:587?tls=starttls")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout.contains("smtp_url") && !stdout.contains("hunter2"), "hidden by ecom config: {stdout}");
+}
