@@ -17,6 +17,7 @@ pub mod passwords;
 pub mod payments;
 pub mod ratelimit;
 pub mod stripe;
+pub mod webhooks;
 
 pub use accounts::Accounts;
 pub use api_tokens::ApiTokens;
@@ -26,6 +27,7 @@ pub use directory::{Directory, Site};
 pub use mail::Mailer;
 pub use outbound::Outbound;
 pub use ratelimit::{Limit, RateLimits};
+pub use webhooks::Webhooks;
 
 use ecom_core::Invalid;
 use ecom_store::StoreError;
