@@ -509,3 +509,187 @@ async fn the_panel_creates_shows_the_secret_once_and_deletes(backend: Backend) {
     app.stop().await;
 }
 on_both!(the_panel_creates_shows_the_secret_once_and_deletes);
+
+// ---- the merchant GraphQL API ------------------------------------------------------------
+
+type DateTime = String;
+
+#[derive(graphql_client::GraphQLQuery)]
+#[graphql(
+    schema_path = "../../schema/merchant.graphql",
+    query_path = "tests/graphql/merchant/webhook_subscriptions.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone, Default"
+)]
+pub struct WebhookSubscriptions;
+
+#[derive(graphql_client::GraphQLQuery)]
+#[graphql(
+    schema_path = "../../schema/merchant.graphql",
+    query_path = "tests/graphql/merchant/webhook_subscription_create.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone, Default"
+)]
+pub struct WebhookSubscriptionCreate;
+
+#[derive(graphql_client::GraphQLQuery)]
+#[graphql(
+    schema_path = "../../schema/merchant.graphql",
+    query_path = "tests/graphql/merchant/webhook_subscription_update.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone, Default"
+)]
+pub struct WebhookSubscriptionUpdate;
+
+#[derive(graphql_client::GraphQLQuery)]
+#[graphql(
+    schema_path = "../../schema/merchant.graphql",
+    query_path = "tests/graphql/merchant/webhook_subscription_delete.graphql",
+    response_derives = "Debug, Clone, PartialEq",
+    variables_derives = "Debug, Clone, Default"
+)]
+pub struct WebhookSubscriptionDelete;
+
+/// Sends a generated operation to a store's merchant API with a bearer token.
+async fn gql<Q: graphql_client::GraphQLQuery>(
+    app: &TestApp,
+    host: &str,
+    token: &str,
+    vars: Q::Variables,
+) -> graphql_client::Response<Q::ResponseData>
+where
+    Q::Variables: serde::Serialize,
+    Q::ResponseData: serde::de::DeserializeOwned,
+{
+    let client = reqwest::Client::builder().resolve(host, app.addr).build().unwrap();
+    let resp = client
+        .post(app.url(host, "/merchant/graphql"))
+        .bearer_auth(token)
+        .json(&Q::build_query(vars))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
+}
+
+fn error_codes<T>(resp: &graphql_client::Response<T>) -> Vec<(String, String)> {
+    resp.errors
+        .iter()
+        .flatten()
+        .map(|e| {
+            let code = e.extensions.as_ref().and_then(|x| x.get("code")).and_then(|c| c.as_str()).unwrap_or("");
+            (code.to_owned(), e.message.clone())
+        })
+        .collect()
+}
+
+async fn app_token(app: &TestApp, tenant: &Tenant, name: &str, scopes: &str) -> String {
+    let tokens = ecom_services::ApiTokens::new(app.db.clone());
+    let scopes = ecom_core::scope::Scopes::parse(scopes).unwrap();
+    tokens.create_app_token(tenant.id, name, &scopes, "test").await.unwrap().1
+}
+
+async fn the_merchant_api_creates_lists_updates_and_deletes_with_scopes(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
+    let (demo, variant) = store_with_stock(&app, "demo", 20).await;
+    let (acme, _) = store_with_stock(&app, "acme", 5).await;
+    let writer = app_token(&app, &demo, "hooks", "write_webhooks").await;
+    let reader = app_token(&app, &demo, "viewer", "read_webhooks").await;
+    let orders_only = app_token(&app, &demo, "orders", "read_orders").await;
+    let intruder = app_token(&app, &acme, "acme hooks", "write_webhooks").await;
+    let hook = Receiver::start(&[], 200).await;
+    let host = "demo.localhost";
+    let input = |url: &str, topics: &[&str]| webhook_subscription_create::Variables {
+        webhook_subscription: webhook_subscription_create::WebhookSubscriptionInput {
+            callback_url: url.into(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        },
+    };
+
+    // Scopes: reading is not writing, and orders are not webhooks.
+    let resp = gql::<WebhookSubscriptionCreate>(&app, host, &reader, input(&hook.url(), &["order.placed"])).await;
+    assert_eq!(error_codes(&resp)[0].0, "FORBIDDEN");
+    assert!(error_codes(&resp)[0].1.contains("write_webhooks"), "{:?}", error_codes(&resp));
+    let resp = gql::<WebhookSubscriptions>(&app, host, &orders_only, Default::default()).await;
+    assert_eq!(error_codes(&resp)[0].0, "FORBIDDEN");
+
+    // Bad input: user errors naming the field, nothing saved.
+    let resp = gql::<WebhookSubscriptionCreate>(&app, host, &writer, input("ftp://x.test/", &["order.placed"])).await;
+    let errors = resp.data.unwrap().webhook_subscription_create.user_errors;
+    assert_eq!(errors[0].field.as_deref(), Some(&["webhookSubscription".to_owned(), "callbackUrl".to_owned()][..]));
+    assert_eq!(errors[0].code, "VALIDATION");
+    let resp = gql::<WebhookSubscriptionCreate>(&app, host, &writer, input(&hook.url(), &["order.teleported"])).await;
+    let errors = resp.data.unwrap().webhook_subscription_create.user_errors;
+    assert_eq!(errors[0].field.as_deref(), Some(&["webhookSubscription".to_owned(), "topics".to_owned()][..]));
+    assert!(app.webhooks.list(demo.id, None, 50).await.unwrap().is_empty());
+
+    let resp = gql::<WebhookSubscriptionCreate>(&app, host, &writer, input(&hook.url(), &["order.placed"])).await;
+    assert!(resp.errors.is_none(), "{:?}", resp.errors);
+    let created = resp.data.unwrap().webhook_subscription_create;
+    assert!(created.user_errors.is_empty(), "{:?}", created.user_errors);
+    let secret = created.secret.unwrap();
+    assert!(secret.starts_with("whsec_"));
+    let sub = created.webhook_subscription.unwrap();
+    assert_eq!(
+        (sub.callback_url.as_str(), sub.topics.as_slice()),
+        (hook.url().as_str(), &["order.placed".to_owned()][..])
+    );
+    assert_eq!(sub.status, webhook_subscription_create::WebhookSubscriptionStatus::ACTIVE);
+
+    // The secret the API answered signs the deliveries.
+    *hook.secret.lock().unwrap() = secret;
+    place(&app, &demo, variant, false).await;
+    until(30, "a delivery", async || !hook.got().is_empty()).await;
+    assert!(hook.got()[0].verified);
+
+    let list = gql::<WebhookSubscriptions>(&app, host, &reader, Default::default()).await.data.unwrap();
+    let nodes = list.webhook_subscriptions.nodes;
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].id, sub.id);
+
+    // Another store's token sees nothing and changes nothing.
+    let theirs = gql::<WebhookSubscriptions>(&app, "acme.localhost", &intruder, Default::default()).await;
+    assert!(theirs.data.unwrap().webhook_subscriptions.nodes.is_empty());
+    let vars = webhook_subscription_delete::Variables { id: sub.id.clone() };
+    let resp = gql::<WebhookSubscriptionDelete>(&app, "acme.localhost", &intruder, vars).await;
+    let payload = resp.data.unwrap().webhook_subscription_delete;
+    assert_eq!(payload.user_errors[0].code, "NOT_FOUND");
+    assert!(payload.deleted_webhook_subscription_id.is_none());
+
+    // Off, then on again with other topics.
+    let vars = webhook_subscription_update::Variables {
+        id: sub.id.clone(),
+        webhook_subscription: webhook_subscription_update::WebhookSubscriptionUpdateInput {
+            active: Some(false),
+            ..Default::default()
+        },
+    };
+    let off = gql::<WebhookSubscriptionUpdate>(&app, host, &writer, vars).await.data.unwrap();
+    let off = off.webhook_subscription_update.webhook_subscription.unwrap();
+    assert_eq!(off.status, webhook_subscription_update::WebhookSubscriptionStatus::DISABLED);
+    assert!(off.disabled_reason.unwrap_or_default().contains("app hooks"));
+    let vars = webhook_subscription_update::Variables {
+        id: sub.id.clone(),
+        webhook_subscription: webhook_subscription_update::WebhookSubscriptionUpdateInput {
+            active: Some(true),
+            topics: Some(vec!["order.paid".into(), "order.cancelled".into()]),
+            callback_url: None,
+        },
+    };
+    let on = gql::<WebhookSubscriptionUpdate>(&app, host, &writer, vars).await.data.unwrap();
+    let on = on.webhook_subscription_update.webhook_subscription.unwrap();
+    assert_eq!(on.status, webhook_subscription_update::WebhookSubscriptionStatus::ACTIVE);
+    assert_eq!(on.topics, ["order.paid", "order.cancelled"]);
+
+    let vars = webhook_subscription_delete::Variables { id: sub.id.clone() };
+    let gone = gql::<WebhookSubscriptionDelete>(&app, host, &writer, vars).await.data.unwrap();
+    assert_eq!(gone.webhook_subscription_delete.deleted_webhook_subscription_id.as_deref(), Some(sub.id.as_str()));
+    assert!(app.webhooks.list(demo.id, None, 50).await.unwrap().is_empty());
+    let audit = ecom_services::audit::recent(&app.db, demo.id, 30).await.unwrap();
+    for action in ["webhook.created", "webhook.disabled", "webhook.enabled", "webhook.updated", "webhook.deleted"] {
+        assert!(audit.iter().any(|a| a.action == action && a.actor == "app hooks"), "{action}: {audit:?}");
+    }
+    app.stop().await;
+}
+on_both!(the_merchant_api_creates_lists_updates_and_deletes_with_scopes);
