@@ -448,7 +448,12 @@ impl Webhooks {
             return Err(invalid("subscription", "the subscription is off: turn it on first"));
         }
         if !repo::redeliver(&txn, tenant, subscription, delivery, Utc::now()).await? {
-            return Err(ServiceError::NotFound);
+            // Either no such delivery here, or it is being sent at this moment.
+            return Err(if repo::delivery_exists(&txn, tenant, subscription, delivery).await? {
+                invalid("delivery", "it is being sent right now; look at the log again in a moment")
+            } else {
+                ServiceError::NotFound
+            });
         }
         ecom_store::orders::audit(&txn, tenant, actor, "webhook.redelivered", &sub.callback_url, &delivery.to_string())
             .await?;
@@ -478,30 +483,34 @@ impl Webhooks {
         tokio::spawn(self.run())
     }
 
-    /// One round: leases due deliveries (as many as run at once) and attempts them.
+    /// One round: leases due deliveries and attempts them, up to `concurrency` at once,
+    /// leasing more as each attempt finishes (so one slow receiver does not hold the
+    /// others back), until nothing more is due and every attempt has finished.
     pub async fn run_once(&self) -> Result<SendRound> {
-        let now = Utc::now();
-        let until = now + chrono::Duration::from_std(self.settings.lease()).unwrap_or(chrono::Duration::MAX);
         let room = self.settings.concurrency.max(1);
-        let txn = self.db.platform_txn().await?;
-        let due = repo::due(&txn, now, room as u64 * 2).await?;
-        let mut claimed = Vec::new();
-        for row in due {
-            if claimed.len() >= room {
-                break;
-            }
-            if repo::claim(&txn, row.id, &self.id, now, until).await? {
-                claimed.push(row);
-            }
-        }
-        commit(txn).await?;
         let mut round = SendRound::default();
         let mut tasks = tokio::task::JoinSet::new();
-        for row in claimed {
-            let me = self.clone();
-            tasks.spawn(async move { me.attempt(row).await });
-        }
-        while let Some(done) = tasks.join_next().await {
+        let mut more = true;
+        loop {
+            if more && tasks.len() < room {
+                let want = room - tasks.len();
+                match self.claim(want).await {
+                    Ok(claimed) => {
+                        // Fewer than asked for: nothing else is due right now.
+                        more = claimed.len() == want;
+                        for row in claimed {
+                            let me = self.clone();
+                            tasks.spawn(async move { me.attempt(row).await });
+                        }
+                    }
+                    Err(e) => {
+                        // Let the attempts in flight finish and record themselves.
+                        tracing::warn!(error = %e, "leasing webhook deliveries failed");
+                        more = false;
+                    }
+                }
+            }
+            let Some(done) = tasks.join_next().await else { break };
             match done {
                 Ok(Ok(Outcome::Delivered)) => round.delivered += 1,
                 Ok(Ok(Outcome::Retry)) => round.retried += 1,
@@ -512,6 +521,25 @@ impl Webhooks {
             }
         }
         Ok(round)
+    }
+
+    /// Leases up to `want` due deliveries to this sender.
+    async fn claim(&self, want: usize) -> Result<Vec<DeliveryRow>> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(self.settings.lease()).unwrap_or(chrono::Duration::MAX);
+        let txn = self.db.platform_txn().await?;
+        let due = repo::due(&txn, now, want as u64 * 2).await?;
+        let mut claimed = Vec::new();
+        for row in due {
+            if claimed.len() >= want {
+                break;
+            }
+            if repo::claim(&txn, row.id, &self.id, now, until).await? {
+                claimed.push(row);
+            }
+        }
+        commit(txn).await?;
+        Ok(claimed)
     }
 
     async fn attempt(&self, row: DeliveryRow) -> Result<Outcome> {

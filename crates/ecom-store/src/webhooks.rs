@@ -541,3 +541,19 @@ pub async fn store_names(txn: &DatabaseTransaction, tenant: TenantId) -> Result<
     use crate::entities::tenant;
     Ok(tenant::Entity::find_by_id(tenant.0).one(txn).await?.map(|t| (t.slug, t.name)))
 }
+
+/// Whether the store has this delivery on this subscription.
+pub async fn delivery_exists(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    subscription_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<bool> {
+    Ok(delivery::Entity::find()
+        .filter(delivery::Column::TenantId.eq(tenant.0))
+        .filter(delivery::Column::SubscriptionId.eq(subscription_id))
+        .filter(delivery::Column::Id.eq(delivery_id))
+        .count(txn)
+        .await?
+        == 1)
+}
