@@ -90,6 +90,21 @@ const shots = [
       await p.fill("#password", "a long enough password");
       await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]);
       await Promise.all([p.waitForURL(/\/merchant\?welcome=1/), p.click("#to-panel")]); } },
+  // Webhooks: subscribe WEBHOOK_URL (a receiver you run; the server needs
+  // ECOM_ALLOW_PRIVATE_NETWORK=true for a local one), shown with its secret once…
+  { name: "merchant-webhooks", url: host("demo.localhost") + "/merchant/settings/webhooks", login: ["demo.localhost", "/merchant", "owner@demo.test"],
+    act: async (p) => {
+      await p.fill("#callback-url", process.env.WEBHOOK_URL ?? "http://127.0.0.1:9999/hooks");
+      await p.check("input[value='order.placed']"); await p.check("input[value='order.paid']");
+      await Promise.all([p.waitForNavigation(), p.click("form[action='/merchant/settings/webhooks'] button[type=submit]")]); } },
+  // …then an order is placed and the subscription's delivery log shown.
+  { name: "merchant-webhook-log", url: host("demo.localhost") + "/products/merino-crew-sweater?Size=M&Color=Forest",
+    act: async (p) => {
+      await addToCart(p); await p.goto(host("demo.localhost") + "/checkout"); await fillCheckout(p);
+      await p.waitForTimeout(1500);
+      await login(p, host("demo.localhost"), "/merchant", "owner@demo.test");
+      await p.goto(host("demo.localhost") + "/merchant/settings/webhooks");
+      await Promise.all([p.waitForNavigation(), p.click("td.actions a")]); } },
 ];
 // EMAIL_HTML=file.html adds a shot of that email (e.g. an order confirmation as sent).
 if (process.env.EMAIL_HTML) shots.push({ name: "email", url: `file://${process.env.EMAIL_HTML}` });

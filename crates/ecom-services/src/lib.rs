@@ -19,6 +19,7 @@ pub mod passwords;
 pub mod payments;
 pub mod ratelimit;
 pub mod stripe;
+pub mod webhooks;
 
 pub use accounts::Accounts;
 pub use api_tokens::ApiTokens;
@@ -28,6 +29,7 @@ pub use directory::{Directory, MerchantSignup, SignedUp, Site};
 pub use mail::Mailer;
 pub use outbound::Outbound;
 pub use ratelimit::{Limit, RateLimits};
+pub use webhooks::Webhooks;
 
 use ecom_core::Invalid;
 use ecom_store::StoreError;

@@ -160,26 +160,35 @@ struct GuardedResolver {
     allow_private: bool,
 }
 
+/// Resolves `host` as the guarded client does: `localhost` names are this machine, and
+/// unless `allow_private`, a name with any non-public address is refused.
+async fn resolve_checked(host: String, allow_private: bool) -> Result<Vec<SocketAddr>, ResolveError> {
+    let addrs: Vec<SocketAddr> = if is_localhost(&host) {
+        vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), SocketAddr::from((Ipv6Addr::LOCALHOST, 0))]
+    } else {
+        match tokio::net::lookup_host((host.as_str(), 0)).await {
+            Ok(found) => found.collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    if addrs.is_empty() {
+        return Err(ResolveError::NotFound { host });
+    }
+    if !allow_private && let Some(why) = addrs.iter().find_map(|a| check_public(a.ip()).err()) {
+        return Err(ResolveError::Refused { host, why });
+    }
+    Ok(addrs)
+}
+
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = if is_localhost(&host) {
-                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), SocketAddr::from((Ipv6Addr::LOCALHOST, 0))]
-            } else {
-                match tokio::net::lookup_host((host.as_str(), 0)).await {
-                    Ok(found) => found.collect(),
-                    Err(_) => Vec::new(),
-                }
-            };
-            if addrs.is_empty() {
-                return Err(Box::new(ResolveError::NotFound { host }) as Box<dyn std::error::Error + Send + Sync>);
+            match resolve_checked(host, allow_private).await {
+                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                Err(e) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
             }
-            if !allow_private && let Some(why) = addrs.iter().find_map(|a| check_public(a.ip()).err()) {
-                return Err(Box::new(ResolveError::Refused { host, why }) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
@@ -244,6 +253,20 @@ impl Outbound {
         check_public(ip).map_err(|why| FetchError::Refused(why.to_string()))
     }
 
+    /// [`Outbound::check_url`], and for a host name also resolves it now and refuses it
+    /// when any of its addresses is not public (unless private networks are allowed):
+    /// for checking an address when it is saved. A request made later is checked
+    /// again as it connects, since what a name resolves to can change.
+    pub async fn check_target(&self, url: &Url) -> Result<(), FetchError> {
+        self.check_url(url)?;
+        let Some(url::Host::Domain(host)) = url.host() else { return Ok(()) };
+        match resolve_checked(host.to_owned(), self.allow_private).await {
+            Ok(_) => Ok(()),
+            Err(e @ ResolveError::Refused { .. }) => Err(FetchError::Refused(e.to_string())),
+            Err(ResolveError::NotFound { host }) => Err(FetchError::UnknownHost(host)),
+        }
+    }
+
     /// GETs `url` and returns its body, at most `max_bytes` of it (a larger body is
     /// refused while it streams, never buffered whole), following up to five
     /// redirects, all within [`FETCH_TIMEOUT`].
@@ -287,7 +310,7 @@ impl Outbound {
 
 /// A reqwest error as the merchant should read it: the resolver's refusal is found in
 /// the error's sources.
-fn explain(e: reqwest::Error) -> FetchError {
+pub(crate) fn explain(e: reqwest::Error) -> FetchError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
         if let Some(resolve) = err.downcast_ref::<ResolveError>() {

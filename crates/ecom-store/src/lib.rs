@@ -19,6 +19,7 @@ pub mod orders;
 pub mod tenants;
 pub mod themes;
 pub mod tokens;
+pub mod webhooks;
 
 pub use db::{Backend, Db, DbOptions, PoolStats};
 pub use migration::TENANT_TABLES;

@@ -42,6 +42,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "bus_dead_letters",
     "consumer_receipts",
     "store_activity",
+    "webhook_subscriptions",
+    "webhook_deliveries",
+    "webhook_attempts",
     "notifications",
     "idempotency_keys",
 ];
@@ -70,6 +73,7 @@ const ORDER_TABLES: &[&str] = &[
 ];
 const TOKEN_TABLES: &[&str] = &["api_tokens"];
 const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_receipts", "store_activity"];
+const WEBHOOK_TABLES: &[&str] = &["webhook_subscriptions", "webhook_deliveries", "webhook_attempts"];
 const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
 
@@ -86,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006Orders),
             Box::new(M0007ApiTokens),
             Box::new(M0008Bus),
+            Box::new(M0009Webhooks),
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
@@ -961,6 +966,91 @@ impl MigrationTrait for M0008Bus {
     }
 }
 
+struct M0009Webhooks;
+
+impl MigrationName for M0009Webhooks {
+    fn name(&self) -> &str {
+        "m0009_webhooks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0009Webhooks {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // A merchant's subscription of a URL to topics. The signing secret is kept
+        // encrypted (AES-256-GCM under a key derived from the platform secret): the
+        // sender needs it in clear to sign, so it cannot be a hash like API tokens.
+        m.create_table(
+            tenant_table("webhook_subscriptions")
+                .col(text("callback_url", 2000))
+                .col(text("topics", 2000))
+                .col(text("secret_sealed", 300))
+                .col(text("status", 20))
+                .col(at("failing_since", true))
+                .col(text("disabled_reason", 500))
+                .col(at("last_attempt_at", true))
+                .col(text("last_result", 300))
+                .col(text("created_by", 300))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("webhook_subscriptions", &["tenant_id", "created_at"], false)).await?;
+
+        // One row per subscription and event (unique), leased to one sender at a time
+        // like the bus relay's deliveries; `body` is the exact JSON that is signed
+        // and sent on every attempt.
+        let (sub, mut sub_fk) = reference("webhook_deliveries", "subscription_id", "webhook_subscriptions", false);
+        m.create_table(
+            tenant_table("webhook_deliveries")
+                .col(sub)
+                .foreign_key(&mut sub_fk)
+                .col(ColumnDef::new(name("event_id")).uuid().not_null())
+                .col(text("topic", 100))
+                .col(ColumnDef::new(name("body")).text().not_null())
+                .col(text("status", 20))
+                .col(ColumnDef::new(name("attempts")).integer().not_null().default(0))
+                .col(at("next_attempt_at", false))
+                .col(text("claimed_by", 100))
+                .col(at("claimed_until", true))
+                .col(ColumnDef::new(name("last_status_code")).integer().null())
+                .col(ColumnDef::new(name("last_error")).text().not_null().default(""))
+                .col(at("delivered_at", true))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("webhook_deliveries", &["subscription_id", "event_id"], true)).await?;
+        m.create_index(index("webhook_deliveries", &["status", "next_attempt_at"], false)).await?;
+        m.create_index(index("webhook_deliveries", &["tenant_id", "subscription_id", "created_at"], false)).await?;
+
+        // Every attempt: the answer's status (or the network error), latency and the
+        // first kilobyte of the answer, for the merchant's delivery log.
+        let (delivery, mut delivery_fk) = reference("webhook_attempts", "delivery_id", "webhook_deliveries", false);
+        m.create_table(
+            tenant_table("webhook_attempts")
+                .col(delivery)
+                .foreign_key(&mut delivery_fk)
+                .col(at("at", false))
+                .col(ColumnDef::new(name("status_code")).integer().null())
+                .col(ColumnDef::new(name("error")).text().not_null().default(""))
+                .col(ColumnDef::new(name("latency_ms")).integer().not_null().default(0))
+                .col(ColumnDef::new(name("response_excerpt")).text().not_null().default(""))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("webhook_attempts", &["delivery_id", "at"], false)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, WEBHOOK_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the webhooks migration cannot be reverted".into()))
+    }
+}
+
 struct M0011Notifications;
 
 impl MigrationName for M0011Notifications {
@@ -1102,6 +1192,7 @@ mod tests {
             .chain(ORDER_TABLES)
             .chain(TOKEN_TABLES)
             .chain(BUS_TABLES)
+            .chain(WEBHOOK_TABLES)
             .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
             .copied()

@@ -15,6 +15,7 @@ mod media;
 mod merchant;
 mod merchant_catalog;
 mod merchant_orders;
+mod merchant_webhooks;
 mod notifications;
 mod onboarding;
 mod ops;
@@ -95,6 +96,11 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/orders/{number}", get(merchant_orders::detail).post(merchant_orders::act))
         .route("/merchant/settings/api", get(merchant::api_tokens).post(merchant::create_api_token))
         .route("/merchant/settings/api/{id}/revoke", post(merchant::revoke_api_token))
+        .route("/merchant/settings/webhooks", get(merchant_webhooks::list).post(merchant_webhooks::create))
+        .route("/merchant/settings/webhooks/{id}", get(merchant_webhooks::detail))
+        .route("/merchant/settings/webhooks/{id}/status", post(merchant_webhooks::set_status))
+        .route("/merchant/settings/webhooks/{id}/delete", post(merchant_webhooks::delete))
+        .route("/merchant/settings/webhooks/{id}/deliveries/{delivery}/redeliver", post(merchant_webhooks::redeliver))
         .route("/merchant/settings/checkout", get(merchant_orders::settings).post(merchant_orders::save_settings))
         .route("/merchant/products", get(merchant_catalog::list))
         .route("/merchant/products/export", get(merchant_catalog::export))

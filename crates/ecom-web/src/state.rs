@@ -99,6 +99,8 @@ pub struct AppInner {
     pub media: ecom_media::Media,
     /// HTTP to merchant-given addresses (image URLs in imports), private networks refused.
     pub outbound: Outbound,
+    /// Webhook subscriptions and their delivery log.
+    pub webhooks: ecom_services::Webhooks,
     /// Each store's theme, built from its edited templates.
     pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
@@ -114,12 +116,13 @@ pub struct Services {
     pub checkout: Checkout,
     pub media: ecom_media::Media,
     pub outbound: Outbound,
+    pub webhooks: ecom_services::Webhooks,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -142,6 +145,7 @@ impl AppState {
             checkout,
             media,
             outbound,
+            webhooks,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             gid_key: Arc::new(derive(b"ecom graphql id key")),

@@ -128,6 +128,21 @@ pub struct Config {
     pub notify_max_attempts: u32,
     /// Emails per second one node may send (a provider's sending limit).
     pub notify_email_per_sec: u32,
+    /// Run the webhook sender (POSTs merchants' webhook deliveries) in this process.
+    /// Any number of nodes may run it; they share the work through leases.
+    pub webhook_sender: bool,
+    /// A webhook subscription whose attempts all failed for this many seconds (no
+    /// success in between) is turned off and the store owner emailed.
+    pub webhook_disable_after_secs: u64,
+    /// Attempts per webhook delivery before it is given up (redeliverable by hand).
+    pub webhook_max_attempts: u32,
+    /// Milliseconds before the first retry of a failed webhook delivery; doubling,
+    /// jittered, up to `webhook_backoff_max_ms`.
+    pub webhook_backoff_base_ms: u64,
+    /// The longest wait between two attempts of a webhook delivery, in milliseconds.
+    pub webhook_backoff_max_ms: u64,
+    /// Seconds a webhook receiver has to answer.
+    pub webhook_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -168,6 +183,12 @@ impl Default for Config {
             mail_from: None,
             notify_max_attempts: 8,
             notify_email_per_sec: 50,
+            webhook_sender: true,
+            webhook_disable_after_secs: 86_400,
+            webhook_max_attempts: 48,
+            webhook_backoff_base_ms: 10_000,
+            webhook_backoff_max_ms: 3_600_000,
+            webhook_timeout_secs: 10,
         }
     }
 }
@@ -300,6 +321,21 @@ impl Config {
             ecom_notify::SmtpSettings::parse(url, &self.mail_from())
                 .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url"))))?;
         }
+        if !(1..=30 * 86_400).contains(&self.webhook_disable_after_secs) {
+            return err("webhook_disable_after_secs", "expected 1 to 2592000 seconds (30 days)");
+        }
+        if !(1..=200).contains(&self.webhook_max_attempts) {
+            return err("webhook_max_attempts", "expected 1 to 200");
+        }
+        if self.webhook_backoff_base_ms == 0 {
+            return err("webhook_backoff_base_ms", "expected at least 1 millisecond");
+        }
+        if self.webhook_backoff_max_ms < self.webhook_backoff_base_ms {
+            return err("webhook_backoff_max_ms", "expected at least ECOM_WEBHOOK_BACKOFF_BASE_MS");
+        }
+        if !(1..=60).contains(&self.webhook_timeout_secs) {
+            return err("webhook_timeout_secs", "expected 1 to 60 seconds");
+        }
         self.validate_s3()?;
         self.validate_stripe()
     }
@@ -329,6 +365,20 @@ impl Config {
             poll: std::time::Duration::from_millis(self.bus_poll_ms),
             per_channel_per_sec: self.notify_email_per_sec,
             ..ecom_notify::DispatchSettings::default()
+        }
+    }
+
+    /// The webhook sender's pacing (it polls as often as the bus relay).
+    pub fn webhook_settings(&self) -> ecom_services::webhooks::WebhookSettings {
+        use std::time::Duration;
+        ecom_services::webhooks::WebhookSettings {
+            disable_after: Duration::from_secs(self.webhook_disable_after_secs),
+            max_attempts: self.webhook_max_attempts,
+            backoff_base: Duration::from_millis(self.webhook_backoff_base_ms),
+            backoff_max: Duration::from_millis(self.webhook_backoff_max_ms),
+            timeout: Duration::from_secs(self.webhook_timeout_secs),
+            poll: Duration::from_millis(self.bus_poll_ms),
+            ..ecom_services::webhooks::WebhookSettings::default()
         }
     }
 
@@ -558,6 +608,13 @@ mod tests {
         assert!(e(Config { bus_backoff_base_ms: 0, ..Config::default() }).contains("ECOM_BUS_BACKOFF_BASE_MS"));
         assert!(e(Config { bus_backoff_max_ms: 10, ..Config::default() }).contains("ECOM_BUS_BACKOFF_MAX_MS"));
         assert!(e(Config { bus_poll_ms: 0, ..Config::default() }).contains("ECOM_BUS_POLL_MS"));
+        assert!(
+            e(Config { webhook_disable_after_secs: 0, ..Config::default() })
+                .contains("ECOM_WEBHOOK_DISABLE_AFTER_SECS")
+        );
+        assert!(e(Config { webhook_max_attempts: 0, ..Config::default() }).contains("ECOM_WEBHOOK_MAX_ATTEMPTS"));
+        assert!(e(Config { webhook_backoff_max_ms: 1, ..Config::default() }).contains("ECOM_WEBHOOK_BACKOFF_MAX_MS"));
+        assert!(e(Config { webhook_timeout_secs: 0, ..Config::default() }).contains("ECOM_WEBHOOK_TIMEOUT_SECS"));
         let s = Config { bus_max_attempts: 3, ..Config::default() }.relay_settings();
         assert_eq!(s.max_attempts, 3);
     }

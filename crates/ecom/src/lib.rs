@@ -38,6 +38,9 @@ pub struct Application {
     run_relay: bool,
     /// Sends queued notifications; runs next to the relay.
     pub dispatcher: ecom_notify::Dispatcher,
+    /// Webhooks out: subscriptions and the sender started with the server.
+    pub webhooks: ecom_services::Webhooks,
+    run_webhook_sender: bool,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -126,8 +129,24 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
         let checkout = ecom_services::Checkout::new(db.clone(), catalog.clone(), payments(config, &secret, &listener)?);
         let checkout_handle = checkout.clone();
+        let webhooks = ecom_services::Webhooks::new(
+            db.clone(),
+            outbound.clone(),
+            Mailer,
+            secret.as_bytes(),
+            config.webhook_settings(),
+        );
         let state = ecom_web::AppState::new(
-            ecom_web::Services { db: db.clone(), directory, accounts, catalog, checkout, media, outbound },
+            ecom_web::Services {
+                db: db.clone(),
+                directory,
+                accounts,
+                catalog,
+                checkout,
+                media,
+                outbound,
+                webhooks: webhooks.clone(),
+            },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
             ecom_web::WebConfig {
@@ -163,10 +182,13 @@ impl Application {
             consumers: vec![
                 std::sync::Arc::new(ecom_bus::Activity::new(activity_db)),
                 std::sync::Arc::new(notifications),
+                webhooks.fanout(),
             ],
             relay_settings: config.relay_settings(),
             run_relay: config.bus_relay,
             dispatcher,
+            webhooks,
+            run_webhook_sender: config.webhook_sender,
         })
     }
 
@@ -221,10 +243,16 @@ impl Application {
             self.run_relay.then(|| ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn());
         // Notifications: sends what the requests and the consumers queued.
         let dispatcher = self.run_relay.then(|| self.dispatcher.clone().spawn());
+        // Webhooks out: POSTs the deliveries the relay's webhook consumer writes.
+        let sender = self.run_webhook_sender.then(|| self.webhooks.clone().spawn());
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
         expiry.abort();
+        if let Some(sender) = sender {
+            sender.abort();
+            let _ = sender.await;
+        }
         if let Some(relay) = relay {
             relay.abort();
             let _ = relay.await;

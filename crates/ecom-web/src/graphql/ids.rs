@@ -33,6 +33,7 @@ pub enum Kind {
     Order,
     LineItem,
     Customer,
+    WebhookSubscription,
 }
 
 impl Kind {
@@ -48,11 +49,12 @@ impl Kind {
             Self::Order => "Order",
             Self::LineItem => "LineItem",
             Self::Customer => "Customer",
+            Self::WebhookSubscription => "WebhookSubscription",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        const ALL: [Kind; 10] = [
+        const ALL: [Kind; 11] = [
             Kind::Product,
             Kind::ProductVariant,
             Kind::Collection,
@@ -63,6 +65,7 @@ impl Kind {
             Kind::Order,
             Kind::LineItem,
             Kind::Customer,
+            Kind::WebhookSubscription,
         ];
         ALL.into_iter().find(|k| k.as_str() == s)
     }

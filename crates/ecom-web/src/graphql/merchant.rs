@@ -15,7 +15,10 @@
 //! - `inventoryAdjustQuantities(input: {reason, changes: [{variantId, delta}]})` names
 //!   variants (we have one location and no separate inventory items);
 //! - `refundCreate(input: {orderId, amount, note})` refunds an amount, not line items;
-//! - `orderCapture(input: {id})` captures the whole authorised amount.
+//! - `orderCapture(input: {id})` captures the whole authorised amount;
+//! - a webhook subscription has several `topics` (catalogue names such as
+//!   `order.placed`) where Shopify's has one `topic` enum, and
+//!   `webhookSubscriptionCreate` answers its signing `secret`, once.
 
 use super::ids::Kind;
 use super::storefront::{Cursor, Decimal, Html, Image, MoneyV2, Shop, Url, money, slice_connection, window};
@@ -53,6 +56,8 @@ const WRITE_INVENTORY: Scope = Scope::write(Area::Inventory);
 const READ_ORDERS: Scope = Scope::read(Area::Orders);
 const WRITE_ORDERS: Scope = Scope::write(Area::Orders);
 const READ_CUSTOMERS: Scope = Scope::read(Area::Customers);
+const READ_WEBHOOKS: Scope = Scope::read(Area::Webhooks);
+const WRITE_WEBHOOKS: Scope = Scope::write(Area::Webhooks);
 
 pub type MerchantSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -953,6 +958,37 @@ impl QueryRoot {
         Ok(Some(ProductVariant { v, product }))
     }
 
+    /// The store's webhook subscriptions, oldest first.
+    #[graphql(
+        guard = "Needs(READ_WEBHOOKS)",
+        complexity = "1 + first.unwrap_or(20).clamp(0, 250) as usize * child_complexity"
+    )]
+    async fn webhook_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, WebhookSubscription>> {
+        let store = ctx.data::<Store>()?;
+        let all = store
+            .state
+            .webhooks
+            .list(store.tenant.id, None, ecom_services::webhooks::MAX_SUBSCRIPTIONS)
+            .await
+            .map_err(service_error)?;
+        slice_connection(&all, first, after.as_deref(), |s| WebhookSubscription::new(store, s.clone()))
+    }
+
+    /// A webhook subscription by id; `NOT_FOUND` when there is none in this store.
+    #[graphql(guard = "Needs(READ_WEBHOOKS)")]
+    async fn webhook_subscription(&self, ctx: &Context<'_>, id: ID) -> Result<Option<WebhookSubscription>> {
+        let store = ctx.data::<Store>()?;
+        let not_found = || error("NOT_FOUND", "there is no such webhook subscription");
+        let uuid = store.ids.decode(store.tenant.id, Kind::WebhookSubscription, &id).ok_or_else(not_found)?;
+        let sub = store.state.webhooks.get(store.tenant.id, uuid).await.map_err(service_error)?;
+        Ok(Some(WebhookSubscription::new(store, sub.ok_or_else(not_found)?)))
+    }
+
     /// Orders, newest first. `query` filters: `status:open` (or `closed`,
     /// `cancelled`, `any`), `financial_status:paid` (or `pending`, `authorized`,
     /// `partially_refunded`, `refunded`, `voided`), `fulfillment_status:unfulfilled`
@@ -1366,6 +1402,92 @@ pub struct MutationRoot;
 
 #[Object]
 impl MutationRoot {
+    /// Subscribes a URL to topics. The answer carries the subscription's signing
+    /// secret, this once: keep it to verify `X-Ecom-Signature`.
+    #[graphql(guard = "Needs(WRITE_WEBHOOKS)")]
+    async fn webhook_subscription_create(
+        &self,
+        ctx: &Context<'_>,
+        webhook_subscription: WebhookSubscriptionInput,
+    ) -> Result<WebhookSubscriptionCreatePayload> {
+        let (store, caller) = parts(ctx)?;
+        let input = webhook_subscription;
+        let actor = caller.actor.label();
+        match store.state.webhooks.create(store.tenant.id, &input.callback_url, &input.topics, &actor).await {
+            Ok((sub, secret)) => Ok(WebhookSubscriptionCreatePayload {
+                webhook_subscription: Some(WebhookSubscription::new(store, sub)),
+                secret: Some(secret),
+                user_errors: Vec::new(),
+            }),
+            Err(e) => Ok(WebhookSubscriptionCreatePayload {
+                webhook_subscription: None,
+                secret: None,
+                user_errors: webhook_errors(e)?,
+            }),
+        }
+    }
+
+    /// Changes a subscription's URL or topics, or turns it on or off (`active`).
+    #[graphql(guard = "Needs(WRITE_WEBHOOKS)")]
+    async fn webhook_subscription_update(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        webhook_subscription: WebhookSubscriptionUpdateInput,
+    ) -> Result<WebhookSubscriptionUpdatePayload> {
+        let (store, caller) = parts(ctx)?;
+        let fail = |user_errors| Ok(WebhookSubscriptionUpdatePayload { webhook_subscription: None, user_errors });
+        let Some(uuid) = store.ids.decode(store.tenant.id, Kind::WebhookSubscription, &id) else {
+            return fail(user_error(&["id"], "NOT_FOUND", "there is no such webhook subscription"));
+        };
+        let input = webhook_subscription;
+        let actor = caller.actor.label();
+        let hooks = &store.state.webhooks;
+        let mut sub = None;
+        if input.callback_url.is_some() || input.topics.is_some() {
+            let topics = input.topics.as_deref();
+            match hooks.update(store.tenant.id, uuid, input.callback_url.as_deref(), topics, &actor).await {
+                Ok(s) => sub = Some(s),
+                Err(e) => return fail(webhook_errors(e)?),
+            }
+        }
+        if let Some(active) = input.active {
+            match hooks.set_active(store.tenant.id, uuid, active, &actor).await {
+                Ok(s) => sub = Some(s),
+                Err(e) => return fail(webhook_errors(e)?),
+            }
+        }
+        let sub = match sub {
+            Some(s) => Some(s),
+            None => hooks.get(store.tenant.id, uuid).await.map_err(service_error)?,
+        };
+        match sub {
+            Some(s) => Ok(WebhookSubscriptionUpdatePayload {
+                webhook_subscription: Some(WebhookSubscription::new(store, s)),
+                user_errors: Vec::new(),
+            }),
+            None => fail(user_error(&["id"], "NOT_FOUND", "there is no such webhook subscription")),
+        }
+    }
+
+    /// Deletes a subscription and its delivery log.
+    #[graphql(guard = "Needs(WRITE_WEBHOOKS)")]
+    async fn webhook_subscription_delete(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookSubscriptionDeletePayload> {
+        let (store, caller) = parts(ctx)?;
+        let fail =
+            |user_errors| Ok(WebhookSubscriptionDeletePayload { deleted_webhook_subscription_id: None, user_errors });
+        let Some(uuid) = store.ids.decode(store.tenant.id, Kind::WebhookSubscription, &id) else {
+            return fail(user_error(&["id"], "NOT_FOUND", "there is no such webhook subscription"));
+        };
+        match store.state.webhooks.delete(store.tenant.id, uuid, &caller.actor.label()).await {
+            Ok(()) => Ok(WebhookSubscriptionDeletePayload {
+                deleted_webhook_subscription_id: Some(id),
+                user_errors: Vec::new(),
+            }),
+            Err(e) => fail(webhook_errors(e)?),
+        }
+    }
+
     /// Creates a product (a draft unless `status` says otherwise).
     #[graphql(guard = "Needs(WRITE_PRODUCTS)")]
     async fn product_create(&self, ctx: &Context<'_>, input: ProductInput) -> Result<ProductCreatePayload> {
@@ -1627,5 +1749,104 @@ impl MutationRoot {
             caller.audit(&store.state, store, "order.cancel", &format!("order #{}", order.number), &detail).await;
         }
         Ok(done)
+    }
+}
+
+// ---- webhooks ------------------------------------------------------------------------
+
+/// Whether a webhook subscription receives deliveries.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookSubscriptionStatus {
+    Active,
+    /// Turned off by the merchant, or automatically after failing for a day
+    /// (`disabledReason` says which).
+    Disabled,
+}
+
+/// A URL subscribed to event topics. Its signing secret is never shown here.
+#[derive(SimpleObject)]
+pub struct WebhookSubscription {
+    id: ID,
+    /// Where deliveries are POSTed.
+    callback_url: String,
+    /// Catalogue topic names, e.g. `order.placed`.
+    topics: Vec<String>,
+    status: WebhookSubscriptionStatus,
+    /// Why it is disabled.
+    disabled_reason: Option<String>,
+    /// Since when every attempt has failed; `null` after a success.
+    failing_since: Option<DateTime>,
+    last_attempt_at: Option<DateTime>,
+    /// The latest attempt's outcome, e.g. `200 in 35 ms`.
+    last_result: Option<String>,
+    created_at: DateTime,
+}
+
+impl WebhookSubscription {
+    fn new(store: &Store, s: ecom_services::webhooks::Subscription) -> Self {
+        let status =
+            if s.is_active() { WebhookSubscriptionStatus::Active } else { WebhookSubscriptionStatus::Disabled };
+        Self {
+            id: store.gid(Kind::WebhookSubscription, s.id),
+            callback_url: s.callback_url,
+            topics: s.topics,
+            status,
+            disabled_reason: Some(s.disabled_reason).filter(|r| !r.is_empty()),
+            failing_since: s.failing_since.map(DateTime),
+            last_attempt_at: s.last_attempt_at.map(DateTime),
+            last_result: Some(s.last_result).filter(|r| !r.is_empty()),
+            created_at: DateTime(s.created_at),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct WebhookSubscriptionInput {
+    /// An `https://` URL on the public internet.
+    callback_url: String,
+    /// Catalogue topic names, e.g. `["order.placed", "order.paid"]`.
+    topics: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct WebhookSubscriptionUpdateInput {
+    callback_url: Option<String>,
+    topics: Option<Vec<String>>,
+    /// `true` turns it on (its failure clock starts again), `false` off.
+    active: Option<bool>,
+}
+
+#[derive(SimpleObject)]
+pub struct WebhookSubscriptionCreatePayload {
+    webhook_subscription: Option<WebhookSubscription>,
+    /// The signing secret (`whsec_…`), shown only in this answer.
+    secret: Option<String>,
+    user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct WebhookSubscriptionUpdatePayload {
+    webhook_subscription: Option<WebhookSubscription>,
+    user_errors: Vec<UserError>,
+}
+
+#[derive(SimpleObject)]
+pub struct WebhookSubscriptionDeletePayload {
+    deleted_webhook_subscription_id: Option<ID>,
+    user_errors: Vec<UserError>,
+}
+
+/// A webhook service refusal as user errors under `webhookSubscription`.
+fn webhook_errors(e: ServiceError) -> Result<Vec<UserError>> {
+    match e {
+        ServiceError::Invalid(i) => {
+            let field = match i.field {
+                "callback_url" => "callbackUrl",
+                other => other,
+            };
+            Ok(user_error(&["webhookSubscription", field], "VALIDATION", i.message))
+        }
+        ServiceError::NotFound => Ok(user_error(&["id"], "NOT_FOUND", "there is no such webhook subscription")),
+        other => user_errors("webhookSubscription", other),
     }
 }

@@ -50,6 +50,8 @@ pub struct TestApp {
     /// The running app's catalog service: writes through it invalidate its cache.
     pub catalog: Catalog,
     pub checkout: ecom_services::Checkout,
+    /// The running app's webhook service (subscriptions, delivery log).
+    pub webhooks: ecom_services::Webhooks,
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -170,6 +172,7 @@ impl TestApp {
         let db = app.db.clone();
         let catalog = app.catalog.clone();
         let checkout = app.checkout.clone();
+        let webhooks = app.webhooks.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -182,6 +185,7 @@ impl TestApp {
             accounts,
             catalog,
             checkout,
+            webhooks,
             database_url,
             shutdown: Some(tx),
             server: Some(server),
