@@ -36,6 +36,9 @@ pub struct Application {
     consumers: Vec<std::sync::Arc<dyn ecom_bus::Consumer>>,
     relay_settings: ecom_bus::RelaySettings,
     run_relay: bool,
+    /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
+    amqp: Option<ecom_bus::AmqpSettings>,
+    broker: ecom_bus::BrokerStatus,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -124,6 +127,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (ECOM_LISTEN)", config.listen))?;
         let checkout = ecom_services::Checkout::new(db.clone(), catalog.clone(), payments(config, &secret, &listener)?);
         let checkout_handle = checkout.clone();
+        let amqp = config.amqp_settings();
+        let broker = ecom_bus::BrokerStatus::default();
         let state = ecom_web::AppState::new(
             ecom_web::Services { db: db.clone(), directory, accounts, catalog, checkout, media, outbound },
             secret.as_bytes(),
@@ -136,6 +141,7 @@ impl Application {
                 },
                 api_limits: ecom_web::ApiLimits::new(config.api_client_points_per_sec, config.api_store_points_per_sec),
                 graphiql: config.graphiql.unwrap_or(demo),
+                broker: amqp.is_some().then(|| broker.clone()),
             },
         );
         let activity_db = db.clone();
@@ -152,6 +158,8 @@ impl Application {
             consumers: vec![std::sync::Arc::new(ecom_bus::Activity::new(activity_db))],
             relay_settings: config.relay_settings(),
             run_relay: config.bus_relay,
+            amqp,
+            broker,
         })
     }
 
@@ -201,9 +209,16 @@ impl Application {
                 }
             }
         });
-        // The embedded bus: delivers outbox events to the in-process consumers.
-        let relay =
-            self.run_relay.then(|| ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn());
+        // The bus: in RabbitMQ mode the relay publishes to the broker and the consumers
+        // read their queues; else the embedded relay delivers to them in process.
+        let relay = match (self.run_relay, self.amqp) {
+            (false, _) => None,
+            (true, Some(settings)) => {
+                tracing::info!(prefix = %settings.prefix, "bus: RabbitMQ mode");
+                Some(ecom_bus::AmqpBus::with_status(self.db.clone(), self.consumers, settings, self.broker).spawn())
+            }
+            (true, None) => Some(ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn()),
+        };
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
