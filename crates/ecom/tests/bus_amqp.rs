@@ -358,11 +358,14 @@ async fn a_failing_consumer_goes_to_the_dead_letter_queue_and_back_from_the_pane
     })
     .await;
     assert_eq!(a.probe.effects.load(Ordering::SeqCst), 1);
-    let txn = a.app.db.platform_txn().await.unwrap();
-    let deliveries = ecom_store::bus::deliveries_of(&txn, letter.event_id).await.unwrap();
-    txn.commit().await.unwrap();
-    let d = deliveries.iter().find(|d| d.consumer == "warehouse").unwrap();
-    assert_eq!(d.status, "delivered");
+    // The delivery row says so too (written just after the effect's commit).
+    wait_for("the retried delivery recorded", Duration::from_secs(10), async || {
+        let txn = a.app.db.platform_txn().await.unwrap();
+        let deliveries = ecom_store::bus::deliveries_of(&txn, letter.event_id).await.unwrap();
+        txn.commit().await.unwrap();
+        deliveries.iter().any(|d| d.consumer == "warehouse" && d.status == "delivered")
+    })
+    .await;
     let (left, total) = letters.list(Scope::Platform, 50).await.unwrap();
     assert_eq!((left.len(), total), (2, 2), "the other two stay");
     assert!(left.iter().all(|l| l.id != letter.id));
