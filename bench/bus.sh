@@ -30,13 +30,15 @@ SAMPLER=""
 trap 'kill $SERVER $SAMPLER 2>/dev/null || true; rm -f "$RAW" "$RAW".*' EXIT
 
 drop_queues() {
-  rabbitmqctl list_queues -q name 2>/dev/null | grep "^$PREFIX\." | while read -r q; do
+  local q
+  for q in $(rabbitmqctl list_queues -q name 2>/dev/null | grep "^$PREFIX\." || true); do
     rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1 || true
   done
 }
 
 run_case() { # backend url pool mode
-  local backend=$1 url=$2 pool=$3 mode=$4 data amqp_env=()
+  local backend=$1 url=$2 pool=$3 mode=$4 data
+  local -a amqp_env=()
   data=$(mktemp -d)
   if [ "$mode" = rabbitmq ]; then
     drop_queues
