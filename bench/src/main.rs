@@ -841,7 +841,8 @@ async fn activity_receipts(db: &Db, tenant: ecom_core::TenantId) -> anyhow::Resu
 async fn bus_events(url: &str, events: u64, store: &str, timeout_secs: u64) -> anyhow::Result<()> {
     let db = Db::connect(&DbOptions { url: url.into(), max_connections: 2, acquire_timeout: Duration::from_secs(30) })
         .await?;
-    let tenant = tenants::find_by_slug(&db, store).await?.with_context(|| format!("no store {store}: seed it first"))?;
+    let tenant =
+        tenants::find_by_slug(&db, store).await?.with_context(|| format!("no store {store}: seed it first"))?;
     let before = activity_receipts(&db, tenant.id).await?;
     let start = Instant::now();
     let mut written = 0;
@@ -850,7 +851,8 @@ async fn bus_events(url: &str, events: u64, store: &str, timeout_secs: u64) -> a
         let txn = db.tenant_txn(tenant.id).await?;
         for i in 0..batch {
             let n = written + i;
-            let payload = serde_json::json!({"product_id": uuid_from(n), "handle": format!("bench-{n}"), "title": "Bench"});
+            let payload =
+                serde_json::json!({"product_id": uuid_from(n), "handle": format!("bench-{n}"), "title": "Bench"});
             ecom_store::orders::outbox(&txn, tenant.id, "product.updated", payload).await?;
         }
         txn.commit().await?;
