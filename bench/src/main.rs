@@ -89,6 +89,21 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Bus throughput: writes N `product.updated` events straight into the outbox of
+    /// store "outfitters" (seeded by seed-checkout) and times until the running server's
+    /// activity consumer has applied them all (its receipts), i.e. outbox → relay
+    /// (→ broker) → consumer.
+    BusEvents {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 5_000)]
+        events: u64,
+        #[arg(long, default_value = "outfitters")]
+        store: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Measure tenant resolution + storefront, and customer login, across N stores.
     Tenancy {
         /// e.g. http://127.0.0.1:18090
@@ -119,6 +134,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Graphql { base, host, products, secs, concurrency } => {
             graphql(&base, &host, products, secs, concurrency).await
+        }
+        Command::BusEvents { database_url, events, store, timeout_secs } => {
+            bus_events(&database_url, events, &store, timeout_secs).await
         }
         Command::Pages { base, host, products, secs, concurrency, rate, static_url } => {
             pages(&base, &host, products, secs, concurrency, rate, static_url.as_deref()).await
@@ -810,4 +828,60 @@ async fn graphql(base: &str, host: &str, products: usize, secs: u64, concurrency
         serde_json::json!({ "products": products, "concurrency": concurrency, "secs": secs, "results": results });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// How many events the activity consumer has applied in a store.
+async fn activity_receipts(db: &Db, tenant: ecom_core::TenantId) -> anyhow::Result<u64> {
+    let txn = db.tenant_txn(tenant).await?;
+    let n = ecom_store::bus::receipts(&txn, tenant, "activity").await?;
+    txn.commit().await?;
+    Ok(n)
+}
+
+async fn bus_events(url: &str, events: u64, store: &str, timeout_secs: u64) -> anyhow::Result<()> {
+    let db = Db::connect(&DbOptions { url: url.into(), max_connections: 2, acquire_timeout: Duration::from_secs(30) })
+        .await?;
+    let tenant =
+        tenants::find_by_slug(&db, store).await?.with_context(|| format!("no store {store}: seed it first"))?;
+    let before = activity_receipts(&db, tenant.id).await?;
+    let start = Instant::now();
+    let mut written = 0;
+    while written < events {
+        let batch = (events - written).min(500);
+        let txn = db.tenant_txn(tenant.id).await?;
+        for i in 0..batch {
+            let n = written + i;
+            let payload =
+                serde_json::json!({"product_id": uuid_from(n), "handle": format!("bench-{n}"), "title": "Bench"});
+            ecom_store::orders::outbox(&txn, tenant.id, "product.updated", payload).await?;
+        }
+        txn.commit().await?;
+        written += batch;
+    }
+    let inserted = start.elapsed();
+    let deadline = Duration::from_secs(timeout_secs);
+    loop {
+        let done = activity_receipts(&db, tenant.id).await?.saturating_sub(before);
+        if done >= events {
+            break;
+        }
+        if start.elapsed() > deadline {
+            bail!("only {done} of {events} events applied after {timeout_secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = start.elapsed();
+    let result = serde_json::json!({
+        "events": events,
+        "insert_secs": inserted.as_secs_f64(),
+        "total_secs": total.as_secs_f64(),
+        "events_per_sec": events as f64 / total.as_secs_f64(),
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+/// A stable, distinct id per bench event (the payload's product id is not looked up).
+fn uuid_from(n: u64) -> String {
+    format!("00000000-0000-7000-8000-{n:012x}")
 }

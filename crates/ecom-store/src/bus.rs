@@ -496,3 +496,217 @@ pub async fn activity(
         .all(txn)
         .await?)
 }
+
+// ---- RabbitMQ mode -------------------------------------------------------------------------
+//
+// The relay publishes outbox events to the broker instead of fanning them out here; the
+// broker's queues hold the per-consumer state. `bus_deliveries` rows then exist only for
+// what the panels need: a dead-lettered delivery, and one retried from the panel.
+
+/// RabbitMQ mode: a delivery retried from the panel that the relay has handed back to
+/// the consumer's queue; the consumer marks it delivered, or dead again.
+pub const QUEUED: &str = "queued";
+
+/// Outbox rows nobody holds a publishing lease on.
+fn unleased(now: DateTime<Utc>) -> Condition {
+    Condition::any().add(outbox_event::Column::ClaimedUntil.is_null()).add(outbox_event::Column::ClaimedUntil.lt(now))
+}
+
+/// Leases up to `limit` events not yet published to the broker, oldest first, to
+/// `token` until `until`, and returns those it got. The lease is a conditional update:
+/// on PostgreSQL a concurrent claimer waits for the row locks and re-checks the
+/// condition, so each event goes to one relay.
+pub async fn claim_unpublished(
+    txn: &DatabaseTransaction,
+    token: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<OutboxRow>> {
+    let ids: Vec<Uuid> = outbox_event::Entity::find()
+        .select_only()
+        .column(outbox_event::Column::Id)
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .filter(unleased(now))
+        .order_by_asc(outbox_event::Column::CreatedAt)
+        .order_by_asc(outbox_event::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::ClaimedBy, Expr::value(token))
+        .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(until))
+        .filter(outbox_event::Column::Id.is_in(ids.clone()))
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .filter(unleased(now))
+        .exec(txn)
+        .await?;
+    Ok(outbox_event::Entity::find()
+        .filter(outbox_event::Column::Id.is_in(ids))
+        .filter(outbox_event::Column::ClaimedBy.eq(token))
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .order_by_asc(outbox_event::Column::CreatedAt)
+        .order_by_asc(outbox_event::Column::Id)
+        .all(txn)
+        .await?)
+}
+
+/// Marks events the broker confirmed as published (by the holder of their lease).
+pub async fn mark_published(txn: &DatabaseTransaction, token: &str, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let res = outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::DispatchedAt, Expr::value(now))
+        .col_expr(outbox_event::Column::PublishedAt, Expr::value(now))
+        .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(outbox_event::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox_event::Column::ClaimedBy.eq(token))
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Gives back the leases `token` still holds (its publish failed), so that the next
+/// round, of this relay or another, publishes those events at once.
+pub async fn release_unpublished(txn: &DatabaseTransaction, token: &str) -> Result<()> {
+    outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(outbox_event::Column::ClaimedBy.eq(token))
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The delivery of an event to a consumer whose attempts ran out in the broker, with
+/// its last error: created, or updated when it was retried from the panel before. The
+/// dead letter itself is written when the message reaches the dead-letter queue
+/// ([`amqp_dead_letter`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn amqp_failed_for_good(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    event_id: Uuid,
+    consumer: &str,
+    topic: &str,
+    attempts: i32,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    delivery::Entity::insert(delivery::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        event_id: Set(event_id),
+        consumer: Set(consumer.to_owned()),
+        topic: Set(topic.to_owned()),
+        status: Set(DEAD.into()),
+        attempts: Set(attempts),
+        next_attempt_at: Set(now),
+        claimed_by: Set(String::new()),
+        claimed_until: Set(None),
+        last_error: Set(error.to_owned()),
+        delivered_at: Set(None),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([delivery::Column::EventId, delivery::Column::Consumer])
+            .update_columns([
+                delivery::Column::Status,
+                delivery::Column::Attempts,
+                delivery::Column::LastError,
+                delivery::Column::ClaimedUntil,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Records a message that reached a consumer's dead-letter queue as a dead letter (once),
+/// from its delivery row; a message the broker dead-lettered by itself (no row yet)
+/// gets one with `fallback_error`. True when a new dead letter was written.
+#[allow(clippy::too_many_arguments)]
+pub async fn amqp_dead_letter(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    event_id: Uuid,
+    consumer: &str,
+    topic: &str,
+    fallback_error: &str,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let find = || {
+        delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant.0))
+            .filter(delivery::Column::EventId.eq(event_id))
+            .filter(delivery::Column::Consumer.eq(consumer))
+    };
+    let row = match find().one(txn).await? {
+        Some(row) if row.status == DEAD => row,
+        // Delivered after all (a stale copy) or handed back and not yet failed: no
+        // dead letter.
+        Some(_) => return Ok(false),
+        None => {
+            amqp_failed_for_good(txn, tenant, event_id, consumer, topic, 0, fallback_error, now).await?;
+            let Some(row) = find().one(txn).await? else { return Ok(false) };
+            row
+        }
+    };
+    let res = dead_letter::Entity::insert(dead_letter::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(row.tenant_id),
+        delivery_id: Set(row.id),
+        event_id: Set(row.event_id),
+        consumer: Set(row.consumer.clone()),
+        topic: Set(row.topic.clone()),
+        error: Set(row.last_error.clone()),
+        attempts: Set(row.attempts),
+        payload: Set(payload),
+        dead_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(dead_letter::Column::DeliveryId).do_nothing().to_owned())
+    .exec_without_returning(txn)
+    .await?;
+    Ok(res == 1)
+}
+
+/// A delivery the relay handed back to the broker (after a retry from the panel).
+pub async fn mark_queued(txn: &DatabaseTransaction, id: Uuid, me: &str) -> Result<bool> {
+    let res = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(QUEUED))
+        .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::ClaimedBy.eq(me))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .exec(txn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// A consumer applied an event that was retried from the panel: its delivery row, if
+/// it has one, says so.
+pub async fn amqp_delivered(
+    txn: &DatabaseTransaction,
+    event_id: Uuid,
+    consumer: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
+        .col_expr(delivery::Column::DeliveredAt, Expr::value(now))
+        .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
+        .filter(delivery::Column::EventId.eq(event_id))
+        .filter(delivery::Column::Consumer.eq(consumer))
+        .filter(delivery::Column::Status.is_in([QUEUED, PENDING]))
+        .exec(txn)
+        .await?;
+    Ok(())
+}

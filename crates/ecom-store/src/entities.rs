@@ -592,6 +592,9 @@ pub mod outbox_event {
         pub dispatched_at: Option<DateTimeUtc>,
         /// The event's schema version in the catalogue.
         pub version: i32,
+        /// RabbitMQ mode: the relay that is publishing it, until `claimed_until`.
+        pub claimed_by: String,
+        pub claimed_until: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

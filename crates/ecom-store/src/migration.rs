@@ -91,6 +91,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007ApiTokens),
             Box::new(M0008Bus),
             Box::new(M0009Webhooks),
+            Box::new(M0010BusAmqp),
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
@@ -1048,6 +1049,31 @@ impl MigrationTrait for M0009Webhooks {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the webhooks migration cannot be reverted".into()))
+    }
+}
+
+struct M0010BusAmqp;
+
+impl MigrationName for M0010BusAmqp {
+    fn name(&self) -> &str {
+        "m0010_bus_amqp"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0010BusAmqp {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // RabbitMQ mode: a relay leases the outbox events it is publishing (a
+        // conditional update, the same on both backends), so two relays do not publish
+        // the same event, and one that dies mid-publish loses its lease to another.
+        // One column per statement: SQLite alters one at a time.
+        m.alter_table(Table::alter().table(name("outbox")).add_column(text("claimed_by", 100)).to_owned()).await?;
+        m.alter_table(Table::alter().table(name("outbox")).add_column(at("claimed_until", true)).to_owned()).await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the RabbitMQ bus migration cannot be reverted".into()))
     }
 }
 

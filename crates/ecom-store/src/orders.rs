@@ -787,6 +787,8 @@ pub async fn outbox(
         published_at: Set(None),
         dispatched_at: Set(None),
         version: Set(1),
+        claimed_by: Set(String::new()),
+        claimed_until: Set(None),
     })
     .exec_without_returning(txn)
     .await?;

@@ -36,7 +36,8 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the database answers (and, later, every configured engine).
+/// Ready when the database and media storage answer and, in RabbitMQ mode, the bus is
+/// connected to the broker.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     const LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
     let (db, media) =
@@ -57,6 +58,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             problems.push("media storage unreachable".to_owned());
         }
         Err(_) => problems.push("media storage did not answer within 2 s".to_owned()),
+    }
+    if state.config.broker.as_ref().is_some_and(|b| !b.connected()) {
+        problems.push("message broker unreachable".to_owned());
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()

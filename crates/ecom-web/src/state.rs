@@ -20,6 +20,8 @@ pub struct WebConfig {
     pub api_limits: ApiLimits,
     /// Serve GraphiQL on `GET` of the API endpoints.
     pub graphiql: bool,
+    /// In RabbitMQ mode, the bus's connection to the broker, which `/readyz` reports.
+    pub broker: Option<ecom_bus::BrokerStatus>,
 }
 
 /// Leaky-bucket sizes for GraphQL query cost.

@@ -143,6 +143,16 @@ pub struct Config {
     pub webhook_backoff_max_ms: u64,
     /// Seconds a webhook receiver has to answer.
     pub webhook_timeout_secs: u64,
+    /// RabbitMQ mode of the bus: `amqp://user:password@host:5672/%2f` (or `amqps://`).
+    /// Unset: embedded mode (the relay delivers to the consumers in process). Every
+    /// node must use the same broker and prefix.
+    pub amqp_url: Option<Secret>,
+    /// Prefix of the bus's exchanges and queues on the broker (`<prefix>.events`, …),
+    /// so that several installations can share one broker; letters, digits, `.`, `-`
+    /// and `_`, at most 50.
+    pub amqp_prefix: String,
+    /// Messages a consumer may hold unacknowledged (and handles at once), per node.
+    pub amqp_prefetch: u16,
 }
 
 impl Default for Config {
@@ -189,6 +199,9 @@ impl Default for Config {
             webhook_backoff_base_ms: 10_000,
             webhook_backoff_max_ms: 3_600_000,
             webhook_timeout_secs: 10,
+            amqp_url: None,
+            amqp_prefix: "ecom".into(),
+            amqp_prefetch: 32,
         }
     }
 }
@@ -336,6 +349,7 @@ impl Config {
         if !(1..=60).contains(&self.webhook_timeout_secs) {
             return err("webhook_timeout_secs", "expected 1 to 60 seconds");
         }
+        self.validate_amqp()?;
         self.validate_s3()?;
         self.validate_stripe()
     }
@@ -380,6 +394,38 @@ impl Config {
             poll: Duration::from_millis(self.bus_poll_ms),
             ..ecom_services::webhooks::WebhookSettings::default()
         }
+    }
+
+    fn validate_amqp(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", env_name(key))));
+        if let Some(url) = given(self.amqp_url.as_ref().map(|s| s.0.as_str()))
+            && !ecom_bus::amqp::valid_url(url)
+        {
+            // The URL holds a password: name the key, never the value.
+            return err("amqp_url", "expected a URL such as amqp://user:password@127.0.0.1:5672/%2f (or amqps://)");
+        }
+        let p = &self.amqp_prefix;
+        if p.is_empty()
+            || p.len() > 50
+            || !p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        {
+            return err("amqp_prefix", "expected 1 to 50 letters, digits, `.`, `-` or `_`");
+        }
+        if self.amqp_prefetch == 0 {
+            return err("amqp_prefetch", "expected 1 to 65535");
+        }
+        Ok(())
+    }
+
+    /// The RabbitMQ mode's settings when `ECOM_AMQP_URL` is set.
+    pub fn amqp_settings(&self) -> Option<ecom_bus::AmqpSettings> {
+        let url = given(self.amqp_url.as_ref().map(|s| s.0.as_str()))?;
+        Some(ecom_bus::AmqpSettings {
+            url: url.to_owned(),
+            prefix: self.amqp_prefix.clone(),
+            prefetch: self.amqp_prefetch,
+            relay: self.relay_settings(),
+        })
     }
 
     /// The bus relay's pacing.
@@ -617,6 +663,29 @@ mod tests {
         assert!(e(Config { webhook_timeout_secs: 0, ..Config::default() }).contains("ECOM_WEBHOOK_TIMEOUT_SECS"));
         let s = Config { bus_max_attempts: 3, ..Config::default() }.relay_settings();
         assert_eq!(s.max_attempts, 3);
+    }
+
+    #[test]
+    fn amqp_settings_are_checked_and_the_url_hidden() {
+        let e = |c: Config| c.validate().err().map(|e| e.0).unwrap_or_default();
+        let url = |u: &str| Some(Secret(u.into()));
+        assert!(Config::default().amqp_settings().is_none(), "embedded mode by default");
+        assert!(Config { amqp_url: url(" "), ..Config::default() }.amqp_settings().is_none());
+        let ok = Config { amqp_url: url("amqp://guest:s3cret-pw@127.0.0.1:5672/%2f"), ..Config::default() };
+        ok.validate().unwrap();
+        let s = ok.amqp_settings().unwrap();
+        assert_eq!((s.prefix.as_str(), s.prefetch), ("ecom", 32));
+        assert!(!format!("{ok:?}").contains("s3cret-pw"));
+        assert!(!format!("{s:?}").contains("s3cret-pw"));
+        Config { amqp_url: url("amqps://u:p@broker.example.com/prod"), ..Config::default() }.validate().unwrap();
+        for bad in ["http://guest:s3cret-pw@127.0.0.1:5672", "s3cret-pw", "amqp://guest:s3cret-pw@:5672/%2f"] {
+            let msg = e(Config { amqp_url: url(bad), ..Config::default() });
+            assert!(msg.contains("ECOM_AMQP_URL") && !msg.contains("s3cret-pw"), "{bad}: {msg}");
+        }
+        for bad in ["", "has space", "a/b", &"x".repeat(51)] {
+            assert!(e(Config { amqp_prefix: bad.into(), ..Config::default() }).contains("ECOM_AMQP_PREFIX"), "{bad:?}");
+        }
+        assert!(e(Config { amqp_prefetch: 0, ..Config::default() }).contains("ECOM_AMQP_PREFETCH"));
     }
 
     fn s3() -> Config {

@@ -41,6 +41,9 @@ pub struct Application {
     /// Webhooks out: subscriptions and the sender started with the server.
     pub webhooks: ecom_services::Webhooks,
     run_webhook_sender: bool,
+    /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
+    amqp: Option<ecom_bus::AmqpSettings>,
+    broker: ecom_bus::BrokerStatus,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -136,6 +139,8 @@ impl Application {
             secret.as_bytes(),
             config.webhook_settings(),
         );
+        let amqp = config.amqp_settings();
+        let broker = ecom_bus::BrokerStatus::default();
         let state = ecom_web::AppState::new(
             ecom_web::Services {
                 db: db.clone(),
@@ -157,6 +162,7 @@ impl Application {
                 },
                 api_limits: ecom_web::ApiLimits::new(config.api_client_points_per_sec, config.api_store_points_per_sec),
                 graphiql: config.graphiql.unwrap_or(demo),
+                broker: amqp.is_some().then(|| broker.clone()),
             },
         );
         let activity_db = db.clone();
@@ -189,6 +195,8 @@ impl Application {
             dispatcher,
             webhooks,
             run_webhook_sender: config.webhook_sender,
+            amqp,
+            broker,
         })
     }
 
@@ -238,9 +246,16 @@ impl Application {
                 }
             }
         });
-        // The embedded bus: delivers outbox events to the in-process consumers.
-        let relay =
-            self.run_relay.then(|| ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn());
+        // The bus: in RabbitMQ mode the relay publishes to the broker and the consumers
+        // read their queues; else the embedded relay delivers to them in process.
+        let relay = match (self.run_relay, self.amqp) {
+            (false, _) => None,
+            (true, Some(settings)) => {
+                tracing::info!(prefix = %settings.prefix, "bus: RabbitMQ mode");
+                Some(ecom_bus::AmqpBus::with_status(self.db.clone(), self.consumers, settings, self.broker).spawn())
+            }
+            (true, None) => Some(ecom_bus::Relay::new(self.db.clone(), self.consumers, self.relay_settings).spawn()),
+        };
         // Notifications: sends what the requests and the consumers queued.
         let dispatcher = self.run_relay.then(|| self.dispatcher.clone().spawn());
         // Webhooks out: POSTs the deliveries the relay's webhook consumer writes.
