@@ -1061,7 +1061,14 @@ impl Checkout {
                         Money::new(order.total, tenant.currency).display()
                     ),
                 };
-                self.transition_in(&txn, tenant, &order, action, &message, &actor, |_| {}).await?;
+                // The provider's webhook for this very charge may have been applied
+                // while we waited for the provider: re-read the order, and leave it be
+                // when it already shows the payment.
+                let current = repo::order_by_id(&txn, tenant.id, order_id).await?.ok_or(ServiceError::NotFound)?;
+                let target = state_of(&order)?.apply(action).map_err(|why| Invalid::new("order", why))?.payment;
+                if state_of(&current)?.payment != target {
+                    self.transition_in(&txn, tenant, &current, action, &message, &actor, |_| {}).await?;
+                }
             }
             (ChargeOutcome::Declined { message }, None) => {
                 repo::add_event(

@@ -1,7 +1,8 @@
 //! Proof of no loss: `ecom serve` is killed with SIGKILL in the middle of a burst of
 //! checkouts over the Storefront API, then started again. Every order a shopper was told
-//! about is there, and every event about every order reached the bus consumers exactly
-//! once — on SQLite and on PostgreSQL.
+//! about is there, every event reached the bus consumers exactly once, and each order
+//! produced exactly one webhook delivery record, delivered to a receiver on loopback —
+//! on SQLite and on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,6 +18,37 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
+
+/// A webhook receiver on loopback: records the order number of every `order.placed`
+/// delivery it is sent, with its webhook id.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+impl Receiver {
+    async fn start() -> (Self, std::net::SocketAddr) {
+        let me = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let r = me.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let r = r.clone();
+            async move {
+                let header =
+                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                if header("x-ecom-topic") == "order.placed" {
+                    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let number = v["data"]["number"].as_i64().unwrap_or(-1);
+                    r.got.lock().unwrap().push((header("x-ecom-webhook-id"), number));
+                }
+                axum::http::StatusCode::OK
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (me, addr)
+    }
+}
 const HOST: &str = "demo.localhost";
 
 struct Shopper {
@@ -113,6 +145,10 @@ async fn a_killed_server_loses_no_order_and_applies_each_event_once(backend: Bac
         ("ECOM_API_CLIENT_POINTS_PER_SEC", "1000000"),
         ("ECOM_API_STORE_POINTS_PER_SEC", "1000000"),
         ("ECOM_BUS_POLL_MS", "20"),
+        // The webhook receiver is on loopback.
+        ("ECOM_ALLOW_PRIVATE_NETWORK", "true"),
+        ("ECOM_WEBHOOK_BACKOFF_BASE_MS", "100"),
+        ("ECOM_WEBHOOK_BACKOFF_MAX_MS", "1000"),
     ];
     let (mut child, addr, _log) = spawn_server(dir.path(), &["--demo"], &env);
     let db = open_db(&url).await;
@@ -133,7 +169,7 @@ async fn a_killed_server_loses_no_order_and_applies_each_event_once(backend: Bac
         .cloned()
         .expect("a demo variant with a SKU");
     let tokens = ecom_services::ApiTokens::new(db.clone());
-    let scopes = Scopes::parse("write_inventory").unwrap();
+    let scopes = Scopes::parse("write_inventory,write_webhooks").unwrap();
     // The server is still writing its demo data; SQLite has one writer at a time.
     let mut token = None;
     for _ in 0..100 {
@@ -158,6 +194,24 @@ async fn a_killed_server_loses_no_order_and_applies_each_event_once(backend: Bac
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let variant_id = variant["id"].as_str().unwrap().to_owned();
+
+    // The shipping system subscribes to new orders through the merchant API.
+    let (receiver, receiver_addr) = Receiver::start().await;
+    let created: Value = shopper
+        .client
+        .post(format!("http://{HOST}:{}/merchant/graphql", addr.rsplit(':').next().unwrap()))
+        .bearer_auth(&token)
+        .json(&json!({
+            "query": "mutation($s: WebhookSubscriptionInput!) { webhookSubscriptionCreate(webhookSubscription: $s) { webhookSubscription { id } userErrors { message } } }",
+            "variables": { "s": { "callbackUrl": format!("http://{receiver_addr}/orders"), "topics": ["order.placed"] } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["data"]["webhookSubscriptionCreate"]["webhookSubscription"]["id"].is_string(), "{created}");
 
     // A burst of checkouts from 6 shoppers at once; the server is killed mid-burst.
     let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
@@ -196,6 +250,19 @@ async fn a_killed_server_loses_no_order_and_applies_each_event_once(backend: Bac
     let (mut child, _addr, _log) = spawn_server(dir.path(), &[], &env);
     drained(&db).await;
 
+    // …and the webhook sender has delivered every delivery.
+    let start = Instant::now();
+    let deliveries = loop {
+        let txn = db.tenant_txn(tenant.id).await.unwrap();
+        let all = ecom_store::webhooks::all_deliveries(&txn, tenant.id).await.unwrap();
+        txn.commit().await.unwrap();
+        if all.iter().all(|d| d.status == ecom_store::webhooks::DELIVERED) {
+            break all;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "webhook deliveries still pending after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
     let txn = db.tenant_txn(tenant.id).await.unwrap();
     let filter = ecom_store::orders::OrderFilter { limit: 100_000, ..Default::default() };
     let (orders, _) = ecom_store::orders::list_orders(&txn, tenant.id, &filter).await.unwrap();
@@ -225,11 +292,23 @@ async fn a_killed_server_loses_no_order_and_applies_each_event_once(backend: Bac
     assert_eq!(counted as usize, outbox.len(), "activity counts vs events");
     let placed_counted: i64 = activity.iter().filter(|(_, t, _)| t == "order.placed").map(|(_, _, n)| n).sum();
     assert_eq!(placed_counted as usize, stored.len());
+    // One webhook delivery record per order, delivered; the receiver saw every order
+    // (a delivery cut by the kill may arrive twice, under the same webhook id).
+    let placed_deliveries: Vec<_> = deliveries.iter().filter(|d| d.topic == "order.placed").collect();
+    assert_eq!(placed_deliveries.len(), stored.len(), "webhook delivery records vs orders");
+    let got = receiver.got.lock().unwrap().clone();
+    let seen: BTreeSet<i64> = got.iter().map(|(_, n)| *n).collect();
+    assert_eq!(seen, stored, "orders the receiver heard of");
+    let ids: BTreeSet<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), stored.len(), "one webhook id per order");
     eprintln!(
-        "{backend:?}: {} orders acknowledged before the kill, {} stored, {} events, each applied once",
+        "{backend:?}: {} orders acknowledged before the kill, {} stored, {} events, each applied once; \
+         {} webhook deliveries received for {} orders",
         acknowledged.len(),
         stored.len(),
-        outbox.len()
+        outbox.len(),
+        got.len(),
+        stored.len()
     );
 }
 
