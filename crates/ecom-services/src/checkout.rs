@@ -1062,8 +1062,9 @@ impl Checkout {
                     ),
                 };
                 // The provider's webhook for this very charge may have been applied
-                // while we waited for the provider: re-read the order, and leave it be
-                // when it already shows the payment.
+                // while we waited for the provider: lock and re-read the order, and leave
+                // it be when it already shows the payment.
+                repo::lock_order(&txn, tenant.id, order_id).await?;
                 let current = repo::order_by_id(&txn, tenant.id, order_id).await?.ok_or(ServiceError::NotFound)?;
                 let target = state_of(&order)?.apply(action).map_err(|why| Invalid::new("order", why))?.payment;
                 if state_of(&current)?.payment != target {

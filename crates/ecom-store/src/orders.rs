@@ -529,6 +529,19 @@ pub async fn order_by_id(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid) 
         .await?)
 }
 
+/// Takes the order's row lock for the rest of the transaction (a no-op update), so that
+/// a change read after it cannot be overtaken by a concurrent one (a provider's webhook
+/// for the same payment, say). SQLite's single writer already gives this.
+pub async fn lock_order(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid) -> Result<()> {
+    order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::col(order::Column::Status))
+        .filter(order::Column::TenantId.eq(tenant.0))
+        .filter(order::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 pub async fn order_by_number(txn: &DatabaseTransaction, tenant: TenantId, number: i64) -> Result<Option<OrderRow>> {
     Ok(order::Entity::find()
         .filter(order::Column::TenantId.eq(tenant.0))
