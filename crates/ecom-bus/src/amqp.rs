@@ -453,7 +453,7 @@ impl AmqpBus {
             .map_err(AmqpError::from)
             .try_for_each_concurrent(limit, |delivery| {
                 let (bus, ch, consumer) = (self.clone(), ch.clone(), consumer.clone());
-                async move { bus.deliver(&ch, consumer.as_ref(), delivery).await }
+                async move { bus.deliver(&ch, consumer, delivery).await }
             })
             .await?;
         Err(AmqpError::Cancelled(queue))
@@ -465,7 +465,7 @@ impl AmqpBus {
     async fn deliver(
         &self,
         ch: &Channel,
-        consumer: &dyn Consumer,
+        consumer: Arc<dyn Consumer>,
         delivery: lapin::message::Delivery,
     ) -> Result<(), AmqpError> {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
@@ -482,10 +482,22 @@ impl AmqpBus {
                 return Ok(());
             }
         };
-        let result = match tokio::time::timeout(self.settings.relay.lease, consumer.handle(&event)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("timed out after {:?}", self.settings.relay.lease)),
+        // The handler runs on a task of its own, so that a session ending under it (the
+        // broker went away, another part of the session failed) does not cut it off
+        // halfway: its transaction commits or rolls back whole, only the ack is lost,
+        // and the broker's redelivery meets the receipt. Only the lease stops it.
+        let mut handler = {
+            let (consumer, event) = (consumer.clone(), event.clone());
+            tokio::spawn(async move { consumer.handle(&event).await })
+        };
+        let result = match tokio::time::timeout(self.settings.relay.lease, &mut handler).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e.to_string()),
+            Ok(Err(e)) => Err(format!("the consumer stopped: {e}")),
+            Err(_) => {
+                handler.abort();
+                Err(format!("timed out after {:?}", self.settings.relay.lease))
+            }
         };
         let labels = [("consumer", consumer.name())];
         match result {
