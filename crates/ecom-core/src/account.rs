@@ -38,11 +38,14 @@ impl AccountKind {
     }
 }
 
-/// A merchant staff member's role in their store.
+/// A merchant staff member's role in their store. Owners and admins may do
+/// everything in the panel; staff only what their areas allow (see
+/// [`crate::staff::Permissions`]). Only an owner manages owners and admins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StaffRole {
     Owner,
+    Admin,
     Staff,
 }
 
@@ -50,6 +53,7 @@ impl StaffRole {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Owner => "owner",
+            Self::Admin => "admin",
             Self::Staff => "staff",
         }
     }
@@ -57,9 +61,15 @@ impl StaffRole {
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "owner" => Some(Self::Owner),
+            "admin" => Some(Self::Admin),
             "staff" => Some(Self::Staff),
             _ => None,
         }
+    }
+
+    /// Owners and admins have every area.
+    pub fn has_every_area(self) -> bool {
+        matches!(self, Self::Owner | Self::Admin)
     }
 }
 

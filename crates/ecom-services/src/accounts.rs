@@ -47,6 +47,14 @@ impl Accounts {
         &self.limits
     }
 
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
     async fn txn(&self, realm: Realm) -> Result<DatabaseTransaction> {
         Ok(match realm.tenant() {
             Some(t) => self.db.tenant_txn(t).await?,
@@ -326,11 +334,11 @@ fn account_key(realm: Realm, email: &Email) -> String {
     }
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

@@ -19,11 +19,19 @@ pub enum Limit {
     SignupPerIp,
     ResetPerIp,
     ResetPerAccount,
+    /// Staff invitations sent (and resent) by one store.
+    InvitePerStore,
 }
 
 impl Limit {
-    const ALL: [Limit; 5] =
-        [Self::LoginPerIp, Self::LoginPerAccount, Self::SignupPerIp, Self::ResetPerIp, Self::ResetPerAccount];
+    const ALL: [Limit; 6] = [
+        Self::LoginPerIp,
+        Self::LoginPerAccount,
+        Self::SignupPerIp,
+        Self::ResetPerIp,
+        Self::ResetPerAccount,
+        Self::InvitePerStore,
+    ];
 
     /// (burst, one more allowed every …)
     fn budget(self) -> (u32, Duration) {
@@ -33,6 +41,7 @@ impl Limit {
             Self::SignupPerIp => (5, Duration::from_secs(60)),
             Self::ResetPerIp => (5, Duration::from_secs(60)),
             Self::ResetPerAccount => (3, Duration::from_secs(300)),
+            Self::InvitePerStore => (20, Duration::from_secs(180)),
         }
     }
 }
@@ -42,7 +51,7 @@ type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 /// All the limiters of one app. Cheap to clone.
 #[derive(Clone)]
 pub struct RateLimits {
-    limiters: Option<Arc<[Keyed; 5]>>,
+    limiters: Option<Arc<[Keyed; 6]>>,
 }
 
 impl RateLimits {

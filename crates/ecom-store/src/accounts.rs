@@ -17,6 +17,15 @@ pub struct Credential {
     pub auth_version: i32,
     /// Staff only.
     pub role: Option<StaffRole>,
+    /// Staff only: the panel areas given to a member with the staff role.
+    pub areas: ecom_core::staff::Permissions,
+}
+
+impl Credential {
+    /// A staff member's role and areas (`None` for other kinds of account).
+    pub fn access(&self) -> Option<ecom_core::staff::Access> {
+        self.role.map(|role| ecom_core::staff::Access::new(role, self.areas))
+    }
 }
 
 impl std::fmt::Debug for Credential {
@@ -56,7 +65,7 @@ fn select_in(realm: Realm) -> SelectStatement {
     let mut q = Query::select();
     q.from(table(realm.kind())).columns(["id", "email", "name", "password_hash", "auth_version"].map(col));
     if realm.kind() == AccountKind::Staff {
-        q.column(col("role"));
+        q.columns([col("role"), col("areas")]);
     }
     if let Some(tenant) = realm.tenant() {
         q.and_where(Expr::col(col("tenant_id")).eq(tenant.0));
@@ -65,11 +74,16 @@ fn select_in(realm: Realm) -> SelectStatement {
 }
 
 fn from_row(realm: Realm, row: &QueryResult) -> Result<Credential> {
-    let role = if realm.kind() == AccountKind::Staff {
+    let (role, areas) = if realm.kind() == AccountKind::Staff {
         let raw: String = row.try_get("", "role")?;
-        Some(StaffRole::parse(&raw).ok_or(StoreError::Corrupt { table: "staff", detail: format!("role {raw}") })?)
+        let role =
+            StaffRole::parse(&raw).ok_or(StoreError::Corrupt { table: "staff", detail: format!("role {raw}") })?;
+        let raw: String = row.try_get("", "areas")?;
+        let areas = ecom_core::staff::Permissions::parse(&raw)
+            .map_err(|_| StoreError::Corrupt { table: "staff", detail: format!("areas {raw}") })?;
+        (Some(role), areas)
     } else {
-        None
+        (None, ecom_core::staff::Permissions::none())
     };
     Ok(Credential {
         id: AccountId(row.try_get("", "id")?),
@@ -78,6 +92,7 @@ fn from_row(realm: Realm, row: &QueryResult) -> Result<Credential> {
         password_hash: row.try_get("", "password_hash")?,
         auth_version: row.try_get("", "auth_version")?,
         role,
+        areas,
     })
 }
 

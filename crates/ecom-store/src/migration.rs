@@ -47,6 +47,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "webhook_attempts",
     "notifications",
     "idempotency_keys",
+    "staff_invitations",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -76,6 +77,9 @@ const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_re
 const WEBHOOK_TABLES: &[&str] = &["webhook_subscriptions", "webhook_deliveries", "webhook_attempts"];
 const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
+const STAFF_TABLES: &[&str] = &["staff_invitations"];
+
+mod m0018_staff;
 
 pub(crate) struct Migrator;
 
@@ -95,6 +99,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
+            Box::new(m0018_staff::M0018Staff),
         ]
     }
 }
@@ -1221,6 +1226,7 @@ mod tests {
             .chain(WEBHOOK_TABLES)
             .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
+            .chain(STAFF_TABLES)
             .copied()
             .collect();
         assert_eq!(protected, TENANT_TABLES);

@@ -395,6 +395,36 @@ impl SignedIn {
         self.ctx.page(template, context! { me => ser(&session::AccountView::from(&self.me)), ..extra })
     }
 
+    /// Refuses the request with a 403 page naming the missing area unless the
+    /// signed-in member may use `area`: the one check every merchant panel page and
+    /// action makes first (`page.require(Permission::Orders)?;`). Owners, admins and
+    /// platform admins pass every check.
+    pub fn require(&self, area: ecom_core::staff::Permission) -> WebResult<()> {
+        match self.me.access() {
+            Some(access) if !access.allows(area) => {
+                Err(self.denied(&format!("You need the {} permission to do this — ask an owner.", area.label())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses unless the member may manage the team (owners and admins).
+    pub fn require_team(&self) -> WebResult<()> {
+        match self.me.access() {
+            Some(access) if !access.manages_team() => {
+                Err(self.denied("You need to be an owner or an admin to manage the team — ask an owner."))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The panel's 403 page with `message`.
+    pub fn denied(&self, message: &str) -> WebError {
+        let mut resp = self.page("merchant/forbidden.html", context! { message, page_title => "Not allowed" });
+        *resp.status_mut() = StatusCode::FORBIDDEN;
+        WebError::Page(Box::new(resp))
+    }
+
     /// Writes an audit entry for a change this staff member made. The change has
     /// committed already, so a failure here is logged, not shown.
     pub async fn audit(&self, state: &AppState, action: &str, target: &str, detail: &str) {

@@ -91,6 +91,7 @@ pub async fn admin_act(
 }
 
 pub async fn merchant_list(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Analytics)?;
     let tenant = page.store()?;
     let (letters, total) =
         DeadLetters::new(state.db.clone()).list(Scope::Store(tenant.id), SHOWN).await.map_err(bus_err)?;
@@ -108,6 +109,7 @@ pub async fn merchant_act(
     page: SignedIn,
     Path((id, what)): Path<(Uuid, String)>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Analytics)?;
     let tenant = page.store()?;
     let what = action(&what)?;
     act(&state, Scope::Store(tenant.id), id, what).await?;

@@ -22,6 +22,9 @@ pub enum WebError {
         retry_after_secs: u64,
     },
     Internal(String),
+    /// A page rendered already (e.g. the panel's "you need the Orders permission"
+    /// page, which keeps the panel's navigation).
+    Page(Box<Response>),
 }
 
 impl WebError {
@@ -62,6 +65,7 @@ impl IntoResponse for WebError {
             _ => None,
         };
         let (status, title, message) = match self {
+            Self::Page(resp) => return *resp,
             Self::NotFound { message } => (StatusCode::NOT_FOUND, "Page not found".to_owned(), message),
             Self::StoreClosed { store_name } => (
                 StatusCode::SERVICE_UNAVAILABLE,

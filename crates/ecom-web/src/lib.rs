@@ -22,6 +22,7 @@ mod ops;
 mod pwa;
 mod session;
 mod site;
+mod staff;
 mod state;
 mod storefront;
 mod telemetry;
@@ -138,6 +139,12 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/notifications/{id}/retry", post(notifications::merchant_retry))
         .route("/merchant/dead-letters", get(dead_letters::merchant_list))
         .route("/merchant/dead-letters/{id}/{action}", post(dead_letters::merchant_act))
+        .route("/merchant/settings/staff", get(staff::team))
+        .route("/merchant/settings/staff/invite", get(staff::invite_form).post(staff::invite))
+        .route("/merchant/settings/staff/invites/{id}/{action}", post(staff::invite_action))
+        .route("/merchant/settings/staff/{id}", get(staff::member).post(staff::update_member))
+        .route("/merchant/settings/staff/{id}/{action}", post(staff::member_action))
+        .route("/merchant/invite", get(staff::accept_form).post(staff::accept))
         .fallback(site::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(middleware::from_fn_with_state(state.clone(), telemetry::security_headers));

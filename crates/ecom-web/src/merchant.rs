@@ -14,6 +14,7 @@ use minijinja::context;
 pub struct HomeQuery {
     welcome: Option<String>,
     sent: Option<String>,
+    joined: Option<String>,
 }
 
 pub async fn home(
@@ -36,7 +37,7 @@ pub async fn home(
         "merchant/home.html",
         context! {
             staff => ser(&staff), domains, storefront_url, checklist => ser(&checklist),
-            welcome => q.welcome.is_some(), sent => q.sent.is_some(),
+            welcome => q.welcome.is_some(), sent => q.sent.is_some(), joined => q.joined.is_some(),
         },
     ))
 }
@@ -46,6 +47,7 @@ pub async fn settings(
     page: SignedIn,
     axum::extract::Query(q): axum::extract::Query<crate::merchant_catalog::SavedQuery>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     settings_page(&page, None, q.saved.is_some())
 }
 
@@ -61,6 +63,7 @@ pub async fn save_settings(
     page: SignedIn,
     mut multipart: axum::extract::Multipart,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let (mut name, mut color, mut logo, mut remove_logo) = (tenant.name.clone(), None, None, false);
     let unreadable =
@@ -110,6 +113,7 @@ pub async fn save_settings(
 
 /// The store's audit log: who changed what, newest first.
 pub async fn audit(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Analytics)?;
     let tenant = page.store()?;
     let entries: Vec<_> = ecom_services::audit::recent(&state.db, tenant.id, 200)
         .await?
@@ -173,6 +177,7 @@ async fn api_page(
 }
 
 pub async fn api_tokens(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     api_page(&state, &page, None, None).await
 }
 
@@ -182,6 +187,7 @@ pub async fn create_api_token(
     page: SignedIn,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let name = pairs.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone()).unwrap_or_default();
     let chosen: Vec<&str> = pairs.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
@@ -211,6 +217,7 @@ pub async fn revoke_api_token(
     page: SignedIn,
     axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     state.api_tokens.revoke_app_token(tenant.id, id, &format!("staff {}", page.me.email)).await?;
     Ok(axum::response::Redirect::to("/merchant/settings/api").into_response())

@@ -24,6 +24,7 @@ pub struct ListQuery {
 }
 
 pub async fn list(State(state): State<AppState>, page: SignedIn, Query(q): Query<ListQuery>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let status = q.status.as_deref().and_then(ProductStatus::parse);
     let n = q.page.unwrap_or(1).clamp(1, 10_000);
@@ -306,6 +307,7 @@ async fn form_page(
 }
 
 pub async fn new_form(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let mut form = ProductForm { status: "draft".into(), default_stock: "0".into(), ..Default::default() };
     form.options.resize(3, (String::new(), String::new()));
@@ -322,6 +324,7 @@ pub async fn edit_form(
     Path(id): Path<Uuid>,
     Query(q): Query<SavedQuery>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let Some((p, vs)) = state.catalog.product_for_edit(&tenant, id).await? else { return Err(WebError::not_found()) };
     let categories = state.catalog.categories(&tenant).await?;
@@ -389,6 +392,7 @@ pub async fn create(
     page: SignedIn,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     submit(state, page, None, pairs).await
 }
 
@@ -398,6 +402,7 @@ pub async fn update(
     Path(id): Path<Uuid>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     submit(state, page, Some(id), pairs).await
 }
 
@@ -412,6 +417,7 @@ pub async fn set_status(
     Path(id): Path<Uuid>,
     Form(f): Form<StatusForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let status = ProductStatus::parse(&f.status)
         .ok_or_else(|| WebError::BadRequest(format!("\"{}\" is not a product status", f.status)))?;
@@ -433,6 +439,7 @@ pub async fn inventory(
     page: SignedIn,
     Query(q): Query<PageQuery>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let n = q.page.unwrap_or(1).clamp(1, 10_000);
     let search = q.q.clone().filter(|s| !s.trim().is_empty());
@@ -461,6 +468,7 @@ pub async fn save_inventory(
     page: SignedIn,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let mut changes = Vec::new();
     for (key, value) in &pairs {
@@ -483,8 +491,9 @@ pub async fn save_inventory(
 /// Files larger than this are refused before parsing (Shopify's own limit is 15 MB).
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 
-pub async fn import_form(page: SignedIn) -> Response {
-    page.page("merchant/import.html", context! { page_title => "Import products" })
+pub async fn import_form(page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
+    Ok(page.page("merchant/import.html", context! { page_title => "Import products" }))
 }
 
 /// Upload of a Shopify product CSV: checked whole, imported whole or not at all.
@@ -493,6 +502,7 @@ pub async fn import(
     page: SignedIn,
     mut multipart: axum::extract::Multipart,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let mut bytes = None;
     while let Some(field) =
@@ -544,6 +554,7 @@ pub async fn import(
 }
 
 pub async fn export(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let products = state.catalog.export_catalog(&tenant).await?;
     // Image URLs on the address the merchant uses for this store.
@@ -570,6 +581,7 @@ pub async fn upload_image(
     Path(id): Path<Uuid>,
     mut multipart: axum::extract::Multipart,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let (mut bytes, mut alt) = (None, String::new());
     while let Some(field) =
@@ -608,6 +620,7 @@ pub async fn delete_image(
     page: SignedIn,
     Path((id, image)): Path<(Uuid, Uuid)>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     state.catalog.delete_image(&tenant, id, image).await?;
     page.audit(&state, "product.image.delete", &format!("product {id}"), &image.to_string()).await;
@@ -616,6 +629,7 @@ pub async fn delete_image(
 
 /// Collections and categories: list and create.
 pub async fn organise(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     organise_page(&state, &page, None, false).await
 }
 
@@ -664,6 +678,7 @@ pub async fn create_collection(
     page: SignedIn,
     Form(f): Form<CollectionForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     use ecom_core::catalog::CollectionRule;
     let tenant = page.store()?;
     let value = f.value.trim().to_owned();
@@ -715,6 +730,7 @@ pub async fn create_category(
     page: SignedIn,
     Form(f): Form<CategoryForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Catalog)?;
     let tenant = page.store()?;
     let parent = if f.parent.is_empty() {
         None

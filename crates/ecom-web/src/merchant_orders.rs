@@ -45,6 +45,7 @@ fn day(field: &'static str, raw: &str) -> WebResult<Option<chrono::DateTime<chro
 }
 
 pub async fn list(State(state): State<AppState>, page: SignedIn, Query(q): Query<OrdersQuery>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Orders)?;
     let tenant = page.store()?;
     let status = OrderStatus::parse(&q.status).map(|s| s.as_str().to_owned());
     let payment = PaymentStatus::parse(&q.payment).map(|s| s.as_str().to_owned());
@@ -90,6 +91,7 @@ async fn detail_page(state: &AppState, page: &SignedIn, number: i64, error: Opti
 }
 
 pub async fn detail(State(state): State<AppState>, page: SignedIn, Path(number): Path<i64>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Orders)?;
     detail_page(&state, &page, number, None).await
 }
 
@@ -118,6 +120,7 @@ pub async fn act(
     Path(number): Path<i64>,
     Form(f): Form<ActionForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Orders)?;
     let tenant = page.store()?;
     let Some(order) = state.checkout.order(&tenant, number).await? else { return Err(WebError::not_found()) };
     let command = match f.action.as_str() {
@@ -184,6 +187,7 @@ async fn settings_page(state: &AppState, page: &SignedIn, error: Option<String>)
 }
 
 pub async fn settings(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     settings_page(&state, &page, None).await
 }
 
@@ -238,6 +242,7 @@ pub async fn save_settings(
     page: SignedIn,
     Form(f): Form<SettingsForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let actor = staff_actor(&page);
     let c = &state.checkout;
@@ -311,6 +316,7 @@ pub async fn customers(
     page: SignedIn,
     Query(q): Query<CustomersQuery>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Customers)?;
     let tenant = page.store()?;
     let n = q.page.unwrap_or(1).clamp(1, 10_000);
     let (customers, total) = state.checkout.customers(&tenant, &q.q, n).await?;
@@ -324,6 +330,7 @@ pub async fn customers(
 }
 
 pub async fn customer(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Customers)?;
     let tenant = page.store()?;
     let Some((customer, orders)) = state.checkout.customer(&tenant, id).await? else {
         return Err(WebError::not_found());

@@ -76,6 +76,7 @@ fn unprocessable(page: WebResult<Response>) -> WebResult<Response> {
 }
 
 pub async fn list(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     list_page(&state, &page, None, None, None).await
 }
 
@@ -85,6 +86,7 @@ pub async fn create(
     page: SignedIn,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let url = pairs.iter().find(|(k, _)| k == "callback_url").map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
     let topics: Vec<String> = pairs.iter().filter(|(k, _)| k == "topic").map(|(_, v)| v.clone()).collect();
@@ -99,6 +101,7 @@ pub async fn create(
 
 /// One subscription and its newest deliveries with every attempt.
 pub async fn detail(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let sub = state.webhooks.get(tenant.id, id).await?.ok_or_else(WebError::not_found)?;
     let deliveries: Vec<minijinja::Value> = state
@@ -148,12 +151,14 @@ pub async fn set_status(
     Path(id): Path<Uuid>,
     axum::Form(form): axum::Form<StatusForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     state.webhooks.set_active(tenant.id, id, form.active == "true", &actor(&page)).await?;
     Ok(Redirect::to(LIST).into_response())
 }
 
 pub async fn delete(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     state.webhooks.delete(tenant.id, id, &actor(&page)).await?;
     Ok(Redirect::to(LIST).into_response())
@@ -165,6 +170,7 @@ pub async fn redeliver(
     page: SignedIn,
     Path((id, delivery)): Path<(Uuid, Uuid)>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     state.webhooks.redeliver(tenant.id, id, delivery, &actor(&page)).await?;
     Ok(Redirect::to(&format!("{LIST}/{id}")).into_response())

@@ -92,6 +92,7 @@ pub async fn admin_retry(State(state): State<AppState>, page: SignedIn, Path(id)
 }
 
 pub async fn merchant_list(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Analytics)?;
     let tenant = page.store()?;
     let (list, total, failed) = log(&state, Some(tenant.id)).await?;
     let messages = rows(&list, &HashMap::new());
@@ -106,6 +107,7 @@ pub async fn merchant_retry(
     page: SignedIn,
     Path(id): Path<Uuid>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Analytics)?;
     let tenant = page.store()?;
     retry(&state, Some(tenant.id), id).await?;
     page.audit(&state, "notification.retry", &format!("notification {id}"), "").await;

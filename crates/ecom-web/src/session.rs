@@ -84,10 +84,23 @@ pub struct AccountView {
     pub email: String,
     pub name: String,
     pub role: Option<&'static str>,
+    /// The panel areas this account may use (every area for owners, admins and
+    /// platform admins): the navigation shows only these.
+    pub areas: Vec<&'static str>,
+    /// Whether the account may manage the store's team.
+    pub team: bool,
 }
 
 impl From<&Credential> for AccountView {
     fn from(c: &Credential) -> Self {
-        Self { email: c.email.clone(), name: c.name.clone(), role: c.role.map(|r| r.as_str()) }
+        let access = c.access();
+        let areas = access.map_or_else(ecom_core::staff::Permissions::all, |a| a.effective());
+        Self {
+            email: c.email.clone(),
+            name: c.name.clone(),
+            role: c.role.map(|r| r.as_str()),
+            areas: areas.names(),
+            team: access.is_some_and(|a| a.manages_team()),
+        }
     }
 }

@@ -49,6 +49,7 @@ pub async fn store_env(state: &AppState, tenant: &Tenant, preview: bool) -> WebR
 }
 
 pub async fn index(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let txn = state.db.tenant_txn(tenant.id).await?;
     let rows = repo::list(&txn, tenant.id).await?;
@@ -83,6 +84,7 @@ pub async fn edit_form(
     page: SignedIn,
     Query(q): Query<NameQuery>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     if !templates::editable().contains(&q.name.as_str()) {
         return Err(WebError::not_found());
@@ -101,6 +103,7 @@ pub struct EditForm {
 }
 
 pub async fn save(State(state): State<AppState>, page: SignedIn, Form(f): Form<EditForm>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     if !templates::editable().contains(&f.name.as_str()) {
         return Err(WebError::not_found());
@@ -137,6 +140,7 @@ pub async fn save(State(state): State<AppState>, page: SignedIn, Form(f): Form<E
 }
 
 pub async fn publish(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let txn = state.db.tenant_txn(tenant.id).await?;
     repo::publish(&txn, tenant.id).await?;
@@ -153,6 +157,7 @@ pub async fn preview(
     page: SignedIn,
     req: axum::extract::Request,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let (mut parts, _) = req.into_parts();
     let mut shop = Shop::for_store(tenant, page.ctx.host.clone(), &mut parts, &state).await?;

@@ -78,17 +78,25 @@ pub struct Caller {
     pub actor: Actor,
     /// Whose query-cost budget a request spends: the staff member's or the token's.
     pub bucket: String,
+    /// A staff session's role and areas: each scope also needs its panel area.
+    pub staff: Option<ecom_core::staff::Access>,
 }
 
 impl Caller {
-    /// A signed-in staff member: everything (roles come later).
-    pub fn staff(email: &str) -> Self {
-        Self { scopes: Scopes::everything(), actor: Actor::Staff(email.to_owned()), bucket: format!("staff:{email}") }
+    /// A signed-in staff member: every scope, limited by the member's areas.
+    pub fn staff(me: &ecom_store::accounts::Credential) -> Self {
+        let email = &me.email;
+        Self {
+            scopes: Scopes::everything(),
+            actor: Actor::Staff(email.clone()),
+            bucket: format!("staff:{email}"),
+            staff: me.access(),
+        }
     }
 
     /// An app, with its token's scopes.
     pub fn app(app: AppCaller) -> Self {
-        Self { bucket: format!("app:{}", app.token_id), scopes: app.scopes, actor: Actor::App(app.name) }
+        Self { bucket: format!("app:{}", app.token_id), scopes: app.scopes, actor: Actor::App(app.name), staff: None }
     }
 
     /// Writes an audit entry for a change that has committed; a failure is logged.
@@ -106,6 +114,13 @@ pub struct Needs(pub Scope);
 impl Guard for Needs {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
         let caller = ctx.data::<Caller>()?;
+        let area = ecom_core::staff::Permission::for_scope(self.0.area);
+        if caller.staff.is_some_and(|a| !a.allows(area)) {
+            return Err(error(
+                "FORBIDDEN",
+                format!("you need the {} permission to do this — ask an owner", area.label()),
+            ));
+        }
         if !caller.scopes.allows(self.0) {
             return Err(error("FORBIDDEN", format!("this needs the {} scope", self.0)));
         }

@@ -275,7 +275,7 @@ impl FromRequestParts<AppState> for MerchantCaller {
             .map_err(IntoResponse::into_response)?;
         match crate::session::current(state, &jar, Realm::Staff(tenant.id)).await {
             Ok(Some(me)) if cookie_request_is_same_origin(&parts.headers, &host) => {
-                Ok(Self { tenant, host, caller: merchant::Caller::staff(&me.email) })
+                Ok(Self { tenant, host, caller: merchant::Caller::staff(&me) })
             }
             Ok(Some(_)) => Err(refused(
                 StatusCode::FORBIDDEN,
