@@ -47,6 +47,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "webhook_attempts",
     "notifications",
     "idempotency_keys",
+    "notification_templates",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -76,6 +77,7 @@ const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_re
 const WEBHOOK_TABLES: &[&str] = &["webhook_subscriptions", "webhook_deliveries", "webhook_attempts"];
 const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
+const NOTIFICATION_TEMPLATE_TABLES: &[&str] = &["notification_templates"];
 
 pub(crate) struct Migrator;
 
@@ -95,6 +97,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
+            Box::new(M0017NotificationTemplates),
         ]
     }
 }
@@ -1204,6 +1207,43 @@ impl MigrationTrait for M0013TokenPurpose {
     }
 }
 
+struct M0017NotificationTemplates;
+
+impl MigrationName for M0017NotificationTemplates {
+    fn name(&self) -> &str {
+        "m0017_notification_templates"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0017NotificationTemplates {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // A store's own wording of a message, per template and channel; messages without
+        // a row are written by the built-in templates.
+        m.create_table(
+            tenant_table("notification_templates")
+                .col(text("name", 100))
+                .col(text("channel", 20))
+                .col(ColumnDef::new(name("subject")).text().not_null().default(""))
+                .col(ColumnDef::new(name("body_text")).text().not_null().default(""))
+                .col(ColumnDef::new(name("body_html")).text().not_null().default(""))
+                .col(text("updated_by", 254))
+                .col(at("updated_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("notification_templates", &["tenant_id", "name", "channel"], true)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, NOTIFICATION_TEMPLATE_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the notification templates migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1221,6 +1261,7 @@ mod tests {
             .chain(WEBHOOK_TABLES)
             .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
+            .chain(NOTIFICATION_TEMPLATE_TABLES)
             .copied()
             .collect();
         assert_eq!(protected, TENANT_TABLES);
