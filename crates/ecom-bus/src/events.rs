@@ -17,13 +17,20 @@ pub enum Topic {
     OrderPaid,
     OrderFulfilled,
     OrderPartiallyFulfilled,
+    /// Shipped with a carrier and tracking number (`carrier`, `tracking_number` set).
     OrderShipped,
+    /// The carrier reports the parcel on its last leg (`status` is `out_for_delivery`);
+    /// from the merchant panel or a carrier update through the integrations API.
+    OrderOutForDelivery,
+    /// The parcel arrived (`status` is `delivered`).
     OrderDelivered,
     OrderCancelled,
     OrderExpired,
     OrderRefunded,
     OrderPartiallyRefunded,
     OrderReturnRequested,
+    /// Returned goods arrived back (`return_status` is `received`); `returned` lists
+    /// what came back and `restocked` whether it went back into stock.
     OrderReturnReceived,
     ProductCreated,
     ProductUpdated,
@@ -40,6 +47,7 @@ impl Topic {
         Topic::OrderFulfilled,
         Topic::OrderPartiallyFulfilled,
         Topic::OrderShipped,
+        Topic::OrderOutForDelivery,
         Topic::OrderDelivered,
         Topic::OrderCancelled,
         Topic::OrderExpired,
@@ -54,7 +62,7 @@ impl Topic {
     ];
 
     /// Every order topic (their data is an [`OrderData`]): the first of [`Self::ALL`].
-    pub const ORDERS: &[Topic] = Topic::ALL.split_at(13).0;
+    pub const ORDERS: &[Topic] = Topic::ALL.split_at(14).0;
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -64,6 +72,7 @@ impl Topic {
             Topic::OrderFulfilled => "order.fulfilled",
             Topic::OrderPartiallyFulfilled => "order.partially_fulfilled",
             Topic::OrderShipped => "order.shipped",
+            Topic::OrderOutForDelivery => "order.out_for_delivery",
             Topic::OrderDelivered => "order.delivered",
             Topic::OrderCancelled => "order.cancelled",
             Topic::OrderExpired => "order.expired",
@@ -207,6 +216,20 @@ pub struct OrderData {
     /// The lines, on `order.placed` only.
     #[serde(default)]
     pub lines: Vec<OrderLineData>,
+    /// What came back, on `order.return_received` only.
+    #[serde(default)]
+    pub returned: Vec<ReturnedLineData>,
+    /// Whether the returned items went back into stock (`order.return_received`).
+    #[serde(default)]
+    pub restocked: bool,
+}
+
+/// One line of a return: how many of an order line came back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReturnedLineData {
+    pub line_id: Uuid,
+    pub variant_id: Option<Uuid>,
+    pub quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,7 +272,7 @@ mod tests {
             assert_eq!(Topic::parse(t.as_str()).unwrap(), *t);
             assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
         }
-        assert_eq!(Topic::ALL.len(), 17);
+        assert_eq!(Topic::ALL.len(), 18);
         for bad in ["", "order", "order.Placed", "order.placed ", "orders.placed"] {
             assert!(Topic::parse(bad).is_err(), "{bad:?}");
         }

@@ -15,6 +15,8 @@ pub enum OrderStatus {
     PartiallyFulfilled,
     Fulfilled,
     Shipped,
+    /// With the carrier's driver, arriving today.
+    OutForDelivery,
     Delivered,
     Cancelled,
     /// Never paid in time; stock released.
@@ -67,6 +69,7 @@ string_enum!(OrderStatus {
     PartiallyFulfilled => "partially_fulfilled", "Partially fulfilled",
     Fulfilled => "fulfilled", "Fulfilled",
     Shipped => "shipped", "Shipped",
+    OutForDelivery => "out_for_delivery", "Out for delivery",
     Delivered => "delivered", "Delivered",
     Cancelled => "cancelled", "Cancelled",
     Expired => "expired", "Expired",
@@ -99,6 +102,8 @@ pub enum OrderAction {
         all: bool,
     },
     Ship,
+    /// The carrier reports the parcel on its last leg.
+    OutForDelivery,
     Deliver,
     Cancel,
     Expire,
@@ -107,6 +112,7 @@ pub enum OrderAction {
         all: bool,
     },
     RequestReturn,
+    /// Returned goods arrived back, whether or not a return was requested first.
     ReceiveReturn,
 }
 
@@ -151,8 +157,12 @@ impl OrderState {
                 S::Fulfilled | S::PartiallyFulfilled | S::Paid if paid => next.status = S::Shipped,
                 _ => return refuse("shipped"),
             },
+            OrderAction::OutForDelivery => match self.status {
+                S::Shipped => next.status = S::OutForDelivery,
+                _ => return refuse("marked out for delivery"),
+            },
             OrderAction::Deliver => match self.status {
-                S::Shipped => next.status = S::Delivered,
+                S::Shipped | S::OutForDelivery => next.status = S::Delivered,
                 _ => return refuse("marked delivered"),
             },
             OrderAction::Cancel => match self.status {
@@ -180,9 +190,13 @@ impl OrderState {
                 }
                 _ => return refuse("returned"),
             },
-            OrderAction::ReceiveReturn => match self.returns {
-                ReturnStatus::Requested => next.returns = ReturnStatus::Received,
-                _ => return Err("No return was requested for this order.".into()),
+            OrderAction::ReceiveReturn => match (self.status, self.returns) {
+                (_, ReturnStatus::Requested)
+                | (S::Shipped | S::OutForDelivery | S::Delivered | S::Fulfilled, ReturnStatus::None) => {
+                    next.returns = ReturnStatus::Received
+                }
+                (_, ReturnStatus::Received) => return Err("A return was already recorded for this order.".into()),
+                _ => return Err("Nothing was sent out for this order, so nothing can come back.".into()),
             },
         }
         Ok(next)
@@ -257,6 +271,21 @@ mod tests {
         // A paid order cancelled keeps its payment until it is refunded.
         let s = run(&[A::Pay, A::Cancel, A::Refund { all: true }]).unwrap();
         assert_eq!((s.status, s.payment), (OrderStatus::Cancelled, PaymentStatus::Refunded));
+    }
+
+    #[test]
+    fn out_for_delivery_sits_between_shipped_and_delivered_and_a_return_is_recorded_once() {
+        let s = run(&[A::Pay, A::Ship, A::OutForDelivery]).unwrap();
+        assert_eq!(s.status, OrderStatus::OutForDelivery);
+        assert!(s.apply(A::OutForDelivery).is_err(), "only once");
+        let s = s.apply(A::Deliver).unwrap();
+        assert_eq!(s.status, OrderStatus::Delivered);
+        assert!(s.apply(A::OutForDelivery).is_err(), "not after delivery");
+        // A return recorded without a request first; a second one is refused.
+        let s = s.apply(A::ReceiveReturn).unwrap();
+        assert_eq!(s.returns, ReturnStatus::Received);
+        assert_eq!(s.apply(A::ReceiveReturn).unwrap_err(), "A return was already recorded for this order.");
+        assert!(run(&[A::Pay, A::ReceiveReturn]).is_err(), "nothing was sent");
     }
 
     #[test]

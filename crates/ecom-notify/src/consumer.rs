@@ -3,7 +3,7 @@
 //! also holds the consumer's receipt, so a redelivered event queues nothing twice.
 
 use crate::format::{format_date, format_money};
-use crate::{Email, enqueue_email, templates};
+use crate::{Email, StoreTemplates, enqueue_email};
 use ecom_bus::{Consumer, ConsumerError, Event, Topic};
 use ecom_core::{StaffRole, Tenant};
 use ecom_store::{Db, StoreError, orders};
@@ -29,13 +29,20 @@ impl StoreLinks {
 pub struct Notifications {
     db: Db,
     links: StoreLinks,
+    templates: StoreTemplates,
 }
 
 impl Notifications {
     pub const NAME: &'static str = "notifications";
 
     pub fn new(db: Db, links: StoreLinks) -> Self {
-        Self { db, links }
+        Self { templates: StoreTemplates::new(db.clone()), db, links }
+    }
+
+    /// Shares the stores' templates (and their cache) with the panel that edits them.
+    pub fn with_templates(mut self, templates: StoreTemplates) -> Self {
+        self.templates = templates;
+        self
     }
 }
 
@@ -45,6 +52,9 @@ fn shopper_template(topic: Topic) -> Option<&'static str> {
         Topic::OrderPlaced => "order_placed",
         Topic::OrderPaid => "order_paid",
         Topic::OrderShipped => "order_shipped",
+        Topic::OrderOutForDelivery => "order_out_for_delivery",
+        Topic::OrderDelivered => "order_delivered",
+        Topic::OrderReturnReceived => "order_return_received",
         Topic::OrderCancelled => "order_cancelled",
         Topic::OrderRefunded | Topic::OrderPartiallyRefunded => "order_refunded",
         _ => return None,
@@ -55,6 +65,9 @@ const TOPICS: &[Topic] = &[
     Topic::OrderPlaced,
     Topic::OrderPaid,
     Topic::OrderShipped,
+    Topic::OrderOutForDelivery,
+    Topic::OrderDelivered,
+    Topic::OrderReturnReceived,
     Topic::OrderCancelled,
     Topic::OrderRefunded,
     Topic::OrderPartiallyRefunded,
@@ -80,6 +93,7 @@ impl Consumer for Notifications {
         // Read before the consumer's transaction opens: on SQLite the pool may have a
         // single connection.
         let Some(tenant) = ecom_store::tenants::find_by_id(&self.db, event.tenant()).await? else { return Ok(()) };
+        let store_templates = self.templates.load(tenant.id).await?;
         let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
         let Some(order) = orders::order_by_id(&txn, tenant.id, data.order_id).await? else {
             // The order is gone (its store was deleted): keep the receipt, send nothing.
@@ -101,7 +115,7 @@ impl Consumer for Notifications {
             }
         }
         for (to, template) in queued {
-            let rendered = templates::render(template, &ctx).map_err(failed)?;
+            let rendered = store_templates.render_email(template, &ctx).map_err(failed)?;
             enqueue_email(
                 &txn,
                 Some(tenant.id),
@@ -122,8 +136,9 @@ impl Consumer for Notifications {
 }
 
 /// What the order templates see: the store (name, colours, logo), the order with
-/// money and dates written for the store's locale, and links.
-fn order_context(
+/// money and dates written for the store's locale (orders keep no locale of their
+/// own), and links.
+pub(crate) fn order_context(
     tenant: &Tenant,
     base: &str,
     order: &orders::OrderRow,
@@ -134,6 +149,7 @@ fn order_context(
     let currency = ecom_core::Currency::parse(&order.currency).unwrap_or(tenant.currency);
     let money = |minor: i64| format_money(minor, currency, locale);
     let color = tenant.brand.color_or_default();
+    let returned = returned_lines(lines, event);
     let lines: Vec<Value> = lines
         .iter()
         .map(|l| {
@@ -197,7 +213,21 @@ fn order_context(
             carrier => order.carrier.clone(),
             tracking_number => order.tracking_number.clone(),
             address => address_lines,
+            returned,
+            restocked => event.data.get("restocked").and_then(serde_json::Value::as_bool).unwrap_or(false),
         },
         today => format_date(event.occurred_at, locale),
     }
+}
+
+/// What came back, on `order.return_received`: the lines' titles and quantities.
+fn returned_lines(lines: &[orders::LineRow], event: &Event) -> Vec<Value> {
+    let returned = event.order().map(|d| d.returned).unwrap_or_default();
+    returned
+        .iter()
+        .filter_map(|r| {
+            let l = lines.iter().find(|l| l.id == r.line_id)?;
+            Some(context! { title => l.title.clone(), variant => l.variant_title.clone(), quantity => r.quantity })
+        })
+        .collect()
 }

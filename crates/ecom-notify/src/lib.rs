@@ -15,13 +15,15 @@ mod consumer;
 mod dispatcher;
 mod email;
 mod format;
+pub mod store_templates;
 mod templates;
 
 pub use consumer::{Notifications, StoreLinks};
 pub use dispatcher::{Channels, DispatchSettings, Dispatcher, Round};
 pub use email::{MailboxChannel, SmtpChannel, SmtpSettings};
 pub use format::{format_date, format_money};
-pub use templates::{Rendered, TemplateError, names as template_names, render};
+pub use store_templates::{StoreEnv, StoreTemplates};
+pub use templates::{Rendered, TemplateError, builtin_source, names as template_names, render};
 
 use ecom_core::TenantId;
 use ecom_store::DatabaseTransaction;

@@ -22,17 +22,23 @@ pub struct TemplateError {
     source: minijinja::Error,
 }
 
-fn env() -> &'static Environment<'static> {
+/// The built-in templates. Stores' own versions are added to clones of it
+/// (`store_templates`), so they can extend the layout and include the partials; it
+/// has no loader, so a template can reach nothing but these.
+pub(crate) fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
         });
-        // A missing value is a bug in the context, not something to send as "".
+        // A missing value is a bug in the context (or a typo in a store's template),
+        // not something to send as "".
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        // Templates are ours, but a loop over a huge order should still end.
+        // A loop over a huge order, or a store's template that would never end, stops;
+        // so does deep recursion (macros calling themselves).
         env.set_fuel(Some(2_000_000));
+        env.set_recursion_limit(100);
         load(&mut env);
         env
     })
@@ -43,17 +49,45 @@ fn load(mut env: &mut Environment<'static>) {
     minijinja_embed::load_templates!(env);
 }
 
-fn one(name: &str, ctx: &Value) -> Result<String, TemplateError> {
-    env().get_template(name).and_then(|t| t.render(ctx)).map_err(|source| TemplateError { name: name.into(), source })
+impl TemplateError {
+    /// The template that failed (`email/order_placed.html`, …).
+    pub fn template(&self) -> &str {
+        &self.name
+    }
+
+    pub fn source_error(&self) -> &minijinja::Error {
+        &self.source
+    }
+}
+
+fn one(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+    env.get_template(name).and_then(|t| t.render(ctx)).map_err(|source| TemplateError { name: name.into(), source })
 }
 
 /// Renders message `name` (e.g. `order_placed`) with `ctx`.
 pub fn render(name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
-    let subject = one(&format!("email/{name}.subject.txt"), ctx)?;
+    render_in(env(), name, ctx)
+}
+
+/// Renders message `name` with the templates of `env` (the built-in ones, or a
+/// store's versions over them).
+pub(crate) fn render_in(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
+    let subject = one(env, &format!("email/{name}.subject.txt"), ctx)?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = one(&format!("email/{name}.txt"), ctx)?;
-    let html = one(&format!("email/{name}.html"), ctx)?;
+    let text = one(env, &format!("email/{name}.txt"), ctx)?;
+    let html = one(env, &format!("email/{name}.html"), ctx)?;
+    let html = if html.trim().is_empty() { String::new() } else { html };
     Ok(Rendered { subject, text: text.trim().to_owned() + "\n", html })
+}
+
+/// Renders one template of `env` (a text channel's message).
+pub(crate) fn render_one(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+    one(env, name, ctx)
+}
+
+/// The built-in source of a template, e.g. `email/order_placed.html`.
+pub fn builtin_source(name: &str) -> Option<String> {
+    env().get_template(name).ok().map(|t| t.source().to_owned())
 }
 
 /// Every message template there is (by name), for tests and the panel.
@@ -83,6 +117,8 @@ mod tests {
                 tax => "$3.13", taxes_included => false, total => "$58.13", refunded => "$10.00", fully_refunded => false,
                 payment_status => "pending", payment_provider => "manual", carrier => "UPS", tracking_number => "1Z",
                 address => vec!["Pat Doe", "1 Main St"],
+                returned => vec![context! { title => "Wool Hat", variant => "Red", quantity => 1 }],
+                restocked => true,
             },
             today => "December 1, 2026",
         }
@@ -93,7 +129,17 @@ mod tests {
         let names = names();
         assert_eq!(
             names,
-            ["new_order", "order_cancelled", "order_paid", "order_placed", "order_refunded", "order_shipped"]
+            [
+                "new_order",
+                "order_cancelled",
+                "order_delivered",
+                "order_out_for_delivery",
+                "order_paid",
+                "order_placed",
+                "order_refunded",
+                "order_return_received",
+                "order_shipped"
+            ]
         );
         for name in names {
             let r = render(name, &sample("Bits <b>&</b> Bobs")).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -200,6 +200,8 @@ pub enum OrderCommand {
         carrier: String,
         tracking: String,
     },
+    /// The carrier has the parcel on its last leg.
+    OutForDelivery,
     Deliver,
     Cancel {
         restock: bool,
@@ -211,7 +213,12 @@ pub enum OrderCommand {
     RequestReturn {
         reason: String,
     },
-    ReceiveReturn,
+    /// Returned goods arrived: `(line id, quantity)` (empty means everything sent),
+    /// put back in stock when `restock`.
+    ReceiveReturn {
+        lines: Vec<(Uuid, i32)>,
+        restock: bool,
+    },
 }
 
 /// An order with its lines, timeline and payments.
@@ -1111,6 +1118,22 @@ impl Checkout {
         actor: &Actor,
         edit: impl FnOnce(&mut OrderRow),
     ) -> Result<OrderRow> {
+        self.transition_with(txn, tenant, order, action, message, actor, edit, serde_json::Value::Null).await
+    }
+
+    /// [`Self::transition_in`], with `extra` fields in the event's data.
+    #[allow(clippy::too_many_arguments)]
+    async fn transition_with(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &Tenant,
+        order: &OrderRow,
+        action: OrderAction,
+        message: &str,
+        actor: &Actor,
+        edit: impl FnOnce(&mut OrderRow),
+        extra: serde_json::Value,
+    ) -> Result<OrderRow> {
         let before = state_of(order)?;
         let after = before.apply(action).map_err(|why| Invalid::new("order", why))?;
         let mut next = order.clone();
@@ -1129,7 +1152,11 @@ impl Checkout {
         }
         let topic = topic_of(action, after);
         repo::add_event(txn, tenant.id, order.id, topic.trim_start_matches("order."), message, &actor.label()).await?;
-        repo::outbox(txn, tenant.id, topic, order_payload(&next, &[])).await?;
+        let mut payload = order_payload(&next, &[]);
+        if let (Some(data), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        repo::outbox(txn, tenant.id, topic, payload).await?;
         Ok(next)
     }
 
@@ -1253,6 +1280,18 @@ impl Checkout {
                 })
                 .await?;
             }
+            OrderCommand::OutForDelivery => {
+                self.transition_in(
+                    &txn,
+                    tenant,
+                    &order,
+                    OrderAction::OutForDelivery,
+                    "Out for delivery.",
+                    actor,
+                    |_| {},
+                )
+                .await?;
+            }
             OrderCommand::Deliver => {
                 self.transition_in(&txn, tenant, &order, OrderAction::Deliver, "Delivered.", actor, |_| {}).await?;
             }
@@ -1310,17 +1349,22 @@ impl Checkout {
                 };
                 self.transition_in(&txn, tenant, &order, OrderAction::RequestReturn, &message, actor, |_| {}).await?;
             }
-            OrderCommand::ReceiveReturn => {
-                self.transition_in(
-                    &txn,
-                    tenant,
-                    &order,
-                    OrderAction::ReceiveReturn,
-                    "Returned items received.",
-                    actor,
-                    |_| {},
-                )
-                .await?;
+            OrderCommand::ReceiveReturn { lines: wanted, restock } => {
+                let returned = crate::returns::returned_lines(&lines, &wanted)?;
+                let message = crate::returns::timeline_message(&returned, restock);
+                let extra = crate::returns::event_data(&returned, restock);
+                // The transition's conditional update lets one recording win; the stock
+                // goes back in the same transaction, so it goes back once.
+                self.transition_with(&txn, tenant, &order, OrderAction::ReceiveReturn, &message, actor, |_| {}, extra)
+                    .await?;
+                if restock {
+                    for (line, q) in &returned {
+                        if let Some(v) = line.variant_id {
+                            repo::release_stock(&txn, tenant.id, v, *q).await?;
+                        }
+                    }
+                    self.catalog.invalidate(tenant.id);
+                }
             }
         }
         if let Actor::Staff(_) | Actor::App(_) = actor {
@@ -1603,23 +1647,37 @@ impl Checkout {
         })
     }
 
-    /// Ships order `number` with this tracking, as a logistics system reports it. The
-    /// same tracking reported again changes nothing, so a retried report is harmless.
+    /// Ships order `number` with this tracking, as a logistics system reports it, and
+    /// moves it on to the delivery stage the carrier reports (`status`). The same
+    /// tracking or a stage the order has reached already changes nothing, so a retried
+    /// or late report is harmless.
     pub async fn add_tracking(
         &self,
         tenant: &Tenant,
         number: i64,
         carrier: &str,
         tracking: &str,
+        status: Option<crate::returns::CarrierStatus>,
         actor: &Actor,
     ) -> Result<OrderView> {
-        let order = self.order(tenant, number).await?.ok_or(ServiceError::NotFound)?;
+        use crate::returns::{CarrierStatus, stage_of};
+        let mut order = self.order(tenant, number).await?.ok_or(ServiceError::NotFound)?;
         let (carrier, tracking) = (carrier.trim(), tracking.trim());
-        if !tracking.is_empty() && order.carrier == carrier && order.tracking_number == tracking {
+        if tracking.is_empty() || order.carrier != carrier || order.tracking_number != tracking {
+            let ship = OrderCommand::Ship { carrier: carrier.to_owned(), tracking: tracking.to_owned() };
+            self.command(tenant, order.id, ship, actor).await?;
+            order = self.order(tenant, number).await?.ok_or(ServiceError::NotFound)?;
+        }
+        let Some(status) = status else { return Ok(order) };
+        if status.rank() <= stage_of(order.status) {
             return Ok(order);
         }
-        let ship = OrderCommand::Ship { carrier: carrier.to_owned(), tracking: tracking.to_owned() };
-        self.command(tenant, order.id, ship, actor).await?;
+        let step = match status {
+            CarrierStatus::InTransit => return Ok(order),
+            CarrierStatus::OutForDelivery => OrderCommand::OutForDelivery,
+            CarrierStatus::Delivered => OrderCommand::Deliver,
+        };
+        self.command(tenant, order.id, step, actor).await?;
         self.order(tenant, number).await?.ok_or(ServiceError::NotFound)
     }
 
@@ -2228,6 +2286,7 @@ fn topic_of(action: OrderAction, after: OrderState) -> &'static str {
         OrderAction::Fulfil { all: true } => Topic::OrderFulfilled,
         OrderAction::Fulfil { all: false } => Topic::OrderPartiallyFulfilled,
         OrderAction::Ship => Topic::OrderShipped,
+        OrderAction::OutForDelivery => Topic::OrderOutForDelivery,
         OrderAction::Deliver => Topic::OrderDelivered,
         OrderAction::Cancel => Topic::OrderCancelled,
         OrderAction::Expire => Topic::OrderExpired,

@@ -19,6 +19,7 @@ pub mod passwords;
 pub mod payments;
 pub mod ratelimit;
 pub mod staff;
+pub mod returns;
 pub mod stripe;
 pub mod webhooks;
 

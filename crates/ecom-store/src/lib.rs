@@ -14,6 +14,7 @@ pub mod entities;
 pub mod idempotency;
 pub mod mailbox;
 mod migration;
+pub mod notification_templates;
 pub mod notifications;
 pub mod orders;
 pub mod staff;

@@ -47,6 +47,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "webhook_attempts",
     "notifications",
     "idempotency_keys",
+    "notification_templates",
     "staff_invitations",
 ];
 
@@ -77,6 +78,7 @@ const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_re
 const WEBHOOK_TABLES: &[&str] = &["webhook_subscriptions", "webhook_deliveries", "webhook_attempts"];
 const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
+const NOTIFICATION_TEMPLATE_TABLES: &[&str] = &["notification_templates"];
 const STAFF_TABLES: &[&str] = &["staff_invitations"];
 
 mod m0018_staff;
@@ -99,6 +101,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
+            Box::new(M0017NotificationTemplates),
             Box::new(m0018_staff::M0018Staff),
         ]
     }
@@ -1209,6 +1212,43 @@ impl MigrationTrait for M0013TokenPurpose {
     }
 }
 
+struct M0017NotificationTemplates;
+
+impl MigrationName for M0017NotificationTemplates {
+    fn name(&self) -> &str {
+        "m0017_notification_templates"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0017NotificationTemplates {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // A store's own wording of a message, per template and channel; messages without
+        // a row are written by the built-in templates.
+        m.create_table(
+            tenant_table("notification_templates")
+                .col(text("name", 100))
+                .col(text("channel", 20))
+                .col(ColumnDef::new(name("subject")).text().not_null().default(""))
+                .col(ColumnDef::new(name("body_text")).text().not_null().default(""))
+                .col(ColumnDef::new(name("body_html")).text().not_null().default(""))
+                .col(text("updated_by", 254))
+                .col(at("updated_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("notification_templates", &["tenant_id", "name", "channel"], true)).await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, NOTIFICATION_TEMPLATE_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the notification templates migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1226,6 +1266,7 @@ mod tests {
             .chain(WEBHOOK_TABLES)
             .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
+            .chain(NOTIFICATION_TEMPLATE_TABLES)
             .chain(STAFF_TABLES)
             .copied()
             .collect();

@@ -5,7 +5,9 @@
 //! - `POST /api/v1/inventory/levels` (scope `write_inventory`):
 //!   `{"levels": [{"sku": "TEE-S", "available": 12}, …]}` sets absolute levels, all or none.
 //! - `POST /api/v1/orders/{number}/tracking` (scope `write_orders`):
-//!   `{"carrier": "UPS", "tracking_number": "1Z…"}` ships the order with that tracking.
+//!   `{"carrier": "UPS", "tracking_number": "1Z…", "status"?: "in_transit" |
+//!   "out_for_delivery" | "delivered"}` ships the order with that tracking and moves it
+//!   on to the delivery stage the carrier reports (a stage already reached is a no-op).
 //!
 //! Errors are `{"error": {"code", "message", "field"?}}` with a fitting status. A retry
 //! with the same key and body gets the first answer again (`Idempotent-Replayed: true`)
@@ -265,6 +267,8 @@ pub async fn set_levels(State(state): State<AppState>, who: Integration, headers
 struct TrackingBody {
     carrier: String,
     tracking_number: String,
+    #[serde(default)]
+    status: Option<String>,
 }
 
 /// `POST /api/v1/orders/{number}/tracking`; the number with or without its `#`.
@@ -285,7 +289,9 @@ pub async fn add_tracking(
     let (checkout, tenant, actor) = (state.checkout.clone(), who.tenant.clone(), who.actor());
     keyed(&state, &who, &headers, &path, &body, |value| async move {
         let input: TrackingBody = parse(&value)?;
-        let order = checkout.add_tracking(&tenant, number, &input.carrier, &input.tracking_number, &actor).await?;
+        let status = input.status.as_deref().map(ecom_services::returns::CarrierStatus::parse).transpose()?;
+        let order =
+            checkout.add_tracking(&tenant, number, &input.carrier, &input.tracking_number, status, &actor).await?;
         Ok(json!({ "order": {
             "number": order.number,
             "name": order.name,

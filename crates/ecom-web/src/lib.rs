@@ -16,6 +16,7 @@ mod merchant;
 mod merchant_catalog;
 mod merchant_orders;
 mod merchant_webhooks;
+mod notification_templates;
 mod notifications;
 mod onboarding;
 mod ops;
@@ -136,6 +137,12 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/notifications", get(notifications::admin_list))
         .route("/admin/notifications/{id}/retry", post(notifications::admin_retry))
         .route("/merchant/notifications", get(notifications::merchant_list))
+        .route("/merchant/settings/notifications", get(notification_templates::list))
+        .route(
+            "/merchant/settings/notifications/{channel}/{name}",
+            get(notification_templates::edit_form).post(notification_templates::act),
+        )
+        .route("/merchant/settings/notifications/{channel}/{name}/preview", post(notification_templates::preview))
         .route("/merchant/notifications/{id}/retry", post(notifications::merchant_retry))
         .route("/merchant/dead-letters", get(dead_letters::merchant_list))
         .route("/merchant/dead-letters/{id}/{action}", post(dead_letters::merchant_act))

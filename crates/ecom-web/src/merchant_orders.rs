@@ -145,6 +145,7 @@ pub async fn act(
             OrderCommand::Fulfil(lines)
         }
         "ship" => OrderCommand::Ship { carrier: f.carrier, tracking: f.tracking },
+        "out_for_delivery" => OrderCommand::OutForDelivery,
         "deliver" => OrderCommand::Deliver,
         "cancel" => OrderCommand::Cancel { restock: f.restock.is_some() },
         "refund" => match Money::parse("amount", &f.amount, tenant.currency) {
@@ -152,7 +153,26 @@ pub async fn act(
             Err(e) => return detail_page(&state, &page, number, Some(e.to_string())).await,
         },
         "request_return" => OrderCommand::RequestReturn { reason: f.reason },
-        "receive_return" => OrderCommand::ReceiveReturn,
+        "receive_return" => {
+            let mut lines = Vec::new();
+            for (k, v) in &f.rest {
+                if let Some(id) = k.strip_prefix("return:").and_then(|id| Uuid::parse_str(id).ok()) {
+                    match v.trim().parse::<i32>() {
+                        Ok(q) if q >= 0 => lines.push((id, q)),
+                        _ => {
+                            let why = format!("Returned quantity: \"{}\" is not a number of items.", v.trim());
+                            return detail_page(&state, &page, number, Some(why)).await;
+                        }
+                    }
+                }
+            }
+            if !lines.is_empty() && lines.iter().all(|(_, q)| *q == 0) {
+                let why = "Enter how many of each item came back.".to_owned();
+                return detail_page(&state, &page, number, Some(why)).await;
+            }
+            lines.retain(|(_, q)| *q > 0);
+            OrderCommand::ReceiveReturn { lines, restock: f.restock.is_some() }
+        }
         _ => return Err(WebError::BadRequest("Unknown action.".into())),
     };
     match state.checkout.command(&tenant, order.id, command, &staff_actor(&page)).await {

@@ -103,6 +103,9 @@ pub struct AppInner {
     pub outbound: Outbound,
     /// Webhook subscriptions and their delivery log.
     pub webhooks: ecom_services::Webhooks,
+    /// Stores' notification templates (shared with the notification consumer, so a
+    /// save clears its cache).
+    pub templates: ecom_notify::StoreTemplates,
     /// Each store's theme, built from its edited templates.
     pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
@@ -119,12 +122,13 @@ pub struct Services {
     pub media: ecom_media::Media,
     pub outbound: Outbound,
     pub webhooks: ecom_services::Webhooks,
+    pub templates: ecom_notify::StoreTemplates,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, templates } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -148,6 +152,7 @@ impl AppState {
             media,
             outbound,
             webhooks,
+            templates,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             gid_key: Arc::new(derive(b"ecom graphql id key")),

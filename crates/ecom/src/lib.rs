@@ -140,6 +140,7 @@ impl Application {
             config.webhook_settings(),
         );
         let amqp = config.amqp_settings();
+        let store_templates = ecom_notify::StoreTemplates::new(db.clone());
         let broker = ecom_bus::BrokerStatus::default();
         let state = ecom_web::AppState::new(
             ecom_web::Services {
@@ -151,6 +152,7 @@ impl Application {
                 media,
                 outbound,
                 webhooks: webhooks.clone(),
+                templates: store_templates.clone(),
             },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
@@ -174,7 +176,8 @@ impl Application {
         // Links in messages carry the port actually bound (tests listen on port 0).
         let mut linked = config.clone();
         linked.listen = listener.local_addr().unwrap_or(config.listen);
-        let notifications = ecom_notify::Notifications::new(db.clone(), store_links(&linked));
+        let notifications =
+            ecom_notify::Notifications::new(db.clone(), store_links(&linked)).with_templates(store_templates);
         Ok(Self {
             listener,
             router: ecom_web::router(state),

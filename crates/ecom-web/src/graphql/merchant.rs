@@ -486,7 +486,9 @@ fn fulfillment(s: &str) -> OrderDisplayFulfillmentStatus {
     use OrderDisplayFulfillmentStatus as F;
     match OrderStatus::parse(s) {
         Some(OrderStatus::PartiallyFulfilled) => F::PartiallyFulfilled,
-        Some(OrderStatus::Fulfilled | OrderStatus::Shipped | OrderStatus::Delivered) => F::Fulfilled,
+        Some(OrderStatus::Fulfilled | OrderStatus::Shipped | OrderStatus::OutForDelivery | OrderStatus::Delivered) => {
+            F::Fulfilled
+        }
         _ => F::Unfulfilled,
     }
 }
@@ -825,8 +827,8 @@ fn order_filter(query: Option<&str>) -> Result<OrderFilter> {
                 f.status_in = match value {
                     "unfulfilled" => strs(&[S::PendingPayment, S::Paid]),
                     "partial" => strs(&[S::PartiallyFulfilled]),
-                    "fulfilled" => strs(&[S::Fulfilled, S::Shipped, S::Delivered]),
-                    "shipped" => strs(&[S::Shipped]),
+                    "fulfilled" => strs(&[S::Fulfilled, S::Shipped, S::OutForDelivery, S::Delivered]),
+                    "shipped" => strs(&[S::Shipped, S::OutForDelivery]),
                     "delivered" => strs(&[S::Delivered]),
                     _ => return Err(bad("unfulfilled, partial, fulfilled, shipped, delivered")),
                 }

@@ -246,9 +246,9 @@ impl Order {
     async fn fulfillment_status(&self) -> OrderFulfillmentStatus {
         match OrderStatus::parse(self.0.status) {
             Some(OrderStatus::PartiallyFulfilled) => OrderFulfillmentStatus::PartiallyFulfilled,
-            Some(OrderStatus::Fulfilled | OrderStatus::Shipped | OrderStatus::Delivered) => {
-                OrderFulfillmentStatus::Fulfilled
-            }
+            Some(
+                OrderStatus::Fulfilled | OrderStatus::Shipped | OrderStatus::OutForDelivery | OrderStatus::Delivered,
+            ) => OrderFulfillmentStatus::Fulfilled,
             _ => OrderFulfillmentStatus::Unfulfilled,
         }
     }
