@@ -35,6 +35,7 @@ fn channel_label(c: &str) -> &'static str {
 }
 
 pub async fn list(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let rows = state.templates.list(tenant.id).await?;
     let channels: Vec<_> = CHANNELS.iter().map(|c| context! { code => *c, label => channel_label(c) }).collect();
@@ -82,6 +83,7 @@ struct EditorState {
 }
 
 async fn editor(state: &AppState, page: &SignedIn, channel: &str, name: &str, s: EditorState) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let message = known(channel, name)?;
     let preview = state.templates.preview(&tenant, &base(state, page), channel, name, &s.parts).await;
@@ -132,6 +134,7 @@ pub async fn edit_form(
     Path((channel, name)): Path<(String, String)>,
     Query(done): Query<Done>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     known(&channel, &name)?;
     let (parts, customised) = state.templates.current(tenant.id, &channel, &name).await.map_err(templates_error)?;
@@ -169,6 +172,7 @@ pub async fn act(
     Path((channel, name)): Path<(String, String)>,
     Form(f): Form<TemplateForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     let message = known(&channel, &name)?;
     let by = format!("staff {}", page.me.email);
@@ -218,6 +222,7 @@ pub async fn preview(
     Path((channel, name)): Path<(String, String)>,
     Form(f): Form<TemplateForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     known(&channel, &name)?;
     match state.templates.preview(&tenant, &base(&state, &page), &channel, &name, &f.parts()).await {
