@@ -17,7 +17,7 @@ async function login(page, area, email) {
   await page.goto(`${origin}${area}/login`);
   await page.fill("#email", email);
   await page.fill("#password", "demo-password");
-  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/login'] button[type=submit]")]);
 }
 
 for (const width of [390, 1280]) {
@@ -29,7 +29,7 @@ for (const width of [390, 1280]) {
   await page.screenshot({ path: `${out}/account-phone-${width}.png`, fullPage: true });
   if (width === 390) {
     await page.fill("#phone-number", "+44 7700 900123");
-    await Promise.all([page.waitForNavigation(), page.click("#phone form[action='/account/phone'] button, form[action='/account/phone'] button")]);
+    await Promise.all([page.waitForNavigation(), page.click("form[action='/account/phone'] button")]);
   } else {
     await page.goto(`${origin}/account`);
   }

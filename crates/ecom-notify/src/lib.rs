@@ -29,9 +29,9 @@ pub use dispatcher::{Channels, DispatchSettings, Dispatcher, Round};
 pub use email::{MailboxChannel, SmtpChannel, SmtpSettings};
 pub use format::{format_date, format_money};
 pub use sms::{DevTextChannel, Phone, SMS, TwilioChannel, TwilioSettings};
+pub use templates::{Rendered, TemplateError, names as template_names, render};
 pub use webpush::{PushMessage, Vapid, WEBPUSH, WebPushChannel};
 pub use whatsapp::{TemplateCall, WHATSAPP, WhatsAppChannel, WhatsAppSettings};
-pub use templates::{Rendered, TemplateError, names as template_names, render};
 
 use ecom_core::TenantId;
 use ecom_store::DatabaseTransaction;

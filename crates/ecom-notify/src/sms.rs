@@ -25,17 +25,17 @@ impl Phone {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
         let Some(rest) = trimmed.strip_prefix('+') else {
-            return Err("start the number with + and the country code, e.g. +44 20 7946 0958".into());
+            return Err("Start the number with + and the country code, e.g. +44 20 7946 0958.".into());
         };
         let digits: String = rest.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
         if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err("a phone number has only digits after the +, e.g. +44 20 7946 0958".into());
+            return Err("A phone number has only digits after the +, e.g. +44 20 7946 0958.".into());
         }
         if digits.starts_with('0') {
-            return Err("the country code after the + cannot start with 0".into());
+            return Err("The country code after the + cannot start with 0.".into());
         }
         if !(8..=15).contains(&digits.len()) {
-            return Err("a phone number has 8 to 15 digits after the + (E.164)".into());
+            return Err("A phone number has 8 to 15 digits after the + (E.164).".into());
         }
         Ok(Self(format!("+{digits}")))
     }
@@ -80,7 +80,12 @@ fn is_sid(s: &str, prefix: &str) -> bool {
 impl TwilioSettings {
     /// Checks each value; errors name the setting (`account_sid`, `auth_token`,
     /// `from`, `api_url`) and never repeat the token.
-    pub fn parse(api_url: &str, account_sid: &str, auth_token: &str, from: &str) -> Result<Self, (&'static str, String)> {
+    pub fn parse(
+        api_url: &str,
+        account_sid: &str,
+        auth_token: &str,
+        from: &str,
+    ) -> Result<Self, (&'static str, String)> {
         let account_sid = account_sid.trim();
         if !is_sid(account_sid, "AC") {
             return Err(("account_sid", "expected AC followed by 32 hex digits".into()));
@@ -91,7 +96,8 @@ impl TwilioSettings {
         }
         let from = from.trim();
         if !is_sid(from, "MG") {
-            Phone::parse(from).map_err(|e| ("from", format!("expected an E.164 number or a Messaging Service SID (MG…): {e}")))?;
+            Phone::parse(from)
+                .map_err(|e| ("from", format!("expected an E.164 number or a Messaging Service SID (MG…): {e}")))?;
         }
         let api_url = api_url.trim().trim_end_matches('/');
         check_api_url(api_url).map_err(|e| ("api_url", e))?;
@@ -110,7 +116,11 @@ pub(crate) fn check_api_url(url: &str) -> Result<(), String> {
         .iter()
         .any(|p| url.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
     let https = url.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if https || local { Ok(()) } else { Err("expected an https:// address (plain http only on 127.0.0.1 or localhost)".into()) }
+    if https || local {
+        Ok(())
+    } else {
+        Err("expected an https:// address (plain http only on 127.0.0.1 or localhost)".into())
+    }
 }
 
 /// An HTTP client for providers: no proxy surprises, bounded waits.
@@ -254,7 +264,16 @@ mod tests {
     fn phone_numbers_are_e164() {
         assert_eq!(Phone::parse(" +44 20 7946 0958 ").unwrap().as_str(), "+442079460958");
         assert_eq!(Phone::parse("+1 (415) 555-0100").unwrap().as_str(), "+14155550100");
-        for bad in ["", "+", "0207946 0958", "+0 123456789", "+1234567", "+1234567890123456", "+1 415 CALL ME", "++14155550100"] {
+        for bad in [
+            "",
+            "+",
+            "0207946 0958",
+            "+0 123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+1 415 CALL ME",
+            "++14155550100",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad} accepted");
         }
     }
@@ -262,13 +281,34 @@ mod tests {
     #[test]
     fn twilio_settings_are_checked_without_echoing_the_token() {
         let sid = "AC0123456789abcdef0123456789abcdef";
-        assert!(TwilioSettings::parse("https://api.twilio.com", sid, "0123456789abcdef0123456789abcdef", "+14155550100").is_ok());
-        assert!(TwilioSettings::parse("http://127.0.0.1:9", sid, "0123456789abcdef0123456789abcdef", "MG0123456789abcdef0123456789abcdef").is_ok());
-        let (key, e) = TwilioSettings::parse("https://api.twilio.com", "AC12", "secret-token-123456", "+14155550100").unwrap_err();
+        assert!(
+            TwilioSettings::parse("https://api.twilio.com", sid, "0123456789abcdef0123456789abcdef", "+14155550100")
+                .is_ok()
+        );
+        assert!(
+            TwilioSettings::parse(
+                "http://127.0.0.1:9",
+                sid,
+                "0123456789abcdef0123456789abcdef",
+                "MG0123456789abcdef0123456789abcdef"
+            )
+            .is_ok()
+        );
+        let (key, e) =
+            TwilioSettings::parse("https://api.twilio.com", "AC12", "secret-token-123456", "+14155550100").unwrap_err();
         assert_eq!(key, "account_sid");
         assert!(!e.contains("secret-token"));
-        assert_eq!(TwilioSettings::parse("https://api.twilio.com", sid, "short", "+14155550100").unwrap_err().0, "auth_token");
-        assert_eq!(TwilioSettings::parse("https://api.twilio.com", sid, "0123456789abcdef0123", "me").unwrap_err().0, "from");
-        assert_eq!(TwilioSettings::parse("http://api.twilio.com", sid, "0123456789abcdef0123", "+14155550100").unwrap_err().0, "api_url");
+        assert_eq!(
+            TwilioSettings::parse("https://api.twilio.com", sid, "short", "+14155550100").unwrap_err().0,
+            "auth_token"
+        );
+        assert_eq!(
+            TwilioSettings::parse("https://api.twilio.com", sid, "0123456789abcdef0123", "me").unwrap_err().0,
+            "from"
+        );
+        assert_eq!(
+            TwilioSettings::parse("http://api.twilio.com", sid, "0123456789abcdef0123", "+14155550100").unwrap_err().0,
+            "api_url"
+        );
     }
 }

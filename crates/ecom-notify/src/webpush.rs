@@ -173,7 +173,12 @@ impl VapidKey {
             public.as_ref(),
         )
         .map_err(|_| "not a valid P-256 private key")?;
-        Ok(Self { public_b64: B64.encode(public.as_ref()), private_b64: B64.encode(&raw), pair, subject: subject.to_owned() })
+        Ok(Self {
+            public_b64: B64.encode(public.as_ref()),
+            private_b64: B64.encode(&raw),
+            pair,
+            subject: subject.to_owned(),
+        })
     }
 
     /// A new key pair.
@@ -248,8 +253,11 @@ impl Vapid {
                     Some(k) => k,
                     None => {
                         let fresh = VapidKey::generate(&self.subject).map_err(corrupt)?;
-                        let kept = ecom_store::channels::platform_key_or_insert(&txn, KEY_NAME, &fresh.private_b64).await?;
-                        tracing::info!("generated the Web Push (VAPID) key pair; set ECOM_VAPID_PRIVATE_KEY to choose one");
+                        let kept =
+                            ecom_store::channels::platform_key_or_insert(&txn, KEY_NAME, &fresh.private_b64).await?;
+                        tracing::info!(
+                            "generated the Web Push (VAPID) key pair; set ECOM_VAPID_PRIVATE_KEY to choose one"
+                        );
                         kept
                     }
                 };
@@ -344,7 +352,11 @@ impl Channel for WebPushChannel {
             self.remove(id).await.map_err(transient)?;
             return Err(SendError::Permanent(format!("{detail} (subscription removed)")));
         }
-        if crate::sms::transient_status(status) { Err(SendError::Transient(detail)) } else { Err(SendError::Permanent(detail)) }
+        if crate::sms::transient_status(status) {
+            Err(SendError::Transient(detail))
+        } else {
+            Err(SendError::Permanent(detail))
+        }
     }
 }
 
@@ -360,9 +372,11 @@ mod tests {
     /// RFC 8291 Appendix A: the example's keys and salt give exactly its message.
     #[test]
     fn encryption_reproduces_the_rfc_8291_example() {
-        let as_private =
-            agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &b("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"))
-                .unwrap();
+        let as_private = agreement::PrivateKey::from_private_key(
+            &agreement::ECDH_P256,
+            &b("yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"),
+        )
+        .unwrap();
         assert_eq!(
             B64.encode(as_private.compute_public_key().unwrap().as_ref()),
             "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"

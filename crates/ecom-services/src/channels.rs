@@ -85,7 +85,7 @@ impl Phones {
         let (current, verified_at) =
             repo::customer_phone(&txn, tenant.id, customer).await?.ok_or(ServiceError::NotFound)?;
         if verified_at.is_some() && current.as_deref() == Some(phone.as_str()) {
-            return Err(Invalid::new("phone", "this number is verified already").into());
+            return Err(Invalid::new("phone", "This number is verified already.").into());
         }
         if let Some(last) = repo::current_phone_code(&txn, tenant.id, customer).await?
             && last.created_at + RESEND_AFTER > now
@@ -93,8 +93,9 @@ impl Phones {
             let wait = (last.created_at + RESEND_AFTER - now).num_seconds().max(1);
             return Err(ServiceError::RateLimited { retry_after_secs: u64::try_from(wait).unwrap_or(60) });
         }
-        let sent = repo::phone_codes_sent_since(&txn, tenant.id, phone.as_str(), CODE_TEMPLATE, now - Duration::hours(1))
-            .await?;
+        let sent =
+            repo::phone_codes_sent_since(&txn, tenant.id, phone.as_str(), CODE_TEMPLATE, now - Duration::hours(1))
+                .await?;
         if sent >= CODES_PER_HOUR {
             return Err(ServiceError::RateLimited { retry_after_secs: 3600 });
         }
@@ -121,27 +122,27 @@ impl Phones {
     pub async fn verify(&self, tenant: TenantId, customer: Uuid, code: &str) -> Result<()> {
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Invalid::new("code", "enter the 6-digit code from the text message").into());
+            return Err(Invalid::new("code", "Enter the 6-digit code from the text message.").into());
         }
         let now = Utc::now();
         let txn = self.db.tenant_txn(tenant).await?;
         let Some(row) = repo::current_phone_code(&txn, tenant, customer).await? else {
-            return Err(Invalid::new("code", "no code is waiting; send a new one").into());
+            return Err(Invalid::new("code", "No code is waiting; send a new one.").into());
         };
         if row.attempts >= CODE_ATTEMPTS {
-            return Err(Invalid::new("code", "too many wrong tries; send a new code").into());
+            return Err(Invalid::new("code", "Too many wrong tries; send a new code.").into());
         }
         if row.expires_at <= now {
-            return Err(Invalid::new("code", "this code has expired; send a new one").into());
+            return Err(Invalid::new("code", "This code has expired; send a new one.").into());
         }
         if hash_code(customer, &code) != row.code_hash {
             let tries = repo::count_phone_code_attempt(&txn, tenant, row.id).await?;
             txn.commit().await.map_err(ecom_store::StoreError::from)?;
             let left = CODE_ATTEMPTS - tries;
             return Err(if left <= 0 {
-                Invalid::new("code", "wrong code, and that was the last try; send a new code")
+                Invalid::new("code", "Wrong code, and that was the last try; send a new code.")
             } else {
-                Invalid::new("code", format!("wrong code; {left} {} left", if left == 1 { "try" } else { "tries" }))
+                Invalid::new("code", format!("Wrong code; {left} {} left.", if left == 1 { "try" } else { "tries" }))
             }
             .into());
         }

@@ -38,8 +38,13 @@ async fn account_page(state: &AppState, page: &SignedIn, extra: Value, status: S
 async fn phone_refused(state: &AppState, page: &SignedIn, e: ServiceError) -> WebResult<Response> {
     match e {
         ServiceError::Invalid(i) => {
-            account_page(state, page, context! { phone_error => i.message, phone_field => i.field }, StatusCode::UNPROCESSABLE_ENTITY)
-                .await
+            account_page(
+                state,
+                page,
+                context! { phone_error => i.message, phone_field => i.field },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         ServiceError::RateLimited { retry_after_secs } => {
             let message = if retry_after_secs >= 600 {
@@ -47,8 +52,13 @@ async fn phone_refused(state: &AppState, page: &SignedIn, e: ServiceError) -> We
             } else {
                 format!("A code was sent a moment ago; you can ask for another in {retry_after_secs} s.")
             };
-            account_page(state, page, context! { phone_error => message, phone_field => "phone" }, StatusCode::TOO_MANY_REQUESTS)
-                .await
+            account_page(
+                state,
+                page,
+                context! { phone_error => message, phone_field => "phone" },
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await
         }
         other => Err(other.into()),
     }
@@ -61,7 +71,11 @@ pub struct PhoneForm {
 }
 
 /// `POST /account/phone`: saves the number (unverified) and texts it a code.
-pub async fn send_code(State(state): State<AppState>, page: SignedIn, axum::Form(f): axum::Form<PhoneForm>) -> WebResult<Response> {
+pub async fn send_code(
+    State(state): State<AppState>,
+    page: SignedIn,
+    axum::Form(f): axum::Form<PhoneForm>,
+) -> WebResult<Response> {
     let tenant = page.store()?;
     match state.phones.send_code(&tenant, page.me.id.0, &f.phone).await {
         Ok(()) => Ok(Redirect::to("/account?code=sent#phone").into_response()),
@@ -76,7 +90,11 @@ pub struct CodeForm {
 }
 
 /// `POST /account/phone/verify`: checks the code.
-pub async fn verify_code(State(state): State<AppState>, page: SignedIn, axum::Form(f): axum::Form<CodeForm>) -> WebResult<Response> {
+pub async fn verify_code(
+    State(state): State<AppState>,
+    page: SignedIn,
+    axum::Form(f): axum::Form<CodeForm>,
+) -> WebResult<Response> {
     let tenant = page.store()?;
     match state.phones.verify(tenant.id, page.me.id.0, &f.code).await {
         Ok(()) => Ok(Redirect::to("/account?phone=verified#phone").into_response()),
@@ -124,7 +142,13 @@ pub async fn subscribe(State(state): State<AppState>, page: SignedIn, body: axum
     let (tenant, kind) = owner(&page)?;
     let sub: SubscriptionJson = match serde_json::from_slice(&body) {
         Ok(s) => s,
-        Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, "body", &format!("expected a push subscription as JSON: {e}"))),
+        Err(e) => {
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                "body",
+                &format!("expected a push subscription as JSON: {e}"),
+            ));
+        }
     };
     match state.push.subscribe(tenant, kind, page.me.id.0, &sub).await {
         Ok(()) => Ok((StatusCode::CREATED, Json(serde_json::json!({ "subscribed": true }))).into_response()),
@@ -139,7 +163,11 @@ pub struct Unsubscribe {
 }
 
 /// `POST /account/push/unsubscribe`, `POST /merchant/push/unsubscribe`.
-pub async fn unsubscribe(State(state): State<AppState>, page: SignedIn, body: axum::body::Bytes) -> WebResult<Response> {
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    page: SignedIn,
+    body: axum::body::Bytes,
+) -> WebResult<Response> {
     let (tenant, kind) = owner(&page)?;
     let Ok(u) = serde_json::from_slice::<Unsubscribe>(&body) else {
         return Ok(json_error(StatusCode::BAD_REQUEST, "endpoint", "expected {\"endpoint\": …} as JSON"));

@@ -12,13 +12,15 @@ impl Config {
         self.twilio().transpose()?;
         self.whatsapp().transpose()?;
         let subject = self.vapid_subject();
-        if !((subject.starts_with("mailto:") && subject.len() > 8) || (subject.starts_with("https://") && subject.len() > 9))
+        if !((subject.starts_with("mailto:") && subject.len() > 8)
+            || (subject.starts_with("https://") && subject.len() > 9))
             || subject.chars().any(char::is_whitespace)
         {
             return Err(problem("vapid_subject", "expected mailto:you@example.com or an https:// address"));
         }
         if let Some(key) = given(self.vapid_private_key.as_ref().map(|s| s.0.as_str())) {
-            ecom_notify::webpush::VapidKey::from_private(key, &subject).map_err(|e| problem("vapid_private_key", &e))?;
+            ecom_notify::webpush::VapidKey::from_private(key, &subject)
+                .map_err(|e| problem("vapid_private_key", &e))?;
         }
         Ok(())
     }
@@ -96,11 +98,15 @@ mod tests {
         assert!(msg.contains("ECOM_TWILIO_ACCOUNT_SID") && !msg.contains("hunter2"), "{msg}");
         let msg = e(Config { twilio_api_url: "http://api.twilio.com".into(), ..twilio });
         assert!(msg.contains("ECOM_TWILIO_API_URL"), "{msg}");
-        let msg = e(Config { whatsapp_token: Some(Secret("EAAG-secret-token-0123456789".into())), ..Config::default() });
+        let msg =
+            e(Config { whatsapp_token: Some(Secret("EAAG-secret-token-0123456789".into())), ..Config::default() });
         assert!(msg.contains("ECOM_WHATSAPP_PHONE_NUMBER_ID") && !msg.contains("EAAG"), "{msg}");
         let msg = e(Config { vapid_private_key: Some(Secret("not-a-key".into())), ..Config::default() });
         assert!(msg.contains("ECOM_VAPID_PRIVATE_KEY") && !msg.contains("not-a-key"), "{msg}");
-        assert!(e(Config { vapid_subject: Some("ops@example.com".into()), ..Config::default() }).contains("ECOM_VAPID_SUBJECT"));
+        assert!(
+            e(Config { vapid_subject: Some("ops@example.com".into()), ..Config::default() })
+                .contains("ECOM_VAPID_SUBJECT")
+        );
         assert!(Config::default().twilio().is_none() && Config::default().whatsapp().is_none());
     }
 }

@@ -92,10 +92,14 @@ async fn queue(app: &TestApp, tenant: &Tenant, channel: &'static str, to: &str, 
 
 async fn customer_id(app: &TestApp, tenant: &Tenant) -> uuid::Uuid {
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
-    let c = ecom_store::accounts::find_by_email(&txn, Realm::Customer(tenant.id), &Email::parse("pat@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let c = ecom_store::accounts::find_by_email(
+        &txn,
+        Realm::Customer(tenant.id),
+        &Email::parse("pat@example.com").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     txn.commit().await.unwrap();
     c.id.0
 }
@@ -121,7 +125,10 @@ async fn twilio_messages(
     let problem = if sid != SID || file != "Messages.json" {
         Some("wrong path")
     } else if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected_auth.as_str()) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})))
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
             .into_response();
     } else if !headers
         .get("content-type")
@@ -254,7 +261,11 @@ async fn graph_messages(
     let t = &json["template"];
     let problem = if version != "v21.0" || id != WA_NUMBER_ID {
         Some("wrong path")
-    } else if !headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json")) {
+    } else if !headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
         Some("not JSON")
     } else if json["messaging_product"] != "whatsapp" || json["type"] != "template" {
         Some("not a WhatsApp template message")
@@ -263,7 +274,9 @@ async fn graph_messages(
     } else if !t["name"].is_string() || !t["language"]["code"].is_string() {
         Some("template name or language missing")
     } else if t["components"][0]["type"] != "body"
-        || !t["components"][0]["parameters"].as_array().is_some_and(|p| p.iter().all(|p| p["type"] == "text" && p["text"].is_string()))
+        || !t["components"][0]["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["type"] == "text" && p["text"].is_string()))
     {
         Some("body parameters are not text parameters")
     } else {
@@ -283,7 +296,11 @@ async fn graph_messages(
         return graph_error(StatusCode::NOT_FOUND, 132001, "Template name does not exist in the translation");
     }
     if to == "15005550429" && seen == 1 {
-        return graph_error(StatusCode::BAD_REQUEST, 131056, "(Business Account, Consumer Account) pair rate limit hit");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            131056,
+            "(Business Account, Consumer Account) pair rate limit hit",
+        );
     }
     axum::Json(serde_json::json!({
         "messaging_product": "whatsapp",
@@ -320,21 +337,34 @@ async fn whatsapp_templates_are_sent_as_documented_and_go_to_verified_phones_onl
         }
         .to_row_text()
     };
-    queue(&app, &tenant, ecom_notify::WHATSAPP, "+14155550100", &call("order_shipped", &["Pat", "#1001", "UPS 1Z999"])).await;
-    queue(&app, &tenant, ecom_notify::WHATSAPP, "+15005550429", &call("order_shipped", &["Sam", "#1002", "DHL 42"])).await;
+    queue(&app, &tenant, ecom_notify::WHATSAPP, "+14155550100", &call("order_shipped", &["Pat", "#1001", "UPS 1Z999"]))
+        .await;
+    queue(&app, &tenant, ecom_notify::WHATSAPP, "+15005550429", &call("order_shipped", &["Sam", "#1002", "DHL 42"]))
+        .await;
     queue(&app, &tenant, ecom_notify::WHATSAPP, "+15005550001", &call("no_such_template", &["x"])).await;
 
     // Only a verified phone gets messages: Pat has none yet, so nothing is queued.
     let pat = customer_id(&app, &tenant).await;
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
     let text = call("order_shipped", &["Pat", "#1003", "UPS 1"]);
-    assert_eq!(ecom_notify::enqueue_text(&txn, tenant.id, pat, ecom_notify::WHATSAPP, "t", &text, None).await.unwrap(), None);
+    assert_eq!(
+        ecom_notify::enqueue_text(&txn, tenant.id, pat, ecom_notify::WHATSAPP, "t", &text, None).await.unwrap(),
+        None
+    );
     ecom_store::channels::set_customer_phone(&txn, tenant.id, pat, Some("+447700900123"), None).await.unwrap();
-    assert_eq!(ecom_notify::enqueue_text(&txn, tenant.id, pat, ecom_notify::WHATSAPP, "t", &text, None).await.unwrap(), None);
+    assert_eq!(
+        ecom_notify::enqueue_text(&txn, tenant.id, pat, ecom_notify::WHATSAPP, "t", &text, None).await.unwrap(),
+        None
+    );
     ecom_store::channels::set_customer_phone(&txn, tenant.id, pat, Some("+447700900123"), Some(chrono::Utc::now()))
         .await
         .unwrap();
-    assert!(ecom_notify::enqueue_text(&txn, tenant.id, pat, ecom_notify::WHATSAPP, "t", &text, None).await.unwrap().is_some());
+    assert!(
+        ecom_notify::enqueue_text(&txn, tenant.id, pat, ecom_notify::WHATSAPP, "t", &text, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     txn.commit().await.unwrap();
 
     let rows = log_until(&app, "four WhatsApp messages settled", |r| settled(r, 4)).await;
@@ -352,8 +382,12 @@ async fn whatsapp_templates_are_sent_as_documented_and_go_to_verified_phones_onl
     let first = received.iter().find(|m| m["to"] == "14155550100").unwrap();
     assert_eq!(first["template"]["name"], "order_shipped");
     assert_eq!(first["template"]["language"]["code"], "en_US");
-    let texts: Vec<&str> =
-        first["template"]["components"][0]["parameters"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap()).collect();
+    let texts: Vec<&str> = first["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, ["Pat", "#1001", "UPS 1Z999"]);
 }
 backends!(whatsapp_templates_are_sent_as_documented_and_go_to_verified_phones_only);
@@ -389,8 +423,10 @@ fn check_vapid(authorization: &str, origin: &str) -> Result<(), String> {
     }
     let (t, k) = (t.ok_or("no t")?, k.ok_or("no k")?);
     let mut parts = t.split('.');
-    let (h, c, s) = (parts.next().ok_or("no header")?, parts.next().ok_or("no claims")?, parts.next().ok_or("no signature")?);
-    let header: serde_json::Value = serde_json::from_slice(&B64.decode(h).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let (h, c, s) =
+        (parts.next().ok_or("no header")?, parts.next().ok_or("no claims")?, parts.next().ok_or("no signature")?);
+    let header: serde_json::Value =
+        serde_json::from_slice(&B64.decode(h).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     if header["alg"] != "ES256" {
         return Err(format!("alg is {}", header["alg"]));
     }
@@ -398,7 +434,8 @@ fn check_vapid(authorization: &str, origin: &str) -> Result<(), String> {
     signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, key)
         .verify(format!("{h}.{c}").as_bytes(), &B64.decode(s).map_err(|e| e.to_string())?)
         .map_err(|_| "the JWT signature does not verify with k")?;
-    let claims: serde_json::Value = serde_json::from_slice(&B64.decode(c).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(c).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     if claims["aud"] != origin {
         return Err(format!("aud {} is not {origin}", claims["aud"]));
     }
@@ -413,7 +450,12 @@ fn check_vapid(authorization: &str, origin: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn push_endpoint(State(p): State<Arc<PushService>>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn push_endpoint(
+    State(p): State<Arc<PushService>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let origin = p.origin.lock().unwrap().clone();
     let problem = if h("content-encoding") != "aes128gcm" {
@@ -427,7 +469,11 @@ async fn push_endpoint(State(p): State<Arc<PushService>>, Path(name): Path<Strin
         p.refused.lock().unwrap().push(problem.clone());
         return (StatusCode::UNAUTHORIZED, problem).into_response();
     }
-    p.received.lock().unwrap().push(Pushed { name: name.clone(), authorization: h("authorization"), body: body.to_vec() });
+    p.received.lock().unwrap().push(Pushed {
+        name: name.clone(),
+        authorization: h("authorization"),
+        body: body.to_vec(),
+    });
     if name == "gone" {
         return (StatusCode::GONE, "push subscription has unsubscribed or expired.").into_response();
     }
@@ -491,15 +537,15 @@ impl Device {
     }
 }
 
-async fn post_json(browser: &Browser, host: &str, path: &str, csrf: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let resp = browser
-        .client
-        .post(browser.url(host, path))
-        .header("x-csrf-token", csrf)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+async fn post_json(
+    browser: &Browser,
+    host: &str,
+    path: &str,
+    csrf: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp =
+        browser.client.post(browser.url(host, path)).header("x-csrf-token", csrf).json(body).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or_default())
 }
@@ -530,14 +576,17 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     let home = owner.get(host, "/merchant").await;
     assert!(home.body.contains("Alert me on new orders on this device") && home.body.contains("/static/push.js"));
     let csrf = home.csrf();
-    let key: serde_json::Value = owner.client.get(owner.url(host, "/merchant/push/key")).send().await.unwrap().json().await.unwrap();
+    let key: serde_json::Value =
+        owner.client.get(owner.url(host, "/merchant/push/key")).send().await.unwrap().json().await.unwrap();
     let public_key = key["publicKey"].as_str().unwrap().to_owned();
     assert_eq!(B64.decode(&public_key).unwrap().len(), 65, "an uncompressed P-256 point");
     let phone = Device::new();
-    let (status, _) = post_json(&owner, host, "/merchant/push", &csrf, &phone.subscription(&format!("{base}/push/staff"))).await;
+    let (status, _) =
+        post_json(&owner, host, "/merchant/push", &csrf, &phone.subscription(&format!("{base}/push/staff"))).await;
     assert_eq!(status, 201);
     // Without the CSRF token the same request is refused.
-    let (status, _) = post_json(&owner, host, "/merchant/push", "nope", &phone.subscription(&format!("{base}/push/x"))).await;
+    let (status, _) =
+        post_json(&owner, host, "/merchant/push", "nope", &phone.subscription(&format!("{base}/push/x"))).await;
     assert_eq!(status, 403);
     // Bad keys are refused, naming the field.
     let mut bad = phone.subscription(&format!("{base}/push/bad"));
@@ -555,7 +604,8 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     let old_phone = Device::new();
     for (device, name) in [(&laptop, "laptop"), (&old_phone, "gone")] {
         let (status, body) =
-            post_json(&shopper, host, "/account/push", &csrf, &device.subscription(&format!("{base}/push/{name}"))).await;
+            post_json(&shopper, host, "/account/push", &csrf, &device.subscription(&format!("{base}/push/{name}")))
+                .await;
         assert_eq!(status, 201, "{body}");
     }
     assert!(shopper.get(host, "/account").await.body.contains("2 devices"));
@@ -572,7 +622,8 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     };
     app.checkout.save_details(&tenant, cart, details).await.unwrap();
     let manual = PaymentChoice { provider: "manual".into(), token: String::new() };
-    let PlaceOutcome::Placed { number, .. } = app.checkout.place_order(&tenant, cart, None, &manual).await.unwrap() else {
+    let PlaceOutcome::Placed { number, .. } = app.checkout.place_order(&tenant, cart, None, &manual).await.unwrap()
+    else {
         panic!("not placed")
     };
 
@@ -582,8 +633,15 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     })
     .await;
     assert!(service.refused.lock().unwrap().is_empty(), "{:?}", service.refused.lock().unwrap());
-    let received = service.received.lock().unwrap().iter().map(|p| (p.name.clone(), p.authorization.clone(), p.body.clone())).collect::<Vec<_>>();
-    let body_for = |name: &str| received.iter().find(|(n, _, _)| n == name).unwrap_or_else(|| panic!("nothing pushed to {name}"));
+    let received = service
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone(), p.authorization.clone(), p.body.clone()))
+        .collect::<Vec<_>>();
+    let body_for =
+        |name: &str| received.iter().find(|(n, _, _)| n == name).unwrap_or_else(|| panic!("nothing pushed to {name}"));
 
     let (_, authorization, body) = body_for("staff");
     assert!(authorization.ends_with(&format!("k={public_key}")), "signed with the key the browser subscribed with");
@@ -598,12 +656,16 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     assert!(update["url"].as_str().unwrap().contains("/orders/"), "{update}");
     // The device that is gone could not read the laptop's message.
     let (_, _, gone_body) = body_for("gone");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&old_phone.decrypt(gone_body)).unwrap()["title"], update["title"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&old_phone.decrypt(gone_body)).unwrap()["title"],
+        update["title"]
+    );
 
     let sent: Vec<&NotificationRow> = rows.iter().filter(|r| r.channel == "webpush" && r.status == "sent").collect();
     assert_eq!(sent.len(), 2, "{rows:#?}");
     assert!(sent.iter().any(|r| r.provider_id == format!("{base}/m/staff-1")), "the Location is the provider id");
-    let failed: Vec<&NotificationRow> = rows.iter().filter(|r| r.channel == "webpush" && r.status == "failed").collect();
+    let failed: Vec<&NotificationRow> =
+        rows.iter().filter(|r| r.channel == "webpush" && r.status == "failed").collect();
     assert_eq!(failed.len(), 1, "{rows:#?}");
     assert!(failed[0].last_error.contains("410") && failed[0].last_error.contains("removed"), "{:#?}", failed[0]);
     assert_eq!(failed[0].attempts, 1, "410 is not retried");
@@ -617,9 +679,14 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
 
     // Unsubscribing removes the owner's device.
     let csrf = owner.get(host, "/merchant").await.csrf();
-    let (status, _) =
-        post_json(&owner, host, "/merchant/push/unsubscribe", &csrf, &serde_json::json!({"endpoint": format!("{base}/push/staff")}))
-            .await;
+    let (status, _) = post_json(
+        &owner,
+        host,
+        "/merchant/push/unsubscribe",
+        &csrf,
+        &serde_json::json!({"endpoint": format!("{base}/push/staff")}),
+    )
+    .await;
     assert_eq!(status, 200);
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
     assert!(ecom_store::channels::staff_push_subscriptions(&txn, tenant.id).await.unwrap().is_empty());
@@ -643,7 +710,8 @@ backends!(web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remov
 // ---- phone verification ----
 
 async fn latest_code(app: &TestApp, phone: &str) -> String {
-    let rows = log_until(app, "the code", |r| r.iter().any(|m| m.recipient == phone && m.template == "phone_code")).await;
+    let rows =
+        log_until(app, "the code", |r| r.iter().any(|m| m.recipient == phone && m.template == "phone_code")).await;
     let text = &rows.iter().find(|m| m.recipient == phone && m.template == "phone_code").unwrap().body_text;
     text[..6].to_owned()
 }
@@ -701,7 +769,7 @@ async fn a_phone_is_verified_by_a_code_with_expiry_and_five_tries(backend: commo
         let r = pat.submit(host, "/account", "/account/phone/verify", &[("code", wrong)]).await;
         assert_eq!(r.status, 422);
         if left > 0 {
-            assert!(r.body.contains(&format!("wrong code; {left} tr")), "{}", r.body);
+            assert!(r.body.contains(&format!("Wrong code; {left} tr")), "{}", r.body);
         } else {
             assert!(r.body.contains("that was the last try"), "{}", r.body);
         }
@@ -733,15 +801,25 @@ async fn a_phone_is_verified_by_a_code_with_expiry_and_five_tries(backend: commo
         assert_eq!(codes.len(), 3);
         codes.iter().max_by_key(|m| m.created_at).unwrap().body_text[..6].to_owned()
     };
-    let ok = pat.submit(host, "/account", "/account/phone/verify", &[("code", &format!("{} {}", &code[..3], &code[3..]))]).await;
+    let ok = pat
+        .submit(host, "/account", "/account/phone/verify", &[("code", &format!("{} {}", &code[..3], &code[3..]))])
+        .await;
     assert_eq!((ok.status, ok.location()), (303, Some("/account?phone=verified#phone")));
     let page = pat.get(host, "/account?phone=verified").await;
     assert!(page.body.contains("Your phone number is verified") && page.body.contains("verified</span>"));
     let id = customer_id(&app, &tenant).await;
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
-    assert_eq!(ecom_store::channels::verified_phone(&txn, tenant.id, id).await.unwrap().as_deref(), Some("+447700900123"));
+    assert_eq!(
+        ecom_store::channels::verified_phone(&txn, tenant.id, id).await.unwrap().as_deref(),
+        Some("+447700900123")
+    );
     txn.commit().await.unwrap();
-    assert!(pat.submit(host, "/account", "/account/phone", &[("phone", "+447700900123")]).await.body.contains("verified already"));
+    assert!(
+        pat.submit(host, "/account", "/account/phone", &[("phone", "+447700900123")])
+            .await
+            .body
+            .contains("verified already")
+    );
 
     // Five codes to one number an hour: three went; after removing the number, two
     // more go and the sixth is refused.
