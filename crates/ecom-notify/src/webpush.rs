@@ -108,7 +108,7 @@ pub fn encrypt_with(
     let as_public = as_private.compute_public_key().map_err(|_| "cannot compute the sender's public key")?;
     let as_public = as_public.as_ref();
     let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, ua_public);
-    let ecdh_secret = agreement::agree(as_private, &peer, "the subscription's key is not usable", |s| Ok(s.to_vec()))?;
+    let ecdh_secret = agreement::agree(as_private, peer, "the subscription's key is not usable", |s| Ok(s.to_vec()))?;
     // IKM = HKDF(auth_secret, ecdh_secret, "WebPush: info" 0 ua_public as_public)
     let mut key_info = b"WebPush: info\0".to_vec();
     key_info.extend_from_slice(ua_public);

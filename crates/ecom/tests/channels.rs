@@ -520,7 +520,7 @@ impl Device {
         let as_public = &body[21..21 + idlen];
         let mut record = body[21 + idlen..].to_vec();
         let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, as_public);
-        let ecdh = agreement::agree(&self.private, &peer, (), |s| Ok(s.to_vec())).unwrap();
+        let ecdh = agreement::agree(&self.private, peer, (), |s| Ok(s.to_vec())).unwrap();
         let mut key_info = b"WebPush: info\0".to_vec();
         key_info.extend_from_slice(&self.public);
         key_info.extend_from_slice(as_public);
