@@ -130,6 +130,7 @@ impl Consumer for Notifications {
             )
             .await?;
         }
+        crate::push_alerts::queue(&txn, &tenant, &base, &order, event).await?;
         txn.commit().await.map_err(StoreError::from)?;
         Ok(())
     }

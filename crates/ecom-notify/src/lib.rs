@@ -7,28 +7,39 @@
 //! through the row's [`Channel`], and records the outcome: sent with the provider's id,
 //! retried later with backoff, or failed for good and shown in the panels' logs.
 //!
-//! This slice has one channel kind, email: over SMTP ([`SmtpChannel`]) when
-//! `ECOM_SMTP_URL` is set, else into the dev mailbox ([`MailboxChannel`]). SMS,
-//! WhatsApp, Web Push and in-app channels implement the same trait.
+//! Channel kinds: email over SMTP ([`SmtpChannel`]) when `ECOM_SMTP_URL` is set, else
+//! into the dev mailbox ([`MailboxChannel`]); SMS through Twilio ([`TwilioChannel`]),
+//! WhatsApp template messages through the Cloud API ([`WhatsAppChannel`]) — both into
+//! the dev mailbox when no provider is configured ([`DevTextChannel`]) — and Web Push
+//! ([`WebPushChannel`]). SMS and WhatsApp rows go to verified phone numbers only
+//! ([`enqueue_text`] refuses others).
 
 mod consumer;
 mod dispatcher;
 mod email;
 mod format;
+mod push_alerts;
+pub mod sms;
 pub mod store_templates;
 mod templates;
+pub mod webpush;
+pub mod whatsapp;
 
 pub use consumer::{Notifications, StoreLinks};
 pub use dispatcher::{Channels, DispatchSettings, Dispatcher, Round};
 pub use email::{MailboxChannel, SmtpChannel, SmtpSettings};
 pub use format::{format_date, format_money};
+pub use sms::{DevTextChannel, Phone, SMS, TwilioChannel, TwilioSettings};
 pub use store_templates::{StoreEnv, StoreTemplates};
 pub use templates::{Rendered, TemplateError, builtin_source, names as template_names, render};
+pub use webpush::{PushMessage, Vapid, WEBPUSH, WebPushChannel};
+pub use whatsapp::{TemplateCall, WHATSAPP, WhatsAppChannel, WhatsAppSettings};
 
 use ecom_core::TenantId;
 use ecom_store::DatabaseTransaction;
 
-/// The channel kinds a notification row can name. Only email is built so far.
+/// The channel kinds a notification row can name: this, [`SMS`], [`WHATSAPP`] and
+/// [`WEBPUSH`].
 pub const EMAIL: &str = "email";
 
 /// One rendered message, as a channel sends it.
@@ -108,6 +119,75 @@ pub async fn enqueue_email(
             subject: email.subject,
             body_text: email.text,
             body_html: email.html,
+        },
+    )
+    .await
+}
+
+/// Queues an SMS (`text` is the message) or a WhatsApp message (`text` is a
+/// [`TemplateCall`]'s JSON) to a customer, only when their phone is verified; returns
+/// `None` (nothing queued) when it is not. `template` names the message for the logs.
+pub async fn enqueue_text(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    customer: uuid::Uuid,
+    channel: &'static str,
+    template: &str,
+    text: &str,
+    event_id: Option<uuid::Uuid>,
+) -> Result<Option<uuid::Uuid>, ecom_store::StoreError> {
+    let Some(phone) = ecom_store::channels::verified_phone(txn, tenant, customer).await? else { return Ok(None) };
+    enqueue_to_number(txn, tenant, channel, &phone, template, text, event_id).await.map(Some)
+}
+
+/// Queues an SMS or WhatsApp message to a number the caller has checked (the phone
+/// verification code goes to the number being verified).
+pub async fn enqueue_to_number(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    channel: &'static str,
+    phone: &str,
+    template: &str,
+    text: &str,
+    event_id: Option<uuid::Uuid>,
+) -> Result<uuid::Uuid, ecom_store::StoreError> {
+    ecom_store::notifications::enqueue(
+        txn,
+        ecom_store::notifications::NewNotification {
+            tenant: Some(tenant),
+            channel,
+            recipient: phone,
+            template,
+            event_id,
+            subject: "",
+            body_text: text,
+            body_html: "",
+        },
+    )
+    .await
+}
+
+/// Queues a Web Push message to one subscription.
+pub async fn enqueue_push(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    subscription: uuid::Uuid,
+    template: &str,
+    message: &PushMessage,
+    event_id: Option<uuid::Uuid>,
+) -> Result<uuid::Uuid, ecom_store::StoreError> {
+    let title: String = message.title.chars().take(200).collect();
+    ecom_store::notifications::enqueue(
+        txn,
+        ecom_store::notifications::NewNotification {
+            tenant: Some(tenant),
+            channel: WEBPUSH,
+            recipient: &subscription.to_string(),
+            template,
+            event_id,
+            subject: &title,
+            body_text: &message.to_row_text(),
+            body_html: "",
         },
     )
     .await

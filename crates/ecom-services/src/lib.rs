@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod catalog_csv;
 pub mod catalog_images;
+pub mod channels;
 pub mod checkout;
 pub mod demo;
 mod demo_catalog;

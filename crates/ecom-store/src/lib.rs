@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod bus;
 pub mod catalog;
+pub mod channels;
 mod db;
 pub mod entities;
 pub mod idempotency;

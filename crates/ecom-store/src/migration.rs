@@ -47,6 +47,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "webhook_attempts",
     "notifications",
     "idempotency_keys",
+    "push_subscriptions",
+    "phone_codes",
     "notification_templates",
     "staff_invitations",
 ];
@@ -78,6 +80,7 @@ const BUS_TABLES: &[&str] = &["bus_deliveries", "bus_dead_letters", "consumer_re
 const WEBHOOK_TABLES: &[&str] = &["webhook_subscriptions", "webhook_deliveries", "webhook_attempts"];
 const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
+const CHANNEL_TABLES: &[&str] = &["push_subscriptions", "phone_codes"];
 const NOTIFICATION_TEMPLATE_TABLES: &[&str] = &["notification_templates"];
 const STAFF_TABLES: &[&str] = &["staff_invitations"];
 
@@ -101,6 +104,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
+            Box::new(M0015Channels),
             Box::new(M0017NotificationTemplates),
             Box::new(m0018_staff::M0018Staff),
         ]
@@ -1212,6 +1216,78 @@ impl MigrationTrait for M0013TokenPurpose {
     }
 }
 
+struct M0015Channels;
+
+impl MigrationName for M0015Channels {
+    fn name(&self) -> &str {
+        "m0015_channels"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0015Channels {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Web Push subscriptions of customers and staff: the browser's push service
+        // endpoint and the keys (RFC 8291) its messages are encrypted to. A 404/410
+        // from the endpoint deletes the row.
+        m.create_table(
+            tenant_table("push_subscriptions")
+                .col(text("owner_kind", 10))
+                .col(ColumnDef::new(name("account_id")).uuid().not_null())
+                .col(ColumnDef::new(name("endpoint")).string_len(2000).not_null())
+                .col(text("p256dh", 200))
+                .col(text("auth", 100))
+                .col(created_at())
+                .col(at("last_used_at", true))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("push_subscriptions", &["tenant_id", "endpoint"], true)).await?;
+        m.create_index(index("push_subscriptions", &["tenant_id", "owner_kind", "account_id"], false)).await?;
+        // One-time phone verification codes, hashed; a code lives ten minutes and
+        // takes five wrong tries.
+        let (customer_col, mut customer_fk) = reference("phone_codes", "customer_id", "customers", false);
+        m.create_table(
+            tenant_table("phone_codes")
+                .col(customer_col)
+                .foreign_key(&mut customer_fk)
+                .col(text("phone", 20))
+                .col(text("code_hash", 64))
+                .col(ColumnDef::new(name("attempts")).integer().not_null().default(0))
+                .col(at("expires_at", false))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("phone_codes", &["tenant_id", "customer_id", "created_at"], false)).await?;
+        // A customer's phone: set when they ask for a code, verified when they enter it.
+        // SQLite alters one column per statement.
+        for col in [ColumnDef::new(name("phone")).string_len(20).null().to_owned(), at("phone_verified_at", true)] {
+            m.alter_table(Table::alter().table(name("customers")).add_column(col).to_owned()).await?;
+        }
+        // Platform-level key material the platform makes for itself (the Web Push
+        // VAPID key pair when none is configured), shared by every node.
+        m.create_table(
+            Table::create()
+                .table(name("platform_keys"))
+                .if_not_exists()
+                .col(ColumnDef::new(name("name")).string_len(50).not_null().primary_key())
+                .col(ColumnDef::new(name("value")).text().not_null())
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, CHANNEL_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the channels migration cannot be reverted".into()))
+    }
+}
+
 struct M0017NotificationTemplates;
 
 impl MigrationName for M0017NotificationTemplates {
@@ -1266,6 +1342,7 @@ mod tests {
             .chain(WEBHOOK_TABLES)
             .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
+            .chain(CHANNEL_TABLES)
             .chain(NOTIFICATION_TEMPLATE_TABLES)
             .chain(STAFF_TABLES)
             .copied()

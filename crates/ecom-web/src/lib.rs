@@ -5,6 +5,7 @@
 mod admin;
 mod admin_stores;
 mod auth;
+mod channels;
 mod checkout;
 mod csrf;
 mod dead_letters;
@@ -63,6 +64,12 @@ pub fn router(state: AppState) -> Router {
         .route("/{area}/forgot", get(auth::forgot_form).post(auth::forgot))
         .route("/{area}/reset", get(auth::reset_form).post(auth::reset))
         .route("/account", get(storefront::account).post(storefront::save_profile))
+        .route("/account/phone", post(channels::send_code))
+        .route("/account/phone/verify", post(channels::verify_code))
+        .route("/account/phone/remove", post(channels::remove_phone))
+        .route("/{area}/push/key", get(channels::public_key))
+        .route("/{area}/push", post(channels::subscribe))
+        .route("/{area}/push/unsubscribe", post(channels::unsubscribe))
         .route("/robots.txt", get(storefront::robots))
         .route("/sitemap.xml", get(storefront::sitemap))
         .route("/merchant", get(merchant::home))

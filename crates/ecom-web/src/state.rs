@@ -110,6 +110,10 @@ pub struct AppInner {
     pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
     pub pages: crate::storefront::PageCache,
+    /// Customers' phone numbers and their verification codes.
+    pub phones: ecom_services::channels::Phones,
+    /// Web Push subscriptions and the VAPID public key.
+    pub push: ecom_services::channels::PushSubscriptions,
 }
 
 /// The services the web layer is built on.
@@ -123,12 +127,15 @@ pub struct Services {
     pub outbound: Outbound,
     pub webhooks: ecom_services::Webhooks,
     pub templates: ecom_notify::StoreTemplates,
+    pub phones: ecom_services::channels::Phones,
+    pub push: ecom_services::channels::PushSubscriptions,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, templates } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, templates, phones, push } =
+            services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -153,6 +160,8 @@ impl AppState {
             outbound,
             webhooks,
             templates,
+            phones,
+            push,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             gid_key: Arc::new(derive(b"ecom graphql id key")),

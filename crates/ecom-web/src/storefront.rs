@@ -153,8 +153,9 @@ impl Shop {
     }
 }
 
-pub async fn account(page: SignedIn) -> Response {
-    page.page("storefront/account.html", context! {})
+pub async fn account(State(state): State<AppState>, page: SignedIn, RawQuery(q): RawQuery) -> WebResult<Response> {
+    let extras = crate::channels::account_extras(&state, &page, q.as_deref()).await?;
+    Ok(page.page("storefront/account.html", extras))
 }
 
 #[derive(serde::Deserialize)]
@@ -174,7 +175,8 @@ pub async fn save_profile(
     match state.accounts.rename(&session, &f.name).await {
         Ok(()) => Ok(axum::response::Redirect::to("/account?saved=1").into_response()),
         Err(ecom_services::ServiceError::Invalid(e)) => {
-            let mut resp = page.page("storefront/account.html", context! { error => e.to_string() });
+            let extras = crate::channels::account_extras(&state, &page, None).await?;
+            let mut resp = page.page("storefront/account.html", context! { error => e.to_string(), ..extras });
             *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
         }

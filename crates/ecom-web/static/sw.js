@@ -1,6 +1,6 @@
 // ECOM service worker: keeps the app shell and static assets for offline use, and
 // shows the store's offline page when a page cannot be fetched.
-const VERSION = "ecom-v1";
+const VERSION = "ecom-v2";
 const SHELL = ["/offline", "/static/app.css", "/static/app.js", "/icons/192.png", "/icons/512.png"];
 
 self.addEventListener("install", (event) => {
@@ -39,4 +39,37 @@ self.addEventListener("fetch", (event) => {
       ),
     );
   }
+});
+
+// Web Push: the server sends {title, body, url} (encrypted; the browser decrypts it).
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch (_) {
+    data = { body: event.data ? event.data.text() : "" };
+  }
+  const title = data.title || "New notification";
+  event.waitUntil(
+    self.registration.showNotification(title, {
+      body: data.body || "",
+      icon: "/icons/192.png",
+      badge: "/icons/192.png",
+      data: { url: data.url || "/" },
+    }),
+  );
+});
+
+// A click opens the notification's page (or focuses a tab already showing it).
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = (event.notification.data && event.notification.data.url) || "/";
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((tabs) => {
+      for (const tab of tabs) {
+        if (tab.url === url && "focus" in tab) return tab.focus();
+      }
+      return self.clients.openWindow(url);
+    }),
+  );
 });

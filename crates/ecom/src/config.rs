@@ -153,6 +153,26 @@ pub struct Config {
     pub amqp_prefix: String,
     /// Messages a consumer may hold unacknowledged (and handles at once), per node.
     pub amqp_prefetch: u16,
+    /// SMS through Twilio: the account SID (`AC…`); with the auth token and sender.
+    /// Unset: SMS (phone codes) go to the dev mailbox. See `config_channels.rs`.
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<Secret>,
+    /// The sender: an E.164 number, or a Messaging Service SID (`MG…`).
+    pub twilio_from: Option<String>,
+    /// Twilio's API address; only tests change it (plain http on loopback only).
+    pub twilio_api_url: String,
+    /// WhatsApp Cloud API access token; with the phone number id. Unset: WhatsApp
+    /// messages go to the dev mailbox.
+    pub whatsapp_token: Option<Secret>,
+    pub whatsapp_phone_number_id: Option<String>,
+    /// The Graph API base with its version.
+    pub whatsapp_api_url: String,
+    /// Web Push: the VAPID private key (raw P-256, base64url). Unset: a key pair is
+    /// generated once and kept in the database.
+    pub vapid_private_key: Option<Secret>,
+    /// The contact push services may use (`mailto:…` or `https://…`); default
+    /// `mailto:no-reply@<platform_domain>`.
+    pub vapid_subject: Option<String>,
 }
 
 impl Default for Config {
@@ -202,12 +222,21 @@ impl Default for Config {
             amqp_url: None,
             amqp_prefix: "ecom".into(),
             amqp_prefetch: 32,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_api_url: "https://api.twilio.com".into(),
+            whatsapp_token: None,
+            whatsapp_phone_number_id: None,
+            whatsapp_api_url: "https://graph.facebook.com/v21.0".into(),
+            vapid_private_key: None,
+            vapid_subject: None,
         }
     }
 }
 
 /// An optional string setting that is set to something (an empty value counts as unset).
-fn given(value: Option<&str>) -> Option<&str> {
+pub(crate) fn given(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -226,7 +255,7 @@ fn valid_bucket_name(name: &str) -> bool {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-fn env_name(key: &str) -> String {
+pub(crate) fn env_name(key: &str) -> String {
     format!("ECOM_{}", key.to_ascii_uppercase())
 }
 
@@ -350,6 +379,7 @@ impl Config {
             return err("webhook_timeout_secs", "expected 1 to 60 seconds");
         }
         self.validate_amqp()?;
+        self.validate_channels()?;
         self.validate_s3()?;
         self.validate_stripe()
     }

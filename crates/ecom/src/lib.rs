@@ -1,7 +1,9 @@
 //! The `ecom` binary's library half: configuration, wiring and the startup seam that
 //! integration tests use (`Application::build` binds port 0 and reports the port).
 
+mod channels;
 pub mod config;
+mod config_channels;
 mod demo_images;
 pub mod telemetry;
 
@@ -142,6 +144,7 @@ impl Application {
         let amqp = config.amqp_settings();
         let store_templates = ecom_notify::StoreTemplates::new(db.clone());
         let broker = ecom_bus::BrokerStatus::default();
+        let (phones, push) = channels::services(config, &db, &outbound)?;
         let state = ecom_web::AppState::new(
             ecom_web::Services {
                 db: db.clone(),
@@ -153,6 +156,8 @@ impl Application {
                 outbound,
                 webhooks: webhooks.clone(),
                 templates: store_templates.clone(),
+                phones,
+                push,
             },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
@@ -292,7 +297,7 @@ pub fn notification_channels(config: &Config, db: &Db) -> anyhow::Result<ecom_no
         Some(settings) => Arc::new(ecom_notify::SmtpChannel::new(settings?).map_err(|e| anyhow::anyhow!(e))?),
         None => Arc::new(ecom_notify::MailboxChannel::new(db.clone())),
     };
-    Ok(ecom_notify::Channels::default().with(email, config.notify_email_per_sec))
+    channels::add(config, db, ecom_notify::Channels::default().with(email, config.notify_email_per_sec))
 }
 
 /// Store addresses for links in messages, as the CLI prints them.
