@@ -107,6 +107,10 @@ pub struct AppInner {
     pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
     pub pages: crate::storefront::PageCache,
+    /// Custom domains and their verification.
+    pub domains: ecom_services::Domains,
+    /// This node's per-minute request counts and latencies for the platform dashboard.
+    pub traffic: crate::dashboard::Traffic,
 }
 
 /// The services the web layer is built on.
@@ -119,12 +123,14 @@ pub struct Services {
     pub media: ecom_media::Media,
     pub outbound: Outbound,
     pub webhooks: ecom_services::Webhooks,
+    pub domains: ecom_services::Domains,
+    pub traffic: crate::dashboard::Traffic,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, domains, traffic } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -148,6 +154,8 @@ impl AppState {
             media,
             outbound,
             webhooks,
+            domains,
+            traffic,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             gid_key: Arc::new(derive(b"ecom graphql id key")),
