@@ -39,6 +39,6 @@ pub async fn bus_health(db: &Db) -> Result<(f64, u64)> {
     let oldest = crate::bus::oldest_unpublished(&txn).await?;
     let dead = crate::bus::count_dead_letters(&txn, None).await?;
     txn.commit().await?;
-    let lag = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+    let lag = oldest.map_or(0.0, |t| Ord::max((Utc::now() - t).num_milliseconds(), 0) as f64 / 1000.0);
     Ok((lag, dead))
 }

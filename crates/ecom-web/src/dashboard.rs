@@ -239,7 +239,7 @@ async fn charts_context(state: &AppState) -> WebResult<minijinja::Value> {
         chart("dead", "Dead letters", "waiting in the panel", "", &deads, false),
     ];
     let updated = Utc::now().format("%H:%M:%S UTC").to_string();
-    Ok(context! { charts, updated, width => W, height => H, minutes => SHOWN })
+    Ok(context! { charts => crate::templates::ser(&charts), updated, width => W, height => H, minutes => SHOWN })
 }
 
 /// `/admin`: the dashboard, then the newest stores.

@@ -255,7 +255,7 @@ async fn the_primary_domain_is_used_in_links_and_the_platform_address_redirects(
     let html = text(&product);
     assert!(html.contains(&format!("<link rel=\"canonical\" href=\"{primary}/products/wool-hat\">")), "{html}");
     assert!(html.contains(&format!("<meta property=\"og:url\" content=\"{primary}/products/wool-hat\">")));
-    let sitemap = b.get(DOMAIN, "/sitemap.xml").await.body;
+    let sitemap = text(&b.get(DOMAIN, "/sitemap.xml").await);
     assert!(sitemap.contains(&format!("<loc>{primary}/products/wool-hat</loc>")), "{sitemap}");
     assert!(!sitemap.contains("demo.localhost"));
     let robots = b.get(DOMAIN, "/robots.txt").await.body;
