@@ -127,8 +127,8 @@ pub fn parse_domain(input: &str, platform_domain: &str) -> Result<String, Invali
     if raw.contains("://") || raw.contains('/') || raw.contains(':') || raw.contains('@') {
         return Err(Invalid::new(FIELD, "enter the domain alone, like shop.example.com (no http://, port or path)"));
     }
-    let ascii = idna::domain_to_ascii(raw)
-        .map_err(|_| Invalid::new(FIELD, format!("\"{raw}\" is not a valid domain name")))?;
+    let ascii =
+        idna::domain_to_ascii(raw).map_err(|_| Invalid::new(FIELD, format!("\"{raw}\" is not a valid domain name")))?;
     let labels: Vec<&str> = ascii.split('.').collect();
     let label_ok = |l: &&str| {
         !l.is_empty()
@@ -164,7 +164,9 @@ pub fn unicode_name(domain: &str) -> String {
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
-    Verified { method: &'static str },
+    Verified {
+        method: &'static str,
+    },
     /// Not yet: why, for the merchant.
     NotYet(String),
 }
@@ -233,15 +235,17 @@ impl Domains {
             return Err(Invalid::new("domain", format!("a store can have at most {MAX_DOMAINS} domains")).into());
         }
         let token = hex::encode(rand::random::<[u8; 16]>());
-        let row = repo::add_pending(&self.db, tenant, &domain, &token, Utc::now() + FIRST_WAIT).await.map_err(
-            |e| match e {
-                // Another store added it between the check and the insert.
-                ecom_store::StoreError::Conflict(_) => {
-                    ServiceError::Invalid(Invalid::new("domain", format!("{domain} is already used by another store")))
-                }
-                other => other.into(),
-            },
-        )?;
+        let row =
+            repo::add_pending(&self.db, tenant, &domain, &token, Utc::now() + FIRST_WAIT).await.map_err(
+                |e| match e {
+                    // Another store added it between the check and the insert.
+                    ecom_store::StoreError::Conflict(_) => ServiceError::Invalid(Invalid::new(
+                        "domain",
+                        format!("{domain} is already used by another store"),
+                    )),
+                    other => other.into(),
+                },
+            )?;
         crate::audit::record(&self.db, tenant, actor, "domain.added", &domain, "pending verification").await?;
         Ok(row)
     }
@@ -259,7 +263,12 @@ impl Domains {
 
     /// Runs both checks and writes the outcome; `next` is when the background looks
     /// again after a failure.
-    async fn check_and_record(&self, row: &DomainRow, next: Option<DateTime<Utc>>, actor: &str) -> Result<CheckOutcome> {
+    async fn check_and_record(
+        &self,
+        row: &DomainRow,
+        next: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<CheckOutcome> {
         let tenant = TenantId(row.tenant_id);
         let outcome = self.check(row).await;
         match &outcome {

@@ -65,10 +65,8 @@ pub async fn list(db: &Db, tenant: TenantId) -> Result<Vec<DomainRow>> {
 
 pub async fn get(db: &Db, tenant: TenantId, id: Uuid) -> Result<Option<DomainRow>> {
     let txn = db.tenant_txn(tenant).await?;
-    let row = tenant_domain::Entity::find_by_id(id)
-        .filter(tenant_domain::Column::TenantId.eq(tenant.0))
-        .one(&txn)
-        .await?;
+    let row =
+        tenant_domain::Entity::find_by_id(id).filter(tenant_domain::Column::TenantId.eq(tenant.0)).one(&txn).await?;
     txn.commit().await?;
     Ok(row.map(DomainRow::from))
 }
@@ -76,8 +74,7 @@ pub async fn get(db: &Db, tenant: TenantId, id: Uuid) -> Result<Option<DomainRow
 /// Which store holds `domain` (pending or verified), across stores.
 pub async fn owner_of(db: &Db, domain: &str) -> Result<Option<TenantId>> {
     let txn = db.platform_txn().await?;
-    let row =
-        tenant_domain::Entity::find().filter(tenant_domain::Column::Domain.eq(domain)).one(&txn).await?;
+    let row = tenant_domain::Entity::find().filter(tenant_domain::Column::Domain.eq(domain)).one(&txn).await?;
     txn.commit().await?;
     Ok(row.map(|r| TenantId(r.tenant_id)))
 }

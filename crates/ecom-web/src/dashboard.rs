@@ -210,7 +210,10 @@ fn chart(
 }
 
 fn minute_key(at: i64) -> String {
-    Utc.timestamp_opt(at * 60, 0).single().map(|t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+    Utc.timestamp_opt(at * 60, 0)
+        .single()
+        .map(|t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
 }
 
 /// Every chart of the dashboard, from this node's ring and the database.
@@ -265,8 +268,7 @@ pub async fn home(State(state): State<AppState>, page: SignedIn) -> WebResult<Re
 pub async fn charts(State(state): State<AppState>, _page: SignedIn) -> WebResult<Response> {
     let dash = charts_context(&state).await?;
     let mut resp = crate::templates::render("admin/_charts.html", dash).into_response();
-    resp.headers_mut()
-        .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 

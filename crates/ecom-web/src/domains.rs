@@ -41,8 +41,18 @@ pub fn store_base(state: &AppState, tenant: &Tenant, host: &str) -> String {
 /// panel, the APIs, provider webhooks, assets and operations endpoints.
 fn stays(path: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "/merchant", "/api", "/graphql", "/static", "/media", "/icons", "/webhooks", "/.well-known", "/healthz",
-        "/readyz", "/metrics", "/brand.css",
+        "/merchant",
+        "/api",
+        "/graphql",
+        "/static",
+        "/media",
+        "/icons",
+        "/webhooks",
+        "/.well-known",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/brand.css",
     ];
     PREFIXES.iter().any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
@@ -190,9 +200,9 @@ pub async fn verify(State(state): State<AppState>, page: SignedIn, Path(id): Pat
     let tenant = page.store()?;
     match state.domains.verify_now(tenant.id, id, &actor(&page)).await? {
         CheckOutcome::Verified { .. } => Ok(Redirect::to(&format!("{PAGE}?notice=verified")).into_response()),
-        CheckOutcome::NotYet(why) => unprocessable(
-            render_page(&state, &page, Some(format!("Not verified yet. {why}")), None, None).await,
-        ),
+        CheckOutcome::NotYet(why) => {
+            unprocessable(render_page(&state, &page, Some(format!("Not verified yet. {why}")), None, None).await)
+        }
     }
 }
 

@@ -130,7 +130,8 @@ pub struct Services {
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, domains, traffic } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, domains, traffic } =
+            services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {

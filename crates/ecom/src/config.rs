@@ -669,7 +669,9 @@ mod tests {
     #[test]
     fn domain_settings_are_checked() {
         let e = |c: Config| c.validate().err().map(|e| e.0).unwrap_or_default();
-        assert!(e(Config { dns_resolver: Some("dns.example".into()), ..Config::default() }).contains("ECOM_DNS_RESOLVER"));
+        assert!(
+            e(Config { dns_resolver: Some("dns.example".into()), ..Config::default() }).contains("ECOM_DNS_RESOLVER")
+        );
         assert!(e(Config { domain_check_secs: 0, ..Config::default() }).contains("ECOM_DOMAIN_CHECK_SECS"));
         let ok = Config { dns_resolver: Some("127.0.0.1:5353".into()), ..Config::default() };
         assert!(ok.validate().is_ok());

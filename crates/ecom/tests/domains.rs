@@ -59,7 +59,11 @@ impl Dns {
                 known = true;
                 if q.query_type() == RecordType::TXT {
                     for v in values {
-                        reply.answers.push(Record::from_rdata(q.name().clone(), 1, RData::TXT(TXT::new(vec![v.clone()]))));
+                        reply.answers.push(Record::from_rdata(
+                            q.name().clone(),
+                            1,
+                            RData::TXT(TXT::new(vec![v.clone()])),
+                        ));
                     }
                 }
             }
@@ -243,10 +247,19 @@ async fn the_primary_domain_is_used_in_links_and_the_platform_address_redirects(
     let moved = b.get("demo.localhost", "/products/wool-hat?variant=1").await;
     assert_eq!(moved.status, 301);
     assert_eq!(moved.location(), Some(format!("{primary}/products/wool-hat?variant=1").as_str()));
-    assert_eq!(b.get("demo.localhost", "/account/login").await.location(), Some(format!("{primary}/account/login").as_str()));
+    assert_eq!(
+        b.get("demo.localhost", "/account/login").await.location(),
+        Some(format!("{primary}/account/login").as_str())
+    );
     assert_eq!(b.get("demo.localhost", "/merchant").await.status, 200);
     assert_eq!(b.get("demo.localhost", "/static/app.css").await.status, 200);
-    let api = b.client.post(b.url("demo.localhost", "/graphql")).json(&serde_json::json!({"query": "{ shop { name } }"})).send().await.unwrap();
+    let api = b
+        .client
+        .post(b.url("demo.localhost", "/graphql"))
+        .json(&serde_json::json!({"query": "{ shop { name } }"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(api.status(), 200);
 
     // On the primary domain: canonical, Open Graph, sitemap, robots and manifest use it.
