@@ -328,6 +328,8 @@ pub struct Tenant {
     pub currency: Currency,
     pub locale: Locale,
     pub brand: Branding,
+    /// The verified custom domain that links to the store use, when it has one.
+    pub primary_domain: Option<String>,
 }
 
 impl Tenant {

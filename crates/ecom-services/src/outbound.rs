@@ -277,6 +277,46 @@ impl Outbound {
             .unwrap_or(Err(FetchError::Timeout))
     }
 
+    /// GETs `url` connecting only to `addrs`, addresses the caller resolved itself
+    /// (the domain check asks its own DNS resolver), each refused unless public (or
+    /// private networks are allowed). No redirect is followed.
+    pub async fn fetch_at(&self, url: &Url, addrs: &[IpAddr], max_bytes: usize) -> Result<Bytes, FetchError> {
+        self.check_url(url)?;
+        let Some(url::Host::Domain(host)) = url.host() else { return Err(FetchError::BadUrl) };
+        if addrs.is_empty() {
+            return Err(FetchError::UnknownHost(host.to_owned()));
+        }
+        if !self.allow_private
+            && let Some(why) = addrs.iter().find_map(|a| check_public(*a).err())
+        {
+            return Err(FetchError::Refused(format!("{host} resolves to {}, a {} address", why.addr, why.kind)));
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        let targets: Vec<SocketAddr> = addrs.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        let client = reqwest::Client::builder()
+            .dns_resolver(GuardedResolver { allow_private: self.allow_private })
+            .resolve_to_addrs(host, &targets)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("ECOM/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Failed(e.to_string()))?;
+        let mut response = client.get(url.clone()).send().await.map_err(explain)?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().to_string()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(explain)? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError::TooLarge(max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
+    }
+
     async fn fetch_following(&self, mut url: Url, max_bytes: usize) -> Result<Bytes, FetchError> {
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url)?;

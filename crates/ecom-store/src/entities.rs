@@ -17,6 +17,8 @@ pub mod tenant {
         pub created_at: DateTimeUtc,
         pub brand_color: Option<String>,
         pub logo: Option<String>,
+        /// The verified custom domain links use (m0020), copied from `tenant_domains`.
+        pub primary_domain: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -38,6 +40,18 @@ pub mod tenant_domain {
         pub domain: String,
         pub is_primary: bool,
         pub created_at: DateTimeUtc,
+        /// `pending` or `verified` (m0020); only verified domains route.
+        pub status: String,
+        /// What the merchant publishes to prove the domain is theirs.
+        pub token: String,
+        pub verified_at: Option<DateTimeUtc>,
+        pub last_checked_at: Option<DateTimeUtc>,
+        /// When the background re-check looks again; `None` once it gave up or verified.
+        pub next_check_at: Option<DateTimeUtc>,
+        pub check_attempts: i32,
+        pub last_error: String,
+        pub claimed_by: String,
+        pub claimed_until: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -107,6 +107,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0015Channels),
             Box::new(M0017NotificationTemplates),
             Box::new(m0018_staff::M0018Staff),
+            Box::new(M0020DomainVerification),
         ]
     }
 }
@@ -1322,6 +1323,61 @@ impl MigrationTrait for M0017NotificationTemplates {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the notification templates migration cannot be reverted".into()))
+    }
+}
+
+struct M0020DomainVerification;
+
+impl MigrationName for M0020DomainVerification {
+    fn name(&self) -> &str {
+        "m0020_domain_verification"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0020DomainVerification {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // A custom domain now routes only once verified. Domains that existed before
+        // this migration were routing already, so they start verified; new ones are
+        // written `pending` with a token the merchant publishes (DNS TXT or HTTP file).
+        // `next_check_at` drives the leased background re-check, `claimed_*` the lease.
+        // One column per statement: SQLite alters one at a time.
+        let domains = || Table::alter().table(name("tenant_domains")).to_owned();
+        for col in [
+            ColumnDef::new(name("status")).string_len(20).not_null().default("verified").to_owned(),
+            text("token", 64),
+            at("verified_at", true),
+            at("last_checked_at", true),
+            at("next_check_at", true),
+            ColumnDef::new(name("check_attempts")).integer().not_null().default(0).to_owned(),
+            ColumnDef::new(name("last_error")).text().not_null().default("").to_owned(),
+            text("claimed_by", 100),
+            at("claimed_until", true),
+        ] {
+            m.alter_table(domains().add_column(col).to_owned()).await?;
+        }
+        m.create_index(index("tenant_domains", &["status", "next_check_at"], false)).await?;
+        m.create_index(index("tenant_domains", &["token"], false)).await?;
+        // The primary domain, copied onto the store so every lookup of a store (host
+        // resolution, links in messages) has it without a second query.
+        m.alter_table(
+            Table::alter()
+                .table(name("tenants"))
+                .add_column(ColumnDef::new(name("primary_domain")).string_len(253).null())
+                .to_owned(),
+        )
+        .await?;
+        m.get_connection()
+            .execute_unprepared(
+                "UPDATE tenants SET primary_domain = (SELECT d.domain FROM tenant_domains d \
+                 WHERE d.tenant_id = tenants.id AND d.is_primary = TRUE)",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the domain verification migration cannot be reverted".into()))
     }
 }
 

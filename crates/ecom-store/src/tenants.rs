@@ -29,6 +29,7 @@ fn to_tenant(m: tenant::Model) -> Result<Tenant> {
             color: m.brand_color.as_deref().map(BrandColor::parse).transpose().map_err(|e| corrupt(e.to_string()))?,
             logo: m.logo,
         },
+        primary_domain: m.primary_domain,
     })
 }
 
@@ -45,6 +46,7 @@ pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
         created_at: Set(chrono::Utc::now()),
         brand_color: Set(None),
         logo: Set(None),
+        primary_domain: Set(None),
     })
     .exec_without_returning(&txn)
     .await
@@ -58,6 +60,7 @@ pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
         currency: new.currency,
         locale: new.locale.clone(),
         brand: Branding::default(),
+        primary_domain: None,
     })
 }
 
@@ -75,10 +78,16 @@ pub async fn find_by_id(db: &Db, id: TenantId) -> Result<Option<Tenant>> {
     row.map(to_tenant).transpose()
 }
 
-/// The store that owns a custom domain (already normalised: lower case, no port).
+/// The store that owns a verified custom domain (already normalised: lower case, no
+/// port). A domain still pending verification names no store: anyone can claim a
+/// name, only its owner can prove it.
 pub async fn find_by_domain(db: &Db, domain: &str) -> Result<Option<Tenant>> {
     let txn = db.platform_txn().await?;
-    let Some(d) = tenant_domain::Entity::find().filter(tenant_domain::Column::Domain.eq(domain)).one(&txn).await?
+    let Some(d) = tenant_domain::Entity::find()
+        .filter(tenant_domain::Column::Domain.eq(domain))
+        .filter(tenant_domain::Column::Status.eq(crate::domains::VERIFIED))
+        .one(&txn)
+        .await?
     else {
         txn.commit().await?;
         return Ok(None);
@@ -88,34 +97,44 @@ pub async fn find_by_domain(db: &Db, domain: &str) -> Result<Option<Tenant>> {
     row.map(to_tenant).transpose()
 }
 
+/// Adds a domain as already verified (operator tools and tests; merchants go through
+/// [`crate::domains::add_pending`] and verification).
 pub async fn add_domain(db: &Db, tenant: TenantId, domain: &str, primary: bool) -> Result<()> {
+    let id = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
     let txn = db.tenant_txn(tenant).await?;
-    if primary {
-        tenant_domain::Entity::update_many()
-            .col_expr(tenant_domain::Column::IsPrimary, Expr::value(false))
-            .filter(tenant_domain::Column::TenantId.eq(tenant.0))
-            .exec(&txn)
-            .await?;
-    }
     tenant_domain::Entity::insert(tenant_domain::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
+        id: Set(id),
         tenant_id: Set(tenant.0),
         domain: Set(domain.to_owned()),
-        is_primary: Set(primary),
-        created_at: Set(chrono::Utc::now()),
+        is_primary: Set(false),
+        created_at: Set(now),
+        status: Set(crate::domains::VERIFIED.to_owned()),
+        token: Set(String::new()),
+        verified_at: Set(Some(now)),
+        last_checked_at: Set(None),
+        next_check_at: Set(None),
+        check_attempts: Set(0),
+        last_error: Set(String::new()),
+        claimed_by: Set(String::new()),
+        claimed_until: Set(None),
     })
     .exec_without_returning(&txn)
     .await
     .map_err(|e| StoreError::conflict_or_db(e, "that domain"))?;
     txn.commit().await?;
+    if primary {
+        crate::domains::set_primary(db, tenant, Some(id)).await?;
+    }
     Ok(())
 }
 
-/// The store's custom domains, primary first.
+/// The store's verified custom domains, primary first.
 pub async fn domains(db: &Db, tenant: TenantId) -> Result<Vec<String>> {
     let txn = db.tenant_txn(tenant).await?;
     let rows = tenant_domain::Entity::find()
         .filter(tenant_domain::Column::TenantId.eq(tenant.0))
+        .filter(tenant_domain::Column::Status.eq(crate::domains::VERIFIED))
         .order_by_desc(tenant_domain::Column::IsPrimary)
         .order_by_asc(tenant_domain::Column::Domain)
         .all(&txn)

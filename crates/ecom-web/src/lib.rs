@@ -8,7 +8,9 @@ mod auth;
 mod channels;
 mod checkout;
 mod csrf;
+mod dashboard;
 mod dead_letters;
+mod domains;
 mod error;
 pub mod graphql;
 mod integrations;
@@ -31,6 +33,7 @@ mod telemetry;
 mod templates;
 mod themes;
 
+pub use dashboard::Traffic;
 pub use ops::install_metrics_recorder;
 pub use state::{ApiLimits, AppState, Services, WebConfig};
 
@@ -110,6 +113,12 @@ pub fn router(state: AppState) -> Router {
         .route("/merchant/settings/webhooks/{id}/status", post(merchant_webhooks::set_status))
         .route("/merchant/settings/webhooks/{id}/delete", post(merchant_webhooks::delete))
         .route("/merchant/settings/webhooks/{id}/deliveries/{delivery}/redeliver", post(merchant_webhooks::redeliver))
+        .route("/merchant/settings/domains", get(domains::list).post(domains::add))
+        .route("/merchant/settings/domains/platform", post(domains::use_platform_address))
+        .route("/merchant/settings/domains/{id}/verify", post(domains::verify))
+        .route("/merchant/settings/domains/{id}/primary", post(domains::make_primary))
+        .route("/merchant/settings/domains/{id}/delete", post(domains::remove))
+        .route("/.well-known/ecom-verify/{token}", get(domains::well_known))
         .route("/merchant/settings/checkout", get(merchant_orders::settings).post(merchant_orders::save_settings))
         .route("/merchant/products", get(merchant_catalog::list))
         .route("/merchant/products/export", get(merchant_catalog::export))
@@ -134,7 +143,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/inventory/levels", post(integrations::set_levels))
         .route("/api/v1/orders/{number}/tracking", post(integrations::add_tracking))
         .route("/static/graphiql/{file}", get(graphql::graphiql::asset))
-        .route("/admin", get(admin::home))
+        .route("/admin", get(dashboard::home))
+        .route("/admin/dashboard/charts", get(dashboard::charts))
         .route("/admin/mailbox", get(admin::mailbox))
         .route("/admin/stores", get(admin_stores::list))
         .route("/admin/stores/{slug}/status", post(admin_stores::set_status))
@@ -181,7 +191,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics));
     app.merge(shop)
         .merge(ops)
-        .layer(middleware::from_fn(telemetry::record_metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), domains::redirect_to_primary))
+        .layer(middleware::from_fn_with_state(state.clone(), telemetry::record_metrics))
         .layer(telemetry::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

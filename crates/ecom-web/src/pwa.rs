@@ -36,9 +36,13 @@ fn manifest(name: &str, short_name: &str, start_url: &str, scope: &str, id: &str
     ([(header::CONTENT_TYPE, "application/manifest+json")], body.to_string()).into_response()
 }
 
-/// The storefront's manifest.
-pub async fn store_manifest(shop: Shop) -> Response {
-    manifest(&shop.tenant.name, &shop.tenant.name, "/", "/", "/", shop.tenant.brand.color_or_default())
+/// The storefront's manifest; with a primary domain, the app opens on it.
+pub async fn store_manifest(State(state): State<AppState>, shop: Shop) -> Response {
+    let root = match shop.tenant.primary_domain {
+        Some(_) => format!("{}/", shop.base_url(&state)),
+        None => "/".to_owned(),
+    };
+    manifest(&shop.tenant.name, &shop.tenant.name, &root, &root, &root, shop.tenant.brand.color_or_default())
 }
 
 /// The merchant panel's manifest: a separate app, the merchant's phone app.

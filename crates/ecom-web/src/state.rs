@@ -114,6 +114,10 @@ pub struct AppInner {
     pub phones: ecom_services::channels::Phones,
     /// Web Push subscriptions and the VAPID public key.
     pub push: ecom_services::channels::PushSubscriptions,
+    /// Custom domains and their verification.
+    pub domains: ecom_services::Domains,
+    /// This node's per-minute request counts and latencies for the platform dashboard.
+    pub traffic: crate::dashboard::Traffic,
 }
 
 /// The services the web layer is built on.
@@ -129,12 +133,28 @@ pub struct Services {
     pub templates: ecom_notify::StoreTemplates,
     pub phones: ecom_services::channels::Phones,
     pub push: ecom_services::channels::PushSubscriptions,
+    pub domains: ecom_services::Domains,
+    pub traffic: crate::dashboard::Traffic,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, templates, phones, push } =
+        let Services {
+            db,
+            directory,
+            accounts,
+            catalog,
+            checkout,
+            media,
+            outbound,
+            webhooks,
+            templates,
+            phones,
+            push,
+            domains,
+            traffic,
+        } =
             services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
@@ -162,6 +182,8 @@ impl AppState {
             templates,
             phones,
             push,
+            domains,
+            traffic,
             cookie_key: Key::from(&cookie_material),
             csrf_key: Arc::new(derive(b"ecom csrf key")),
             gid_key: Arc::new(derive(b"ecom graphql id key")),

@@ -123,8 +123,9 @@ impl Shop {
         Ok(Self { tenant, host, csrf, customer, customer_id, cart, preview: false })
     }
 
-    fn base_url(&self, state: &AppState) -> String {
-        format!("{}://{}", state.config.public_scheme, self.host.0)
+    /// The store's public address: its primary domain when it has one.
+    pub(crate) fn base_url(&self, state: &AppState) -> String {
+        crate::domains::store_base(state, &self.tenant, &self.host.0)
     }
 
     /// Renders a storefront page with the store, navigation and signed-in customer.

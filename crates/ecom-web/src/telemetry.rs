@@ -36,8 +36,9 @@ pub fn trace_layer() -> TraceLayer<
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros))
 }
 
-/// Counts requests by route and status and records their latency.
-pub async fn record_metrics(req: Request, next: Next) -> Response {
+/// Counts requests by route and status and records their latency (Prometheus, and
+/// this node's per-minute series for the platform dashboard).
+pub async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
@@ -45,8 +46,10 @@ pub async fn record_metrics(req: Request, next: Next) -> Response {
     let status = resp.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
+    let elapsed = start.elapsed();
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
+    state.traffic.record(elapsed);
     resp
 }
 

@@ -173,6 +173,12 @@ pub struct Config {
     /// The contact push services may use (`mailto:…` or `https://…`); default
     /// `mailto:no-reply@<platform_domain>`.
     pub vapid_subject: Option<String>,
+    /// The DNS server custom-domain verification asks (`IP:port`, UDP then TCP);
+    /// unset: the system's resolvers.
+    pub dns_resolver: Option<String>,
+    /// Seconds between two passes of the background re-check of pending custom
+    /// domains (each domain waits longer between its own checks, for 72 hours).
+    pub domain_check_secs: u64,
 }
 
 impl Default for Config {
@@ -231,6 +237,8 @@ impl Default for Config {
             whatsapp_api_url: "https://graph.facebook.com/v21.0".into(),
             vapid_private_key: None,
             vapid_subject: None,
+            dns_resolver: None,
+            domain_check_secs: 30,
         }
     }
 }
@@ -260,6 +268,11 @@ pub(crate) fn env_name(key: &str) -> String {
 }
 
 impl Config {
+    /// The DNS server for domain verification, when one is set (checked by `validate`).
+    pub fn dns_resolver_addr(&self) -> Option<SocketAddr> {
+        given(self.dns_resolver.as_deref()).and_then(|v| v.parse().ok())
+    }
+
     /// Loads defaults ← `config_file` (if it exists, or must exist when `required`)
     /// ← `ECOM_*` variables, then checks the values.
     pub fn load(config_file: &Path, required: bool) -> Result<Self, ConfigError> {
@@ -316,6 +329,12 @@ impl Config {
         }
         if self.database_max_connections == Some(0) {
             return err("database_max_connections", "expected at least 1");
+        }
+        if given(self.dns_resolver.as_deref()).is_some_and(|v| v.parse::<SocketAddr>().is_err()) {
+            return err("dns_resolver", "expected a DNS server as IP:port, e.g. 127.0.0.1:53 or [::1]:53");
+        }
+        if !(1..=3600).contains(&self.domain_check_secs) {
+            return err("domain_check_secs", "expected 1 to 3600 seconds");
         }
         if let Some(secret) = &self.secret_key
             && secret.0.len() < 32
@@ -675,6 +694,18 @@ mod tests {
         assert_eq!(ok.mail_from(), "ECOM <no-reply@localhost>");
         assert!(ok.smtp().unwrap().is_ok());
         assert!(Config::default().smtp().is_none());
+    }
+
+    #[test]
+    fn domain_settings_are_checked() {
+        let e = |c: Config| c.validate().err().map(|e| e.0).unwrap_or_default();
+        assert!(
+            e(Config { dns_resolver: Some("dns.example".into()), ..Config::default() }).contains("ECOM_DNS_RESOLVER")
+        );
+        assert!(e(Config { domain_check_secs: 0, ..Config::default() }).contains("ECOM_DOMAIN_CHECK_SECS"));
+        let ok = Config { dns_resolver: Some("127.0.0.1:5353".into()), ..Config::default() };
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.dns_resolver_addr(), Some(SocketAddr::from(([127, 0, 0, 1], 5353))));
     }
 
     #[test]

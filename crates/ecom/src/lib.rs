@@ -46,6 +46,11 @@ pub struct Application {
     /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
     amqp: Option<ecom_bus::AmqpSettings>,
     broker: ecom_bus::BrokerStatus,
+    /// Custom domains; its background re-check runs with the server.
+    pub domains: ecom_services::Domains,
+    domain_check_every: Duration,
+    /// This node's per-minute request series for the dashboard, and its bus sampler.
+    traffic: ecom_web::Traffic,
 }
 
 /// Opens the database from the configuration and brings its schema up to date.
@@ -145,6 +150,8 @@ impl Application {
         let store_templates = ecom_notify::StoreTemplates::new(db.clone());
         let broker = ecom_bus::BrokerStatus::default();
         let (phones, push) = channels::services(config, &db, &outbound)?;
+        let domains = domain_service(config, &db, &directory, &outbound, &listener)?;
+        let traffic = ecom_web::Traffic::new();
         let state = ecom_web::AppState::new(
             ecom_web::Services {
                 db: db.clone(),
@@ -158,6 +165,8 @@ impl Application {
                 templates: store_templates.clone(),
                 phones,
                 push,
+                domains: domains.clone(),
+                traffic: traffic.clone(),
             },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
@@ -205,6 +214,9 @@ impl Application {
             run_webhook_sender: config.webhook_sender,
             amqp,
             broker,
+            domains,
+            domain_check_every: Duration::from_secs(config.domain_check_secs),
+            traffic,
         })
     }
 
@@ -268,10 +280,14 @@ impl Application {
         let dispatcher = self.run_relay.then(|| self.dispatcher.clone().spawn());
         // Webhooks out: POSTs the deliveries the relay's webhook consumer writes.
         let sender = self.run_webhook_sender.then(|| self.webhooks.clone().spawn());
+        let domain_checks = self.domains.clone().spawn(self.domain_check_every);
+        let bus_sampler = self.traffic.clone().spawn_sampler(self.db.clone());
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
         expiry.abort();
+        domain_checks.abort();
+        bus_sampler.abort();
         if let Some(sender) = sender {
             sender.abort();
             let _ = sender.await;
@@ -300,10 +316,39 @@ pub fn notification_channels(config: &Config, db: &Db) -> anyhow::Result<ecom_no
     channels::add(config, db, ecom_notify::Channels::default().with(email, config.notify_email_per_sec))
 }
 
-/// Store addresses for links in messages, as the CLI prints them.
+/// Store addresses for links in messages: the primary domain when the store has one,
+/// else its platform address as the CLI prints it.
 fn store_links(config: &Config) -> ecom_notify::StoreLinks {
     let config = config.clone();
-    ecom_notify::StoreLinks::new(move |tenant| public_store_url(&config, tenant.slug.as_str()))
+    ecom_notify::StoreLinks::new(move |tenant| match &tenant.primary_domain {
+        Some(domain) => public_url(&config, domain),
+        None => public_store_url(&config, tenant.slug.as_str()),
+    })
+}
+
+/// Custom domains: verification through `ECOM_DNS_RESOLVER` (or the system's DNS);
+/// the HTTP check asks the domain on the port it reaches this platform on.
+fn domain_service(
+    config: &Config,
+    db: &Db,
+    directory: &Directory,
+    outbound: &Outbound,
+    listener: &TcpListener,
+) -> anyhow::Result<ecom_services::Domains> {
+    let resolver = ecom_services::domains::HickoryResolver::new(config.dns_resolver_addr())
+        .map_err(|e| anyhow::anyhow!("{e} (ECOM_DNS_RESOLVER)"))?;
+    let port = match config.public_scheme {
+        // Behind a TLS proxy the domain is asked over plain HTTP on port 80.
+        Scheme::Https => 80,
+        Scheme::Http => listener.local_addr().map_or(config.listen.port(), |a| a.port()),
+    };
+    Ok(ecom_services::Domains::new(
+        db.clone(),
+        directory.clone(),
+        std::sync::Arc::new(resolver),
+        outbound.clone(),
+        ecom_services::domains::HttpCheck { port },
+    ))
 }
 
 /// The payment providers: Stripe when `ECOM_STRIPE_SECRET_KEY` is set, manual
@@ -382,11 +427,16 @@ fn cli_directory(config: &Config, db: &Db) -> (Directory, Accounts) {
 /// `https://<slug>.<domain>`, with the listening port when served over plain HTTP on
 /// another port than 80 (behind a TLS proxy the public port is taken to be 443).
 fn public_store_url(config: &Config, slug: &str) -> String {
+    public_url(config, &format!("{slug}.{}", config.platform_domain))
+}
+
+/// `https://<host>`, or `http://<host>[:port]` as [`public_store_url`] explains.
+fn public_url(config: &Config, host: &str) -> String {
     let port = config.listen.port();
     match config.public_scheme {
-        Scheme::Https => format!("https://{slug}.{}", config.platform_domain),
-        Scheme::Http if port == 80 => format!("http://{slug}.{}", config.platform_domain),
-        Scheme::Http => format!("http://{slug}.{}:{port}", config.platform_domain),
+        Scheme::Https => format!("https://{host}"),
+        Scheme::Http if port == 80 => format!("http://{host}"),
+        Scheme::Http => format!("http://{host}:{port}"),
     }
 }
 

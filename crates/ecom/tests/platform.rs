@@ -34,7 +34,8 @@ both!(operations_endpoints_answer_and_metrics_count_requests);
 
 async fn hosts_resolve_to_stores_custom_domains_or_a_clear_404(app: TestApp) {
     let demo = app.store("demo", "Demo Outfitters").await;
-    tenants::add_domain(&app.db, demo.id, "shop.demo-outfitters.test", true).await.unwrap();
+    // Not primary: a primary domain would send the platform address's pages there.
+    tenants::add_domain(&app.db, demo.id, "shop.demo-outfitters.test", false).await.unwrap();
     let b = app.browser(&["shop.demo-outfitters.test"]);
 
     let home = b.get("demo.localhost", "/").await;
