@@ -16,6 +16,7 @@ pub mod mailbox;
 mod migration;
 pub mod notifications;
 pub mod orders;
+pub mod plans;
 pub mod tenants;
 pub mod themes;
 pub mod tokens;

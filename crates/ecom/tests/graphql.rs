@@ -351,7 +351,7 @@ async fn a_page_of_products_takes_a_fixed_number_of_queries(backend: common::Bac
         let tags: &[&str] = if i % 2 == 0 { &["sale"] } else { &[] };
         let draft = product(&format!("Thing {i:02}"), "Things", tags, &["Red", "Blue"], 1000 + i, &tenant);
         let id = app.catalog.create_product(&tenant, draft, None).await.unwrap();
-        app.catalog.add_image(&tenant, id, &format!("{:064x}", i), "png", (10, 10), "a thing").await.unwrap();
+        app.catalog.add_image(&tenant, id, &format!("{:064x}", i), "png", (10, 10), "a thing", 100).await.unwrap();
     }
     let picked = app.catalog.ids_for_handles(&tenant, &["thing-01".into(), "thing-02".into()]).await.unwrap();
     app.catalog.create_collection(&tenant, "Picked", "", None, &picked).await.unwrap();
