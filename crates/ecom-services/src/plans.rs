@@ -378,7 +378,7 @@ impl Plans {
 fn summary(f: &PlanFields) -> String {
     let n = |v: Option<u64>| v.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
     format!(
-        "{}: products {}, staff {}, API/min {}, storage {}",
+        "{}: products {}, staff {}, API requests a minute {}, storage {}",
         f.name,
         n(f.max_products),
         n(f.max_staff),

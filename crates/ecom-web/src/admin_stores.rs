@@ -155,7 +155,7 @@ pub async fn audit(State(state): State<AppState>, page: SignedIn) -> WebResult<R
     for a in ecom_store::plans::operator_log(&state.db, 200).await? {
         entries.push((
             a.created_at,
-            context! { store => "", actor => a.actor, action => a.action, detail => format!("{} {}", a.target, a.detail).trim().to_owned(), at => a.created_at.to_rfc3339() },
+            context! { store => "(platform)", actor => a.actor, action => a.action, detail => format!("{} {}", a.target, a.detail).trim().to_owned(), at => a.created_at.to_rfc3339() },
         ));
     }
     entries.sort_by(|a, b| b.0.cmp(&a.0));
