@@ -196,10 +196,14 @@ pub async fn delete(db: &Db, code: &str) -> Result<DeleteOutcome> {
 /// The plan a store is on (the default plan for a store without one). Works in a
 /// store's transaction too: plans and stores are not tenant rows.
 pub async fn of_tenant(conn: &impl ConnectionTrait, tenant: TenantId) -> Result<Option<Plan>> {
-    let plan_id = tenant::Entity::find_by_id(tenant.0).one(conn).await?.and_then(|t| t.plan_id);
-    if let Some(id) = plan_id
-        && let Some(p) = plan::Entity::find_by_id(id).one(conn).await?
-    {
+    use sea_orm::sea_query::Query;
+    // One statement: the plan joined from the store's row.
+    let ids = Query::select()
+        .column(tenant::Column::PlanId)
+        .from(tenant::Entity)
+        .and_where(Expr::col(tenant::Column::Id).eq(tenant.0))
+        .to_owned();
+    if let Some(p) = plan::Entity::find().filter(plan::Column::Id.in_subquery(ids)).one(conn).await? {
         return Ok(Some(to_plan(p)));
     }
     default_plan(conn).await

@@ -267,6 +267,7 @@ async fn detail_page(
             bars => ser(&chart(&days, t.currency)), chart_height => CHART_HEIGHT, chart_width => BAR_STEP * 30,
             first_day => days.first().map(|d| d.0.format("%b %-d").to_string()),
             last_day => days.last().map(|d| d.0.format("%b %-d").to_string()),
+            mid_day => days.get(15).map(|d| d.0.format("%b %-d").to_string()),
             plan => plan.as_ref().map(|p| plan_view(p, None)), plans,
             usage => context! {
                 products => usage.products, staff => usage.staff, storage => format_bytes(usage.storage_bytes),
@@ -305,13 +306,24 @@ pub async fn change_plan(
     }
 }
 
-/// Opens the store's panel read-only: a one-time link to the store's own host.
+/// Makes a one-time link that opens the store's panel read-only on the store's own
+/// host. The link is shown, not redirected to: the CSP's `form-action 'self'` stops a
+/// form post from being redirected to another host.
 pub async fn view_as(State(state): State<AppState>, page: SignedIn, Path(slug): Path<String>) -> WebResult<Response> {
     let tenant = ecom_store::tenants::find_by_slug(&state.db, &slug).await?.ok_or_else(WebError::not_found)?;
     let token = ecom_services::view_as::grant(&state.db, tenant.id, page.me.id).await?;
     let port = page.ctx.host.0.rsplit_once(':').map(|(_, p)| format!(":{p}")).unwrap_or_default();
     let base = state.directory.store_url(&tenant, &state.config.public_scheme, &port);
-    Ok(Redirect::to(&format!("{base}/merchant/view-as?token={token}")).into_response())
+    Ok(page.page(
+        "admin/view_as.html",
+        context! {
+            page_title => format!("View {} as merchant", tenant.name),
+            slug => tenant.slug.as_str(), name => tenant.name.clone(),
+            link => format!("{base}/merchant/view-as?token={token}"),
+            link_minutes => ecom_services::view_as::LINK_TTL_SECS / 60,
+            view_minutes => ecom_services::view_as::SESSION_TTL_SECS / 60,
+        },
+    ))
 }
 
 #[derive(Deserialize, Default)]

@@ -383,10 +383,11 @@ async fn a_page_of_products_takes_a_fixed_number_of_queries(backend: common::Bac
     }
     // Cold: the host lookup, the listing window (rows, count), products, variants,
     // images, the collections, the hand-picked memberships; warm: the memberships only
-    // (the rest is cached). Measured: cold 8, warm 1 on both backends; the bounds leave
+    // (the rest is cached); cold also the store's plan, for its API requests a minute
+    // (one transaction, then cached). Measured: cold 9–10, warm 1–2; the bounds leave
     // a little room for the expiry task, which shares the counter, far below the 50+
     // of a query per product.
-    assert!(counts[0] <= 10, "cold page took {} statements", counts[0]);
+    assert!(counts[0] <= 12, "cold page took {} statements", counts[0]);
     assert!(counts[1] <= 3, "warm page took {} statements", counts[1]);
     eprintln!("statements: cold {}, warm {}", counts[0], counts[1]);
 }
