@@ -833,15 +833,20 @@ impl Catalog {
     pub async fn ensure_storage_for(&self, tenant: &Tenant, incoming: u64) -> Result<()> {
         let txn = self.db.tenant_txn(tenant.id).await?;
         let used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
-        let result =
-            crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Storage, used.saturating_add(incoming))
-                .await;
+        let result = crate::plans::ensure_within_txn(
+            &txn,
+            tenant.id,
+            crate::plans::Limit::Storage,
+            used.saturating_add(incoming),
+        )
+        .await;
         txn.commit().await.map_err(StoreError::from)?;
         result
     }
 
     /// Records an image already stored in media storage (`bytes` its size) as the
     /// product's last image, within the plan's storage.
+    #[expect(clippy::too_many_arguments, reason = "an image's stored fields, each a plain value")]
     pub async fn add_image(
         &self,
         tenant: &Tenant,

@@ -135,7 +135,9 @@ impl Directory {
         {
             let known: Vec<String> =
                 ecom_store::plans::list(&self.db).await?.into_iter().map(|(p, _)| p.code).collect();
-            return Err(Invalid::new("plan", format!("there is no plan \"{code}\" (plans: {})", known.join(", "))).into());
+            return Err(
+                Invalid::new("plan", format!("there is no plan \"{code}\" (plans: {})", known.join(", "))).into()
+            );
         }
         let tenant = tenants::create_on_plan(
             &self.db,

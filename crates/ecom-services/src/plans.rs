@@ -65,7 +65,7 @@ pub fn format_bytes(n: u64) -> String {
     for (size, unit) in units {
         if n >= size {
             let tenths = n.saturating_mul(10) / size;
-            return if tenths % 10 == 0 {
+            return if tenths.is_multiple_of(10) {
                 format!("{} {unit}", tenths / 10)
             } else {
                 format!("{}.{} {unit}", tenths / 10, tenths % 10)
@@ -313,7 +313,9 @@ impl Plans {
                 .into());
             }
             repo::DeleteOutcome::IsDefault => {
-                return Err(Invalid::new("plan", "new stores get this plan; make another plan the default first").into());
+                return Err(
+                    Invalid::new("plan", "new stores get this plan; make another plan the default first").into()
+                );
             }
         }
         repo::log_operator(&self.db, actor, "plan.deleted", code, "").await?;

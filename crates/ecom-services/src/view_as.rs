@@ -35,7 +35,9 @@ pub async fn grant(db: &Db, store: TenantId, operator: AccountId) -> Result<Stri
 /// Uses up a link token on the store's host: the operator's email, after writing the
 /// audit entry. `Unauthorized` for an unknown, used or expired token.
 pub async fn open(db: &Db, store: TenantId, token: &str) -> Result<String> {
-    let refused = ServiceError::Unauthorized("This view-as link has expired or was used already; open a new one from the super-admin panel.");
+    let refused = ServiceError::Unauthorized(
+        "This view-as link has expired or was used already; open a new one from the super-admin panel.",
+    );
     if token.len() != 64 {
         return Err(refused);
     }

@@ -984,6 +984,7 @@ pub struct ImageRecord {
 }
 
 /// Adds an image after the product's others; `None` when the product is not the store's.
+#[expect(clippy::too_many_arguments, reason = "an image row's fields, each a plain value")]
 pub async fn insert_image(
     txn: &DatabaseTransaction,
     tenant: TenantId,

@@ -68,11 +68,8 @@ pub async fn list(db: &Db) -> Result<Vec<(Plan, u64)>> {
         n: i64,
     }
     let txn = db.platform_txn().await?;
-    let plans = plan::Entity::find()
-        .order_by_desc(plan::Column::IsDefault)
-        .order_by_asc(plan::Column::Name)
-        .all(&txn)
-        .await?;
+    let plans =
+        plan::Entity::find().order_by_desc(plan::Column::IsDefault).order_by_asc(plan::Column::Name).all(&txn).await?;
     let counts = tenant::Entity::find()
         .select_only()
         .column(tenant::Column::PlanId)
@@ -301,11 +298,8 @@ pub async fn log_operator(db: &Db, actor: &str, action: &str, target: &str, deta
 pub async fn operator_log(db: &Db, limit: u64) -> Result<Vec<crate::entities::operator_log::Model>> {
     use crate::entities::operator_log;
     let txn = db.platform_txn().await?;
-    let rows = operator_log::Entity::find()
-        .order_by_desc(operator_log::Column::CreatedAt)
-        .limit(limit)
-        .all(&txn)
-        .await?;
+    let rows =
+        operator_log::Entity::find().order_by_desc(operator_log::Column::CreatedAt).limit(limit).all(&txn).await?;
     txn.commit().await?;
     Ok(rows)
 }

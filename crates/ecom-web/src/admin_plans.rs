@@ -94,7 +94,7 @@ pub async fn create(State(state): State<AppState>, page: SignedIn, Form(f): Form
     }
 }
 
-async fn edit_page(state: &AppState, page: &SignedIn, plan: &Plan, form: &PlanForm, error: Option<String>) -> Response {
+async fn edit_page(page: &SignedIn, plan: &Plan, form: &PlanForm, error: Option<String>) -> Response {
     let mut resp = page.page(
         "admin/plan.html",
         context! {
@@ -102,7 +102,6 @@ async fn edit_page(state: &AppState, page: &SignedIn, plan: &Plan, form: &PlanFo
             page_title => format!("Plan {}", plan.name),
         },
     );
-    let _ = state;
     if error.is_some() {
         *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     }
@@ -111,7 +110,7 @@ async fn edit_page(state: &AppState, page: &SignedIn, plan: &Plan, form: &PlanFo
 
 pub async fn edit_form(State(state): State<AppState>, page: SignedIn, Path(code): Path<String>) -> WebResult<Response> {
     let plan = state.plans.find(&code).await?.ok_or_else(WebError::not_found)?;
-    Ok(edit_page(&state, &page, &plan, &PlanForm::of(&plan), None).await)
+    Ok(edit_page(&page, &plan, &PlanForm::of(&plan), None).await)
 }
 
 pub async fn update(
@@ -124,7 +123,7 @@ pub async fn update(
     match state.plans.update(&actor(&page), &code, &f).await {
         Ok(()) => Ok(Redirect::to(&format!("/admin/plans?saved={code}")).into_response()),
         Err(ServiceError::Invalid(i)) => {
-            Ok(edit_page(&state, &page, &plan, &PlanForm { code, ..f }, Some(i.to_string())).await)
+            Ok(edit_page(&page, &plan, &PlanForm { code, ..f }, Some(i.to_string())).await)
         }
         Err(e) => Err(e.into()),
     }
@@ -134,8 +133,14 @@ pub async fn delete(State(state): State<AppState>, page: SignedIn, Path(code): P
     match state.plans.delete(&actor(&page), &code).await {
         Ok(()) => Ok(Redirect::to("/admin/plans").into_response()),
         Err(ServiceError::Invalid(i)) => {
-            plans_page(&state, &page, &PlanForm::default(), Some(format!("Plan \"{code}\" was not deleted: {}", i.message)), None)
-                .await
+            plans_page(
+                &state,
+                &page,
+                &PlanForm::default(),
+                Some(format!("Plan \"{code}\" was not deleted: {}", i.message)),
+                None,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }

@@ -158,7 +158,7 @@ pub async fn audit(State(state): State<AppState>, page: SignedIn) -> WebResult<R
             context! { store => "(platform)", actor => a.actor, action => a.action, detail => format!("{} {}", a.target, a.detail).trim().to_owned(), at => a.created_at.to_rfc3339() },
         ));
     }
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     let entries: Vec<_> = entries.into_iter().take(200).map(|(_, v)| v).collect();
     Ok(page.page("admin/audit.html", context! { entries, page_title => "Operator log" }))
 }

@@ -525,8 +525,8 @@ pub async fn import(
     let mut summary = match state.catalog.import_products(&tenant, products, &|_, _| {}).await {
         Ok(summary) => summary,
         Err(ServiceError::PlanLimit { message, .. }) => {
-            let mut resp =
-                page.page("merchant/import.html", context! { errors => vec![message], page_title => "Import products" });
+            let mut resp = page
+                .page("merchant/import.html", context! { errors => vec![message], page_title => "Import products" });
             *resp.status_mut() = axum::http::StatusCode::FORBIDDEN;
             return Ok(resp);
         }

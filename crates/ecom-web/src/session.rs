@@ -110,8 +110,7 @@ pub fn start_view_as(
     operator: &str,
 ) -> PrivateCookieJar {
     let ttl = ecom_services::view_as::SESSION_TTL_SECS;
-    let payload =
-        ViewAsPayload { tenant, operator: operator.to_owned(), exp: chrono::Utc::now().timestamp() + ttl };
+    let payload = ViewAsPayload { tenant, operator: operator.to_owned(), exp: chrono::Utc::now().timestamp() + ttl };
     let value = serde_json::to_string(&payload).unwrap_or_default();
     let cookie = Cookie::build((VIEW_AS_COOKIE, value))
         .path("/merchant")

@@ -433,7 +433,14 @@ pub async fn list_stores_cli(config: &Config) -> anyhow::Result<()> {
         for r in &page {
             let t = &r.tenant;
             let plan = plans.iter().find(|(p, _)| Some(p.id) == r.plan_id).map_or("-", |(p, _)| p.code.as_str());
-            println!("{:<24} {:<10} {:<9} {:<14} {}", t.slug.as_str(), t.status.as_str(), t.currency.code(), plan, t.name);
+            println!(
+                "{:<24} {:<10} {:<9} {:<14} {}",
+                t.slug.as_str(),
+                t.status.as_str(),
+                t.currency.code(),
+                plan,
+                t.name
+            );
         }
         offset += page.len() as u64;
     }

@@ -3,6 +3,8 @@
 //! staff), the store list's filters and 30-day figures, the store page, and the
 //! read-only "view as merchant".
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{PASSWORD, TestApp};
@@ -87,7 +89,13 @@ async fn operators_define_plans_and_change_a_stores_plan(app: TestApp) {
             "localhost",
             "/admin/plans/tiny",
             "/admin/plans/tiny",
-            &[("name", "Tiny"), ("max_products", "5"), ("max_staff", ""), ("api_per_minute", "3"), ("max_storage_mb", "")],
+            &[
+                ("name", "Tiny"),
+                ("max_products", "5"),
+                ("max_staff", ""),
+                ("api_per_minute", "3"),
+                ("max_storage_mb", ""),
+            ],
         )
         .await;
     assert_eq!(edited.status, 303, "{}", edited.body);
@@ -100,9 +108,7 @@ async fn operators_define_plans_and_change_a_stores_plan(app: TestApp) {
     let store_log = ecom_services::audit::recent(&app.db, shoes.id, 10).await.unwrap();
     let entry = store_log.iter().find(|a| a.action == "store.plan_changed").expect("audited in the store's log");
     assert_eq!((entry.actor.as_str(), entry.detail.as_str()), ("operator root@platform.test", "from starter to tiny"));
-    let unknown = b
-        .submit("localhost", "/admin/stores/shoes", "/admin/stores/shoes/plan", &[("plan", "gold")])
-        .await;
+    let unknown = b.submit("localhost", "/admin/stores/shoes", "/admin/stores/shoes/plan", &[("plan", "gold")]).await;
     assert_eq!(unknown.status, 422);
     assert!(unknown.body.contains("there is no plan"), "{}", unknown.body);
 
@@ -197,7 +203,8 @@ async fn plan_limits_are_enforced_on_every_path(app: TestApp) {
         .create_product(&shoes, common::product("Wool Hat", "Hats", &[], &["Red"], 2500, &shoes), None)
         .await
         .unwrap();
-    app.catalog.create_product(&shoes, common::product("Silk Scarf", "Scarves", &[], &["Blue"], 1500, &shoes), None)
+    app.catalog
+        .create_product(&shoes, common::product("Silk Scarf", "Scarves", &[], &["Blue"], 1500, &shoes), None)
         .await
         .unwrap();
     let message = "Your Tiny plan allows 2 products; ask about a bigger plan.";
@@ -209,7 +216,13 @@ async fn plan_limits_are_enforced_on_every_path(app: TestApp) {
         .post(
             "shoes.localhost",
             "/merchant/products/new",
-            &[("_csrf", &csrf), ("title", "Canvas Apron"), ("status", "active"), ("v0_price", "12.00"), ("action", "save")],
+            &[
+                ("_csrf", &csrf),
+                ("title", "Canvas Apron"),
+                ("status", "active"),
+                ("v0_price", "12.00"),
+                ("action", "save"),
+            ],
         )
         .await;
     assert_eq!(refused.status, 422, "{}", refused.body);
@@ -252,7 +265,11 @@ async fn plan_limits_are_enforced_on_every_path(app: TestApp) {
     assert!(big.len() > 1000);
     let refused = upload_image(&b, "shoes.localhost", hat, big.clone()).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
-    assert!(refused.body.contains("Your Tiny plan allows 1 KB of images; ask about a bigger plan."), "{}", refused.body);
+    assert!(
+        refused.body.contains("Your Tiny plan allows 1 KB of images; ask about a bigger plan."),
+        "{}",
+        refused.body
+    );
     assert!(app.catalog.images(&shoes, hat).await.unwrap().is_empty());
     // With room, the upload is counted by its size.
     let edit = b
@@ -308,10 +325,7 @@ async fn api_requests_a_minute_are_limited_per_store(app: TestApp) {
     }
     let client = b.client.clone();
     let storefront = |host: &'static str| {
-        client
-            .post(b.url(host, "/graphql"))
-            .json(&serde_json::json!({ "query": "{ shop { name } }" }))
-            .send()
+        client.post(b.url(host, "/graphql")).json(&serde_json::json!({ "query": "{ shop { name } }" })).send()
     };
     for _ in 0..2 {
         assert_eq!(storefront("shoes.localhost").await.unwrap().status(), 200);
@@ -370,8 +384,8 @@ async fn order(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid, quantity: u3
 }
 
 async fn sea_orm_total(txn: &ecom_store::DatabaseTransaction, tenant: &Tenant, number: i64) -> (i64,) {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use ecom_store::entities::order;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let o = order::Entity::find()
         .filter(order::Column::TenantId.eq(tenant.id.0))
         .filter(order::Column::Number.eq(number))
@@ -474,7 +488,8 @@ async fn operators_view_a_store_as_its_merchant_read_only(app: TestApp) {
     assert_eq!(grant.status, 200);
     // A link to follow (a form post may not be redirected to another host under the CSP).
     let start = grant.body.find("href=\"http://shoes.localhost").expect("a link to the store's host") + 6;
-    let link = grant.body[start..start + grant.body[start..].find('"').unwrap()].replace("&#x2f;", "/").replace("&amp;", "&");
+    let link =
+        grant.body[start..start + grant.body[start..].find('"').unwrap()].replace("&#x2f;", "/").replace("&amp;", "&");
     assert!(grant.body.contains("read only"));
     let prefix = format!("http://shoes.localhost:{}/merchant/view-as?token=", app.addr.port());
     assert!(link.starts_with(&prefix), "{link}");
@@ -583,11 +598,23 @@ async fn the_cli_opens_stores_on_a_plan(app: TestApp) {
     let text = |out: &std::process::Output| {
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     };
-    let out = run(&["store", "create", "--slug", "big", "--name", "Big", "--owner-email", "o@big.test", "--plan", "unlimited"]);
+    let out = run(&[
+        "store",
+        "create",
+        "--slug",
+        "big",
+        "--name",
+        "Big",
+        "--owner-email",
+        "o@big.test",
+        "--plan",
+        "unlimited",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let out = run(&["store", "create", "--slug", "small", "--name", "Small", "--owner-email", "o@small.test"]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(&["store", "create", "--slug", "odd", "--name", "Odd", "--owner-email", "o@odd.test", "--plan", "gold"]);
+    let out =
+        run(&["store", "create", "--slug", "odd", "--name", "Odd", "--owner-email", "o@odd.test", "--plan", "gold"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("there is no plan \"gold\" (plans: starter, unlimited)"), "{}", text(&out));
     assert!(ecom_store::tenants::find_by_slug(&app.db, "odd").await.unwrap().is_none());
