@@ -152,7 +152,7 @@ async fn seed(url: &str, stores: u32) -> anyhow::Result<()> {
     let hash = ecom_services::passwords::hash(PASSWORD.into()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
     for i in 0..stores {
-        let tenant = tenants::create(
+        let tenant = tenants::create_on_plan(
             &db,
             &tenants::NewTenant {
                 slug: Slug::parse(&format!("s{i}"))?,
@@ -160,6 +160,7 @@ async fn seed(url: &str, stores: u32) -> anyhow::Result<()> {
                 currency: Currency::parse("USD")?,
                 locale: Locale::parse("en-US")?,
             },
+            Some("unlimited"),
         )
         .await?;
         let txn = db.tenant_txn(tenant.id).await?;
@@ -386,7 +387,7 @@ async fn seed_catalog(
     let db = Db::connect(&DbOptions { url: url.into(), max_connections: 4, acquire_timeout: Duration::from_secs(10) })
         .await?;
     db.migrate().await?;
-    let tenant = tenants::create(
+    let tenant = tenants::create_on_plan(
         &db,
         &tenants::NewTenant {
             slug: Slug::parse(slug)?,
@@ -394,6 +395,7 @@ async fn seed_catalog(
             currency: Currency::parse("USD")?,
             locale: Locale::parse("en-US")?,
         },
+        Some("unlimited"),
     )
     .await?;
     let catalog = ecom_services::Catalog::new(db.clone());

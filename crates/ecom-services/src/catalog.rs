@@ -454,7 +454,9 @@ impl Catalog {
         draft.validate(tenant.currency)?;
         let txn = self.db.tenant_txn(tenant.id).await?;
         let category_id = category_id(&txn, tenant, category).await?;
-        let position = i32::try_from(repo::count_products(&txn, tenant.id).await?).unwrap_or(i32::MAX);
+        let count = repo::count_products(&txn, tenant.id).await?;
+        crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Products, count + 1).await?;
+        let position = i32::try_from(count).unwrap_or(i32::MAX);
         let id = repo::insert_product(&txn, tenant.id, &draft, category_id, position).await?;
         product_event(&txn, tenant, Topic::ProductCreated, id, draft.handle.as_str(), &draft.title).await?;
         txn.commit().await.map_err(StoreError::from)?;
@@ -719,7 +721,22 @@ impl Catalog {
     ) -> Result<ImportSummary> {
         let total = products.len();
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let mut position = i32::try_from(repo::count_products(&txn, tenant.id).await?).unwrap_or(i32::MAX);
+        let existing = repo::count_products(&txn, tenant.id).await?;
+        let new_products = self.new_handles(&txn, tenant, &products).await?;
+        // All or none: refused before anything is written when the new ones do not fit.
+        crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Products, existing + new_products)
+            .await
+            .map_err(|e| match e {
+                ServiceError::PlanLimit { limit, message } => ServiceError::PlanLimit {
+                    limit,
+                    message: format!(
+                        "The file adds {new_products} new product{} to the {existing} this store has, and nothing was imported. {message}",
+                        if new_products == 1 { "" } else { "s" }
+                    ),
+                },
+                other => other,
+            })?;
+        let mut position = i32::try_from(existing).unwrap_or(i32::MAX);
         let mut summary = ImportSummary::default();
         for (i, imported) in products.into_iter().enumerate() {
             let mut draft = imported.draft;
@@ -754,6 +771,23 @@ impl Catalog {
             tracing::warn!(error = %e, "refreshing planner statistics after the import failed");
         }
         Ok(summary)
+    }
+
+    /// How many of an import's products (distinct handles) the store does not have yet.
+    async fn new_handles(
+        &self,
+        txn: &ecom_store::DatabaseTransaction,
+        tenant: &Tenant,
+        products: &[crate::catalog_csv::ImportedProduct],
+    ) -> Result<u64> {
+        let handles: std::collections::HashSet<String> =
+            products.iter().map(|p| p.draft.handle.as_str().to_owned()).collect();
+        let handles: Vec<String> = handles.into_iter().collect();
+        let mut known = 0usize;
+        for chunk in handles.chunks(500) {
+            known += repo::existing_handles(txn, tenant.id, chunk).await?;
+        }
+        Ok((handles.len() - known.min(handles.len())) as u64)
     }
 
     /// Every product of the store, archived ones too, with variants.
@@ -794,7 +828,25 @@ impl Catalog {
             .collect())
     }
 
-    /// Records an image already stored in media storage as the product's last image.
+    /// Refuses an upload of `incoming` bytes that the store's plan has no room for:
+    /// checked before the file is stored (and again when it is recorded).
+    pub async fn ensure_storage_for(&self, tenant: &Tenant, incoming: u64) -> Result<()> {
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
+        let result = crate::plans::ensure_within_txn(
+            &txn,
+            tenant.id,
+            crate::plans::Limit::Storage,
+            used.saturating_add(incoming),
+        )
+        .await;
+        txn.commit().await.map_err(StoreError::from)?;
+        result
+    }
+
+    /// Records an image already stored in media storage (`bytes` its size) as the
+    /// product's last image, within the plan's storage.
+    #[expect(clippy::too_many_arguments, reason = "an image's stored fields, each a plain value")]
     pub async fn add_image(
         &self,
         tenant: &Tenant,
@@ -803,14 +855,19 @@ impl Catalog {
         ext: &str,
         size: (u32, u32),
         alt: &str,
+        bytes: u64,
     ) -> Result<uuid::Uuid> {
         let alt = alt.trim();
         if alt.chars().count() > MAX_ALT_CHARS {
             return Err(ecom_core::Invalid::new("alt", format!("use at most {MAX_ALT_CHARS} characters")).into());
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
-        let id =
-            repo::insert_image(&txn, tenant.id, product, hash, ext, size, alt).await?.ok_or(ServiceError::NotFound)?;
+        let used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
+        crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Storage, used.saturating_add(bytes))
+            .await?;
+        let id = repo::insert_image(&txn, tenant.id, product, hash, ext, size, alt, bytes)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         txn.commit().await.map_err(StoreError::from)?;
         self.invalidate(tenant.id);
         Ok(id)

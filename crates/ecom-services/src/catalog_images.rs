@@ -59,6 +59,8 @@ struct Found {
     hash: String,
     ext: String,
     size: (u32, u32),
+    /// Size of the original, counted against the plan's storage.
+    bytes: u64,
 }
 
 /// `/media/{64 hex}.{jpg|png|webp}`: the path of an original in a store's media.
@@ -114,17 +116,18 @@ async fn resolve(
     if let Some((hash, ext)) = media_file_named(src) {
         match media.get(tenant.id, &hash, &ext, None).await {
             Ok(Some(bytes)) => {
+                let len = bytes.len() as u64;
                 if let Some((known_ext, size)) = known.get(&hash)
                     && *known_ext == ext
                 {
-                    return Ok(Found { hash, ext, size: *size });
+                    return Ok(Found { hash, ext, size: *size, bytes: len });
                 }
                 // A file no product shows any more: its size from the file itself.
                 let (_, w, h) = ecom_media::on_image_thread(move || ecom_media::inspect(&bytes))
                     .await
                     .and_then(|r| r)
                     .map_err(refused)?;
-                return Ok(Found { hash, ext, size: (w, h) });
+                return Ok(Found { hash, ext, size: (w, h), bytes: len });
             }
             // Not this store's (another store's export, say): fetched like any URL.
             Ok(None) => {}
@@ -136,12 +139,13 @@ async fn resolve(
     };
     let bytes = outbound.fetch(&url, ecom_media::MAX_BYTES).await.map_err(|e| e.to_string())?;
     let hash = hex::encode(Sha256::digest(&bytes));
+    let len = bytes.len() as u64;
     if let Some((ext, size)) = known.get(&hash) {
         // Stored already (an earlier import of the same file): nothing to store again.
-        return Ok(Found { hash, ext: ext.clone(), size: *size });
+        return Ok(Found { hash, ext: ext.clone(), size: *size, bytes: len });
     }
     let stored = media.ingest(tenant.id, bytes).await.map_err(refused)?;
-    Ok(Found { hash: stored.hash, ext: stored.ext.to_owned(), size: (stored.width, stored.height) })
+    Ok(Found { hash: stored.hash, ext: stored.ext.to_owned(), size: (stored.width, stored.height), bytes: len })
 }
 
 impl ImageReport {
@@ -212,6 +216,10 @@ impl Catalog {
         // content in the same product is the same image, already handled.
         let mut touched: HashSet<(uuid::Uuid, String)> = HashSet::new();
         let txn = self.db.tenant_txn(tenant.id).await?;
+        // The plan's storage: images past it are reported, not attached.
+        let plan = ecom_store::plans::of_tenant(&txn, tenant.id).await?;
+        let room = plan.as_ref().and_then(|p| p.max_storage_bytes);
+        let mut used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
         for product in pending {
             for image in product.images {
                 let not_added = |why: &str| format!("image {} was not added: {why}", image.src);
@@ -239,11 +247,28 @@ impl Catalog {
                     }
                     continue;
                 }
-                match repo::insert_image(&txn, tenant.id, product.product, &found.hash, &found.ext, found.size, alt)
-                    .await?
+                if let (Some(plan), Some(room)) = (plan.as_ref(), room)
+                    && used.saturating_add(found.bytes) > room
+                {
+                    let why = crate::plans::refusal(plan, crate::plans::Limit::Storage, room).to_string();
+                    report.problem(image.line, not_added(&why));
+                    continue;
+                }
+                match repo::insert_image(
+                    &txn,
+                    tenant.id,
+                    product.product,
+                    &found.hash,
+                    &found.ext,
+                    found.size,
+                    alt,
+                    found.bytes,
+                )
+                .await?
                 {
                     Some(id) => {
                         mine.push((id, found.hash.clone(), alt.to_owned()));
+                        used = used.saturating_add(found.bytes);
                         report.added += 1;
                     }
                     None => report.problem(image.line, not_added("the product is no longer in the store")),
@@ -302,9 +327,13 @@ impl Catalog {
             }
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
+        let used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
+        let adding = ready.iter().map(|f| f.bytes).fold(0u64, u64::saturating_add);
+        crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Storage, used.saturating_add(adding))
+            .await?;
         let mut ids = Vec::with_capacity(ready.len());
         for (f, (_, alt)) in ready.iter().zip(images) {
-            let id = repo::insert_image(&txn, tenant.id, product, &f.hash, &f.ext, f.size, alt.trim())
+            let id = repo::insert_image(&txn, tenant.id, product, &f.hash, &f.ext, f.size, alt.trim(), f.bytes)
                 .await?
                 .ok_or(crate::ServiceError::NotFound)?;
             ids.push(id);

@@ -32,7 +32,8 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result
             .create(Realm::Admin, &Email::parse(ADMIN_EMAIL)?, "Platform Admin", &password, StaffRole::Owner)
             .await?;
         for (slug, name, currency, locale, color) in stores {
-            let tenant = tenants::create(
+            // Demo stores show everything the platform does: no plan limits.
+            let tenant = tenants::create_on_plan(
                 db,
                 &tenants::NewTenant {
                     slug: Slug::parse(slug)?,
@@ -40,6 +41,7 @@ pub async fn seed(db: &Db, accounts_svc: &Accounts, catalog: &Catalog) -> Result
                     currency: Currency::parse(currency)?,
                     locale: Locale::parse(locale)?,
                 },
+                Some("unlimited"),
             )
             .await?;
             let brand = ecom_core::Branding { color: Some(ecom_core::BrandColor::parse(color)?), logo: None };

@@ -28,6 +28,8 @@ pub struct NewStore {
     pub currency: String,
     /// A language tag, e.g. `en-US`.
     pub locale: String,
+    /// The plan's code; `None` for the default plan.
+    pub plan: Option<String>,
 }
 
 /// A merchant opening a store on the platform's sign-up page (the form's fields).
@@ -127,8 +129,22 @@ impl Directory {
                 Invalid::new("slug", format!("\"{slug}\" is taken by another store", slug = slug.as_str())).into()
             );
         }
-        let tenant =
-            tenants::create(&self.db, &tenants::NewTenant { slug, name: name.to_owned(), currency, locale }).await?;
+        let plan = new.plan.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        if let Some(code) = plan
+            && ecom_store::plans::find_by_code(&self.db, code).await?.is_none()
+        {
+            let known: Vec<String> =
+                ecom_store::plans::list(&self.db).await?.into_iter().map(|(p, _)| p.code).collect();
+            return Err(
+                Invalid::new("plan", format!("there is no plan \"{code}\" (plans: {})", known.join(", "))).into()
+            );
+        }
+        let tenant = tenants::create_on_plan(
+            &self.db,
+            &tenants::NewTenant { slug, name: name.to_owned(), currency, locale },
+            plan,
+        )
+        .await?;
         // Nobody knows this password: the owner sets one through the emailed link.
         let unusable = hex::encode(rand::random::<[u8; 32]>());
         let password = ecom_core::NewPassword::parse(&unusable)?;

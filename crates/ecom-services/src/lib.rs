@@ -19,10 +19,12 @@ pub mod onboarding;
 pub mod outbound;
 pub mod passwords;
 pub mod payments;
+pub mod plans;
 pub mod ratelimit;
 pub mod staff;
 pub mod returns;
 pub mod stripe;
+pub mod view_as;
 pub mod webhooks;
 
 pub use accounts::Accounts;
@@ -57,6 +59,10 @@ pub enum ServiceError {
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
+    /// The store's plan does not allow more of this; the message names the plan, the
+    /// limit and the way up.
+    #[error("{message}")]
+    PlanLimit { limit: plans::Limit, message: String },
     /// Everything else: logged in full, shown as an opaque 500.
     #[error("internal error: {0}")]
     Internal(String),

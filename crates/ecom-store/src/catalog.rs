@@ -630,6 +630,16 @@ pub async fn active_handles(txn: &DatabaseTransaction, tenant: TenantId) -> Resu
         .await?)
 }
 
+/// How many of `handles` are products of the store already.
+pub async fn existing_handles(txn: &DatabaseTransaction, tenant: TenantId, handles: &[String]) -> Result<usize> {
+    let n = product::Entity::find()
+        .filter(product::Column::TenantId.eq(tenant.0))
+        .filter(product::Column::Handle.is_in(handles.iter().cloned()))
+        .count(txn)
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 pub async fn count_products(txn: &DatabaseTransaction, tenant: TenantId) -> Result<u64> {
     Ok(product::Entity::find().filter(product::Column::TenantId.eq(tenant.0)).count(txn).await?)
 }
@@ -974,6 +984,7 @@ pub struct ImageRecord {
 }
 
 /// Adds an image after the product's others; `None` when the product is not the store's.
+#[expect(clippy::too_many_arguments, reason = "an image row's fields, each a plain value")]
 pub async fn insert_image(
     txn: &DatabaseTransaction,
     tenant: TenantId,
@@ -982,6 +993,7 @@ pub async fn insert_image(
     ext: &str,
     (width, height): (u32, u32),
     alt: &str,
+    bytes: u64,
 ) -> Result<Option<Uuid>> {
     use crate::entities::product_image;
     if product::Entity::find_by_id(product_id).filter(product::Column::TenantId.eq(tenant.0)).one(txn).await?.is_none()
@@ -1005,6 +1017,7 @@ pub async fn insert_image(
         alt: Set(alt.to_owned()),
         position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
         created_at: Set(Utc::now()),
+        bytes: Set(i64::try_from(bytes).unwrap_or(i64::MAX)),
     })
     .exec_without_returning(txn)
     .await?;

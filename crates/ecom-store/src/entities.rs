@@ -19,6 +19,8 @@ pub mod tenant {
         pub logo: Option<String>,
         /// The verified custom domain links use (m0020), copied from `tenant_domains`.
         pub primary_domain: Option<String>,
+        /// The store's plan (m0019); set for every store opened since.
+        pub plan_id: Option<Uuid>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -276,6 +278,8 @@ pub mod product_image {
         pub alt: String,
         pub position: i32,
         pub created_at: DateTimeUtc,
+        /// Size of the stored original (m0019; 0 for images stored before).
+        pub bytes: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -681,6 +685,55 @@ pub mod api_token {
         pub expires_at: Option<DateTimeUtc>,
         pub last_used_at: Option<DateTimeUtc>,
         pub revoked_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The platform's plans (m0019): limits per store, NULL for unlimited.
+pub mod plan {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "plans")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        #[sea_orm(unique)]
+        pub code: String,
+        pub name: String,
+        pub price: String,
+        pub max_products: Option<i64>,
+        pub max_staff: Option<i64>,
+        pub api_per_minute: Option<i64>,
+        pub max_storage_bytes: Option<i64>,
+        pub is_default: bool,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Operator actions on the platform itself, e.g. plans (m0019).
+pub mod operator_log {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "operator_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub actor: String,
+        pub action: String,
+        pub target: String,
+        pub detail: String,
+        pub created_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod orders;
 pub mod staff;
 pub mod stats;
+pub mod plans;
 pub mod tenants;
 pub mod themes;
 pub mod tokens;

@@ -107,6 +107,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0015Channels),
             Box::new(M0017NotificationTemplates),
             Box::new(m0018_staff::M0018Staff),
+            Box::new(M0019Plans),
             Box::new(M0020DomainVerification),
         ]
     }
@@ -1378,6 +1379,134 @@ impl MigrationTrait for M0020DomainVerification {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the domain verification migration cannot be reverted".into()))
+    }
+}
+
+struct M0019Plans;
+
+impl MigrationName for M0019Plans {
+    fn name(&self) -> &str {
+        "m0019_plans"
+    }
+}
+
+/// A plan limit: NULL is unlimited.
+fn limit(col: &str) -> ColumnDef {
+    ColumnDef::new(name(col)).big_integer().null().to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0019Plans {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Plans are the platform's, not a tenant's: no tenant_id, no row-level security.
+        m.create_table(
+            Table::create()
+                .table(name("plans"))
+                .if_not_exists()
+                .col(id())
+                .col(ColumnDef::new(name("code")).string_len(40).not_null())
+                .col(ColumnDef::new(name("name")).string_len(100).not_null())
+                .col(text("price", 100))
+                .col(limit("max_products"))
+                .col(limit("max_staff"))
+                .col(limit("api_per_minute"))
+                .col(limit("max_storage_bytes"))
+                .col(ColumnDef::new(name("is_default")).boolean().not_null().default(false))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("plans", &["code"], true)).await?;
+        // Operator actions that concern no single store (plans); actions on a store go
+        // to that store's audit log, where the merchant sees them too.
+        m.create_table(
+            Table::create()
+                .table(name("operator_log"))
+                .if_not_exists()
+                .col(id())
+                .col(text("actor", 300))
+                .col(text("action", 100))
+                .col(text("target", 300))
+                .col(text("detail", 1000))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("operator_log", &["created_at"], false)).await?;
+        // No foreign key: SQLite cannot add one to an existing table; the plan of a store
+        // is checked when it is set, and a plan in use is never deleted.
+        m.alter_table(
+            Table::alter().table(name("tenants")).add_column(ColumnDef::new(name("plan_id")).uuid().null()).to_owned(),
+        )
+        .await?;
+        m.create_index(index("tenants", &["plan_id"], false)).await?;
+        // The size of each stored original, for the plan's storage limit. Images stored
+        // before this count as 0 bytes.
+        m.alter_table(
+            Table::alter()
+                .table(name("product_images"))
+                .add_column(ColumnDef::new(name("bytes")).big_integer().not_null().default(0))
+                .to_owned(),
+        )
+        .await?;
+        let now = chrono::Utc::now();
+        let starter = uuid::Uuid::now_v7();
+        let unlimited = uuid::Uuid::now_v7();
+        let mut insert = Query::insert();
+        insert.into_table(name("plans")).columns(
+            [
+                "id",
+                "code",
+                "name",
+                "price",
+                "max_products",
+                "max_staff",
+                "api_per_minute",
+                "max_storage_bytes",
+                "is_default",
+                "created_at",
+            ]
+            .map(name),
+        );
+        insert.values_panic([
+            starter.into(),
+            "starter".into(),
+            "Starter".into(),
+            "Free".into(),
+            Some(100i64).into(),
+            Some(3i64).into(),
+            Some(600i64).into(),
+            Some(500_000_000i64).into(),
+            true.into(),
+            now.into(),
+        ]);
+        insert.values_panic([
+            unlimited.into(),
+            "unlimited".into(),
+            "Unlimited".into(),
+            "Ask us".into(),
+            None::<i64>.into(),
+            None::<i64>.into(),
+            None::<i64>.into(),
+            None::<i64>.into(),
+            false.into(),
+            now.into(),
+        ]);
+        m.exec_stmt(insert).await?;
+        // Stores opened before plans existed keep working as they did: no limits.
+        m.exec_stmt(
+            Query::update()
+                .table(name("tenants"))
+                .value(name("plan_id"), unlimited)
+                .and_where(Expr::col(name("plan_id")).is_null())
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the plans migration cannot be reverted".into()))
     }
 }
 

@@ -33,9 +33,28 @@ fn to_tenant(m: tenant::Model) -> Result<Tenant> {
     })
 }
 
+/// Opens a store on the default plan.
 pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
+    create_on_plan(db, new, None).await
+}
+
+/// Opens a store on the plan with this code, or on the default plan; `Corrupt` never,
+/// `Conflict("that plan")` when the code names no plan.
+pub async fn create_on_plan(db: &Db, new: &NewTenant, plan_code: Option<&str>) -> Result<Tenant> {
+    use crate::entities::plan;
     let id = TenantId::new();
     let txn = db.platform_txn().await?;
+    let plan_id = match plan_code {
+        Some(code) => Some(
+            plan::Entity::find()
+                .filter(plan::Column::Code.eq(code))
+                .one(&txn)
+                .await?
+                .ok_or(StoreError::Conflict("no such plan"))?
+                .id,
+        ),
+        None => crate::plans::default_plan(&txn).await?.map(|p| p.id),
+    };
     tenant::Entity::insert(tenant::ActiveModel {
         id: Set(id.0),
         slug: Set(new.slug.as_str().to_owned()),
@@ -47,6 +66,7 @@ pub async fn create(db: &Db, new: &NewTenant) -> Result<Tenant> {
         brand_color: Set(None),
         logo: Set(None),
         primary_domain: Set(None),
+        plan_id: Set(plan_id),
     })
     .exec_without_returning(&txn)
     .await
@@ -188,15 +208,21 @@ pub async fn update_profile(db: &Db, tenant: TenantId, name: &str, brand: &Brand
 pub struct StoreRow {
     pub tenant: Tenant,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// `None` only for a row written outside the app.
+    pub plan_id: Option<uuid::Uuid>,
 }
 
 /// What the super-admin's store list is filtered by.
 #[derive(Debug, Clone, Default)]
 pub struct StoreSearch {
-    /// Part of the slug or the name, any case.
+    /// Part of the slug, the name or a custom domain, any case.
     pub text: Option<String>,
     pub status: Option<TenantStatus>,
+    /// Stores on this plan.
+    pub plan: Option<uuid::Uuid>,
     pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before this instant (the day after the last day asked for).
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
     pub limit: u64,
     pub offset: u64,
 }
@@ -210,8 +236,23 @@ pub async fn search(db: &Db, s: &StoreSearch) -> Result<(Vec<StoreRow>, u64)> {
         cond = cond.add(
             Condition::any()
                 .add(Expr::col(tenant::Column::Slug).like(like.clone()))
-                .add(Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(tenant::Column::Name))).like(like)),
+                .add(Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(tenant::Column::Name))).like(like.clone()))
+                .add(
+                    tenant::Column::Id.in_subquery(
+                        sea_orm::sea_query::Query::select()
+                            .column(tenant_domain::Column::TenantId)
+                            .from(tenant_domain::Entity)
+                            .and_where(Expr::col(tenant_domain::Column::Domain).like(like))
+                            .to_owned(),
+                    ),
+                ),
         );
+    }
+    if let Some(plan) = s.plan {
+        cond = cond.add(tenant::Column::PlanId.eq(plan));
+    }
+    if let Some(before) = s.created_before {
+        cond = cond.add(tenant::Column::CreatedAt.lt(before));
     }
     if let Some(status) = s.status {
         cond = cond.add(tenant::Column::Status.eq(status.as_str()));
@@ -233,8 +274,8 @@ pub async fn search(db: &Db, s: &StoreSearch) -> Result<(Vec<StoreRow>, u64)> {
     let rows = rows
         .into_iter()
         .map(|m| {
-            let created_at = m.created_at;
-            Ok(StoreRow { tenant: to_tenant(m)?, created_at })
+            let (created_at, plan_id) = (m.created_at, m.plan_id);
+            Ok(StoreRow { tenant: to_tenant(m)?, created_at, plan_id })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((rows, total))
@@ -273,6 +314,48 @@ pub async fn sales_since(
         .await?;
     txn.commit().await?;
     Ok(rows.into_iter().map(|r| (TenantId(r.tenant_id), r.orders, r.sales.unwrap_or(0))).collect())
+}
+
+/// A store's row for the super-admin's store page.
+pub async fn store_row(db: &Db, slug: &str) -> Result<Option<StoreRow>> {
+    let txn = db.platform_txn().await?;
+    let row = tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)).one(&txn).await?;
+    txn.commit().await?;
+    row.map(|m| {
+        let (created_at, plan_id) = (m.created_at, m.plan_id);
+        Ok(StoreRow { tenant: to_tenant(m)?, created_at, plan_id })
+    })
+    .transpose()
+}
+
+/// When each order counted in [`sales_since`] was placed, and its total, for one
+/// store: the day-by-day chart buckets them (the same code for both databases, where
+/// date functions differ).
+pub async fn order_totals_since(
+    db: &Db,
+    store: TenantId,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(chrono::DateTime<chrono::Utc>, i64)>> {
+    use crate::entities::order;
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        placed_at: chrono::DateTime<chrono::Utc>,
+        total: i64,
+    }
+    let txn = db.tenant_txn(store).await?;
+    let rows = order::Entity::find()
+        .select_only()
+        .column(order::Column::PlacedAt)
+        .column(order::Column::Total)
+        .filter(order::Column::TenantId.eq(store.0))
+        .filter(order::Column::PlacedAt.gte(since))
+        .filter(order::Column::Status.is_not_in(["expired", "cancelled"]))
+        .into_model::<Row>()
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(rows.into_iter().map(|r| (r.placed_at, r.total)).collect())
 }
 
 /// Operator actions across stores (audit entries whose actor is an operator), newest

@@ -18,6 +18,9 @@ pub enum Purpose {
     Verify,
     /// Sign in once, e.g. right after opening a store on the platform's host.
     SignIn,
+    /// An operator opening a store's panel read-only; the account is the operator's
+    /// (a platform admin), the tenant the store viewed.
+    ViewAs,
 }
 
 impl Purpose {
@@ -26,6 +29,7 @@ impl Purpose {
             Purpose::Password => "password",
             Purpose::Verify => "verify",
             Purpose::SignIn => "signin",
+            Purpose::ViewAs => "viewas",
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct AreaCtx {
     pub tenant: Option<Tenant>,
     pub host: HostHeader,
     csrf: String,
+    /// On a store's panel: the operator viewing it read-only ("view as merchant").
+    pub viewing_as: Option<String>,
 }
 
 impl FromRequestParts<AppState> for AreaCtx {
@@ -85,6 +87,7 @@ impl FromRequestParts<AppState> for AreaCtx {
             .ok_or_else(WebError::not_found)?;
         let csrf = parts.extensions.get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default();
         let (site, host) = resolve(state, parts).await?;
+        let mut viewing_as = None;
         let (realm, tenant) = match (area, site) {
             (Area::Admin, Site::Platform) => (Realm::Admin, None),
             (Area::Account, Site::Store(t)) => {
@@ -98,6 +101,16 @@ impl FromRequestParts<AppState> for AreaCtx {
                 let writes = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
                 let signing = ["/merchant/login", "/merchant/logout", "/merchant/forgot", "/merchant/reset"]
                     .contains(&parts.uri.path());
+                let jar = PrivateCookieJar::<axum_extra::extract::cookie::Key>::from_request_parts(parts, state)
+                    .await
+                    .map_err(|_| WebError::Internal("cookie jar".into()))?;
+                viewing_as = session::view_as(&jar, t.id);
+                if viewing_as.is_some() && writes && parts.uri.path() != "/merchant/logout" {
+                    return Err(WebError::Forbidden(
+                        "Viewing as operator — read only: nothing can be changed from this view. Sign out to end it."
+                            .into(),
+                    ));
+                }
                 if !t.is_open() && writes && !signing {
                     return Err(WebError::Forbidden(format!(
                         "{} is suspended by the platform: the panel is read-only until the store is reopened.",
@@ -108,7 +121,7 @@ impl FromRequestParts<AppState> for AreaCtx {
             }
             _ => return Err(WebError::not_found()),
         };
-        Ok(Self { area, realm, tenant, host, csrf })
+        Ok(Self { area, realm, tenant, host, csrf, viewing_as })
     }
 }
 
@@ -128,6 +141,7 @@ impl AreaCtx {
                 site_name => self.site_name(),
                 store => ser(&self.tenant),
                 csrf => self.csrf.clone(),
+                viewing_as => self.viewing_as.clone(),
                 ..extra
             },
         )
@@ -245,6 +259,7 @@ pub async fn login(
 
 pub async fn logout(ctx: AreaCtx, jar: PrivateCookieJar) -> Response {
     let target = if ctx.area == Area::Account { "/".to_owned() } else { format!("{}/login", ctx.area.path()) };
+    let jar = if ctx.viewing_as.is_some() { session::end_view_as(jar) } else { jar };
     (session::end(jar, ctx.realm.kind()), Redirect::to(&target)).into_response()
 }
 
@@ -445,7 +460,21 @@ impl FromRequestParts<AppState> for SignedIn {
             .map_err(IntoResponse::into_response)?;
         match session::current(state, &jar, ctx.realm).await {
             Ok(Some(me)) => Ok(Self { ctx, me }),
-            Ok(None) => Err(to_login(ctx.area, parts.uri.path())),
+            Ok(None) => match ctx.viewing_as.clone() {
+                // An operator viewing the panel read-only sees it as the owner would.
+                Some(operator) => Ok(Self {
+                    ctx,
+                    me: ecom_store::accounts::Credential {
+                        id: ecom_core::AccountId(uuid::Uuid::nil()),
+                        email: operator,
+                        name: "Operator (read only)".into(),
+                        password_hash: String::new(),
+                        auth_version: 0,
+                        role: Some(ecom_core::StaffRole::Owner),
+                    },
+                }),
+                None => Err(to_login(ctx.area, parts.uri.path())),
+            },
             Err(e) => Err(e.into_response()),
         }
     }

@@ -41,6 +41,7 @@ impl From<ServiceError> for WebError {
             ServiceError::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
             ServiceError::Conflict(what) => Self::BadRequest(format!("{what} is already taken")),
             ServiceError::NotFound => Self::not_found(),
+            ServiceError::PlanLimit { message, .. } => Self::Forbidden(message),
             ServiceError::Internal(detail) => Self::Internal(detail),
         }
     }

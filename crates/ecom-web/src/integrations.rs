@@ -68,6 +68,7 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "CONFLICT", format!("{what} is already taken"))
             }
             ServiceError::Unauthorized(m) => Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", m),
+            ServiceError::PlanLimit { message, .. } => Self::new(StatusCode::FORBIDDEN, "PLAN_LIMIT", message),
             ServiceError::RateLimited { retry_after_secs } => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "THROTTLED",
@@ -117,7 +118,17 @@ impl FromRequestParts<AppState> for Integration {
             ));
         };
         match state.api_tokens.app_for(tenant.id, &token).await {
-            Ok(Some(app)) => Ok(Self { tenant: *tenant, app }),
+            Ok(Some(app)) => match crate::graphql::plan_window(state, tenant.id).await {
+                Some(over) => {
+                    let mut resp =
+                        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "THROTTLED", over.message).into_response();
+                    if let Ok(v) = HeaderValue::from_str(&over.retry_after_secs.to_string()) {
+                        resp.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    Err(resp)
+                }
+                None => Ok(Self { tenant: *tenant, app }),
+            },
             Ok(None) => {
                 Err(unauthenticated("This access token is not valid for this store: it may be mistyped or revoked."))
             }

@@ -3,6 +3,7 @@
 //! store (storefront, customer account, merchant panel).
 
 mod admin;
+mod admin_plans;
 mod admin_stores;
 mod auth;
 mod channels;
@@ -148,6 +149,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/mailbox", get(admin::mailbox))
         .route("/admin/stores", get(admin_stores::list))
         .route("/admin/stores/{slug}/status", post(admin_stores::set_status))
+        .route("/admin/stores/{slug}", get(admin_plans::detail))
+        .route("/admin/stores/{slug}/plan", post(admin_plans::change_plan))
+        .route("/admin/stores/{slug}/view-as", post(admin_plans::view_as))
+        .route("/admin/plans", get(admin_plans::list).post(admin_plans::create))
+        .route("/admin/plans/{code}", get(admin_plans::edit_form).post(admin_plans::update))
+        .route("/admin/plans/{code}/delete", post(admin_plans::delete))
+        .route("/admin/plans/{code}/default", post(admin_plans::make_default))
+        .route("/merchant/view-as", get(admin_plans::open_view))
         .route("/admin/audit", get(admin_stores::audit))
         .route("/admin/dead-letters", get(dead_letters::admin_list))
         .route("/admin/dead-letters/{id}/{action}", post(dead_letters::admin_act))

@@ -371,6 +371,9 @@ async fn submit(
         Err(ServiceError::Invalid(e)) => {
             form_page(&state, &page, &tenant, &form.with_variants_of(&draft), id, Some(e.to_string()), false).await
         }
+        Err(ServiceError::PlanLimit { message, .. }) => {
+            form_page(&state, &page, &tenant, &form.with_variants_of(&draft), id, Some(message), false).await
+        }
         Err(ServiceError::Conflict(what)) => {
             form_page(
                 &state,
@@ -529,7 +532,16 @@ pub async fn import(
             return Ok(resp);
         }
     };
-    let mut summary = state.catalog.import_products(&tenant, products, &|_, _| {}).await?;
+    let mut summary = match state.catalog.import_products(&tenant, products, &|_, _| {}).await {
+        Ok(summary) => summary,
+        Err(ServiceError::PlanLimit { message, .. }) => {
+            let mut resp = page
+                .page("merchant/import.html", context! { errors => vec![message], page_title => "Import products" });
+            *resp.status_mut() = axum::http::StatusCode::FORBIDDEN;
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let detail = format!("{} created, {} updated", summary.created, summary.updated);
     page.audit(&state, "products.import", "CSV import", &detail).await;
     // The products are saved; now their images. In a task of its own, so that they are
@@ -606,13 +618,41 @@ pub async fn upload_image(
     if state.catalog.product_for_edit(&tenant, id).await?.is_none() {
         return Err(WebError::not_found());
     }
+    let size = bytes.len() as u64;
+    if let Err(e) = state.catalog.ensure_storage_for(&tenant, size).await {
+        return plan_refused(&state, &page, &tenant, id, e).await;
+    }
     let stored = state.media.ingest(tenant.id, bytes).await.map_err(|e| match e {
         ecom_media::MediaError::Rejected(why) => WebError::BadRequest(format!("That image was refused: {why}.")),
         other => WebError::Internal(other.to_string()),
     })?;
-    state.catalog.add_image(&tenant, id, &stored.hash, stored.ext, (stored.width, stored.height), &alt).await?;
+    if let Err(e) =
+        state.catalog.add_image(&tenant, id, &stored.hash, stored.ext, (stored.width, stored.height), &alt, size).await
+    {
+        return plan_refused(&state, &page, &tenant, id, e).await;
+    }
     page.audit(&state, "product.image.add", &format!("product {id}"), &format!("{}.{}", stored.hash, stored.ext)).await;
     Ok(Redirect::to(&format!("/merchant/products/{id}?saved=1")).into_response())
+}
+
+/// A refused upload: the plan's storage is shown on the product's form; other
+/// failures are error pages.
+async fn plan_refused(
+    state: &AppState,
+    page: &SignedIn,
+    tenant: &ecom_core::Tenant,
+    id: Uuid,
+    e: ServiceError,
+) -> WebResult<Response> {
+    let ServiceError::PlanLimit { message, .. } = e else { return Err(e.into()) };
+    let Some((p, vs)) = state.catalog.product_for_edit(tenant, id).await? else {
+        return Err(WebError::not_found());
+    };
+    let categories = state.catalog.categories(tenant).await?;
+    let form = ProductForm::from_record(&p, &vs, category_of(&categories, p.category_id), tenant);
+    let mut resp = form_page(state, page, tenant, &form, Some(id), Some(message), false).await?;
+    *resp.status_mut() = axum::http::StatusCode::FORBIDDEN;
+    Ok(resp)
 }
 
 pub async fn delete_image(

@@ -104,3 +104,44 @@ impl From<&Credential> for AccountView {
         }
     }
 }
+
+/// An operator's read-only view of a store's panel ("view as merchant").
+#[derive(Serialize, Deserialize)]
+struct ViewAsPayload {
+    tenant: ecom_core::TenantId,
+    operator: String,
+    exp: i64,
+}
+
+const VIEW_AS_COOKIE: &str = "ecom_viewas";
+
+/// Adds the read-only view cookie for `tenant` (the store's host only).
+pub fn start_view_as(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    tenant: ecom_core::TenantId,
+    operator: &str,
+) -> PrivateCookieJar {
+    let ttl = ecom_services::view_as::SESSION_TTL_SECS;
+    let payload = ViewAsPayload { tenant, operator: operator.to_owned(), exp: chrono::Utc::now().timestamp() + ttl };
+    let value = serde_json::to_string(&payload).unwrap_or_default();
+    let cookie = Cookie::build((VIEW_AS_COOKIE, value))
+        .path("/merchant")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.secure)
+        .max_age(time_duration(ttl))
+        .build();
+    jar.add(cookie)
+}
+
+/// The operator viewing `tenant`'s panel read-only, while the view lasts.
+pub fn view_as(jar: &PrivateCookieJar, tenant: ecom_core::TenantId) -> Option<String> {
+    let p: ViewAsPayload = serde_json::from_str(jar.get(VIEW_AS_COOKIE)?.value()).ok()?;
+    (p.tenant == tenant && p.exp > chrono::Utc::now().timestamp()).then_some(p.operator)
+}
+
+/// Ends a read-only view.
+pub fn end_view_as(jar: PrivateCookieJar) -> PrivateCookieJar {
+    jar.remove(Cookie::build(VIEW_AS_COOKIE).path("/merchant"))
+}

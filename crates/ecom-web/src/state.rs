@@ -86,6 +86,8 @@ pub struct AppInner {
     pub api_tokens: ecom_services::ApiTokens,
     /// Query cost buckets of the GraphQL APIs, per client and per store.
     pub api_buckets: CostBuckets,
+    /// Plans: the operator's plan changes and each store's per-minute API window.
+    pub plans: ecom_services::plans::Plans,
     /// Idempotency keys of the integration endpoints.
     pub idempotency: ecom_services::idempotency::Idempotency,
     /// Encrypts and authenticates session cookies; derived from the secret key.
@@ -170,6 +172,7 @@ impl AppState {
         Self(Arc::new(AppInner {
             api_tokens: ecom_services::ApiTokens::new(db.clone()),
             api_buckets: CostBuckets::new(),
+            plans: ecom_services::plans::Plans::new(db.clone()),
             idempotency: ecom_services::idempotency::Idempotency::new(db.clone()),
             db,
             directory,

@@ -157,6 +157,7 @@ pub async fn add(catalog: &Catalog, media: &Media, tenant: &Tenant) -> anyhow::R
             move || draw(&kind, &colour_name)
         })
         .await?;
+        let size = bytes.len() as u64;
         let stored = media.ingest(tenant.id, bytes.into()).await?;
         let alt = if colour_name.is_empty() {
             p.title.clone()
@@ -164,7 +165,7 @@ pub async fn add(catalog: &Catalog, media: &Media, tenant: &Tenant) -> anyhow::R
             format!("{} in {}", p.title, colour_name.to_lowercase())
         };
         catalog
-            .add_image(tenant, p.id, &stored.hash, stored.ext, (stored.width, stored.height), &alt)
+            .add_image(tenant, p.id, &stored.hash, stored.ext, (stored.width, stored.height), &alt, size)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         added += 1;

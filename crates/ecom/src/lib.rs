@@ -479,15 +479,26 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
 pub async fn list_stores_cli(config: &Config) -> anyhow::Result<()> {
     let db = open_database(config).await?;
     let total = ecom_store::tenants::count(&db).await.context("cannot read stores")?;
-    println!("{:<24} {:<10} {:<9} NAME", "SLUG", "STATUS", "CURRENCY");
+    let plans = ecom_store::plans::list(&db).await.context("cannot read plans")?;
+    println!("{:<24} {:<10} {:<9} {:<14} NAME", "SLUG", "STATUS", "CURRENCY", "PLAN");
     let mut offset = 0;
     while offset < total {
-        let page = ecom_store::tenants::list(&db, 500, offset).await.context("cannot read stores")?;
+        let search = ecom_store::tenants::StoreSearch { limit: 500, offset, ..Default::default() };
+        let (page, _) = ecom_store::tenants::search(&db, &search).await.context("cannot read stores")?;
         if page.is_empty() {
             break;
         }
-        for t in &page {
-            println!("{:<24} {:<10} {:<9} {}", t.slug.as_str(), t.status.as_str(), t.currency.code(), t.name);
+        for r in &page {
+            let t = &r.tenant;
+            let plan = plans.iter().find(|(p, _)| Some(p.id) == r.plan_id).map_or("-", |(p, _)| p.code.as_str());
+            println!(
+                "{:<24} {:<10} {:<9} {:<14} {}",
+                t.slug.as_str(),
+                t.status.as_str(),
+                t.currency.code(),
+                plan,
+                t.name
+            );
         }
         offset += page.len() as u64;
     }

@@ -75,6 +75,9 @@ enum StoreCommand {
         /// Language tag for the storefront.
         #[arg(long, default_value = "en-US")]
         locale: String,
+        /// The plan's code (see /admin/plans); the default plan when left out.
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// List the stores.
     List,
@@ -172,8 +175,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Export(ExportWhat::Products { store, output }) => {
             ecom::export_products_cli(&config, &store, output.as_deref()).await
         }
-        Command::Store(StoreCommand::Create { slug, name, owner_email, currency, locale }) => {
-            let new = ecom_services::directory::NewStore { slug, name, owner_email, currency, locale };
+        Command::Store(StoreCommand::Create { slug, name, owner_email, currency, locale, plan }) => {
+            let new = ecom_services::directory::NewStore { slug, name, owner_email, currency, locale, plan };
             ecom::create_store_cli(&config, &new).await
         }
         Command::Store(StoreCommand::List) => ecom::list_stores_cli(&config).await,

@@ -351,7 +351,7 @@ async fn a_page_of_products_takes_a_fixed_number_of_queries(backend: common::Bac
         let tags: &[&str] = if i % 2 == 0 { &["sale"] } else { &[] };
         let draft = product(&format!("Thing {i:02}"), "Things", tags, &["Red", "Blue"], 1000 + i, &tenant);
         let id = app.catalog.create_product(&tenant, draft, None).await.unwrap();
-        app.catalog.add_image(&tenant, id, &format!("{:064x}", i), "png", (10, 10), "a thing").await.unwrap();
+        app.catalog.add_image(&tenant, id, &format!("{:064x}", i), "png", (10, 10), "a thing", 100).await.unwrap();
     }
     let picked = app.catalog.ids_for_handles(&tenant, &["thing-01".into(), "thing-02".into()]).await.unwrap();
     app.catalog.create_collection(&tenant, "Picked", "", None, &picked).await.unwrap();
@@ -383,10 +383,11 @@ async fn a_page_of_products_takes_a_fixed_number_of_queries(backend: common::Bac
     }
     // Cold: the host lookup, the listing window (rows, count), products, variants,
     // images, the collections, the hand-picked memberships; warm: the memberships only
-    // (the rest is cached). Measured: cold 8, warm 1 on both backends; the bounds leave
+    // (the rest is cached); cold also the store's plan, for its API requests a minute
+    // (one transaction, then cached). Measured: cold 9–10, warm 1–2; the bounds leave
     // a little room for the expiry task, which shares the counter, far below the 50+
     // of a query per product.
-    assert!(counts[0] <= 10, "cold page took {} statements", counts[0]);
+    assert!(counts[0] <= 12, "cold page took {} statements", counts[0]);
     assert!(counts[1] <= 3, "warm page took {} statements", counts[1]);
     eprintln!("statements: cold {}, warm {}", counts[0], counts[1]);
 }

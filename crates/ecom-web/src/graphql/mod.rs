@@ -84,6 +84,10 @@ pub fn service_error(e: ServiceError) -> async_graphql::Error {
             error("THROTTLED", format!("too many attempts; try again in {retry_after_secs} s"))
         }
         ServiceError::Conflict(what) => error("VALIDATION", format!("{what} is already taken")),
+        ServiceError::PlanLimit { limit, message } => async_graphql::Error::new(message).extend_with(|_, e| {
+            e.set("code", "PLAN_LIMIT");
+            e.set("limit", limit.code());
+        }),
         other => {
             tracing::error!(error = %other, "GraphQL resolver failed");
             error("INTERNAL", "internal error")
@@ -118,6 +122,9 @@ pub async fn storefront(
     jar: axum_extra::extract::PrivateCookieJar,
     request: GraphQLRequest,
 ) -> Response {
+    if let Some(refused) = over_plan(&state, tenant.id).await {
+        return refused;
+    }
     let ids = ids::IdCodec::new(state.gid_key.clone());
     // A cross-site request is served, but as nobody: the session cookie is ignored.
     let session = cookie_request_is_same_origin(&headers, &host)
@@ -151,6 +158,9 @@ pub async fn merchant(
     crate::auth::ClientIp(ip): crate::auth::ClientIp,
     request: GraphQLRequest,
 ) -> Response {
+    if let Some(refused) = over_plan(&state, tenant.id).await {
+        return refused;
+    }
     let ids = ids::IdCodec::new(state.gid_key.clone());
     let limits = state.config.api_limits;
     let meter = cost::Meter {
@@ -220,6 +230,39 @@ pub fn cookie_request_is_same_origin(headers: &HeaderMap, host: &str) -> bool {
 }
 
 /// A response with one GraphQL error, for requests refused before they run.
+/// Counts a request against the store's plan allowance of API requests a minute:
+/// `Some` when it is over (the request is then refused with 429 and `Retry-After`).
+pub(crate) async fn plan_window(
+    state: &AppState,
+    tenant: ecom_core::TenantId,
+) -> Option<ecom_services::plans::OverApiLimit> {
+    match state.plans.take_api_request(tenant).await {
+        Ok(Ok(())) => None,
+        Ok(Err(over)) => {
+            metrics::counter!("ecom_api_plan_throttled_total").increment(1);
+            Some(over)
+        }
+        Err(e) => {
+            // The plan could not be read: serve the request rather than fail it.
+            tracing::warn!(error = %e, "plan allowance not checked");
+            None
+        }
+    }
+}
+
+/// [`plan_window`] for the GraphQL APIs: a GraphQL error body, code `THROTTLED`.
+async fn over_plan(state: &AppState, tenant: ecom_core::TenantId) -> Option<Response> {
+    let over = plan_window(state, tenant).await?;
+    let body = serde_json::json!({ "errors": [{ "message": over.message, "extensions": {
+        "code": "THROTTLED", "limit": ecom_services::plans::Limit::ApiRequestsPerMinute.code(),
+        "retryAfterSeconds": over.retry_after_secs } }] });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&over.retry_after_secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(resp)
+}
+
 fn refused(status: StatusCode, code: &'static str, message: &str) -> Response {
     let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     let mut resp = (status, axum::Json(body)).into_response();
