@@ -105,6 +105,10 @@ const shots = [
       await login(p, host("demo.localhost"), "/merchant", "owner@demo.test");
       await p.goto(host("demo.localhost") + "/merchant/settings/webhooks");
       await Promise.all([p.waitForNavigation(), p.click("td.actions a")]); } },
+  // Notification centre: inboxes with the bell, the shopper's preferences, back in stock.
+  { name: "account-inbox", url: host("demo.localhost") + "/account/inbox", login: ["demo.localhost", "/account", "shopper@demo.test"] },
+  { name: "merchant-inbox", url: host("demo.localhost") + "/merchant/inbox", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "account-notifications", url: host("demo.localhost") + "/account/notifications", login: ["demo.localhost", "/account", "shopper@demo.test"] },
 ];
 // EMAIL_HTML=file.html adds a shot of that email (e.g. an order confirmation as sent).
 if (process.env.EMAIL_HTML) shots.push({ name: "email", url: `file://${process.env.EMAIL_HTML}` });

@@ -7,30 +7,40 @@
 //! through the row's [`Channel`], and records the outcome: sent with the provider's id,
 //! retried later with backoff, or failed for good and shown in the panels' logs.
 //!
-//! This slice has one channel kind, email: over SMTP ([`SmtpChannel`]) when
-//! `ECOM_SMTP_URL` is set, else into the dev mailbox ([`MailboxChannel`]). SMS,
-//! WhatsApp, Web Push and in-app channels implement the same trait.
+//! Channel kinds: email, over SMTP ([`SmtpChannel`]) when `ECOM_SMTP_URL` is set, else
+//! into the dev mailbox ([`MailboxChannel`]); in-app ([`InAppChannel`]), filed in the
+//! account's inbox and pushed to live listeners ([`InboxHub`]). Which channels a
+//! message to a customer takes is decided in one place, [`routing`]. Marketing mail
+//! (abandoned carts, back in stock) is written by the [`MarketingJob`].
 
 mod consumer;
 mod dispatcher;
 mod email;
 mod format;
+pub mod inbox;
+pub mod marketing;
+pub mod routing;
 mod templates;
 
 pub use consumer::{Notifications, StoreLinks};
 pub use dispatcher::{Channels, DispatchSettings, Dispatcher, Round};
 pub use email::{MailboxChannel, SmtpChannel, SmtpSettings};
 pub use format::{format_date, format_money};
+pub use inbox::{InAppChannel, InboxHub};
+pub use marketing::{LinkSigner, MarketingJob, MarketingSettings};
 pub use templates::{Rendered, TemplateError, names as template_names, render};
 
 use ecom_core::TenantId;
 use ecom_store::DatabaseTransaction;
 
-/// The channel kinds a notification row can name. Only email is built so far.
+/// The channel kinds a notification row can name.
 pub const EMAIL: &str = "email";
+/// The in-app inbox ([`InAppChannel`]).
+pub const INAPP: &str = "inapp";
 
-/// One rendered message, as a channel sends it.
-#[derive(Debug, Clone)]
+/// One rendered message, as a channel sends it. `Default` lets callers name only the
+/// fields they use (`..Default::default()`).
+#[derive(Debug, Clone, Default)]
 pub struct Outgoing {
     /// The queue row's id (also used to make the email's `Message-ID`).
     pub id: uuid::Uuid,
@@ -44,6 +54,10 @@ pub struct Outgoing {
     pub text: String,
     /// Empty for text-only messages.
     pub html: String,
+    /// Extra headers for channels that have them (email: `List-Unsubscribe`, …).
+    pub headers: Vec<(String, String)>,
+    /// Where the message points, for channels that show a link (in-app).
+    pub link: String,
 }
 
 /// Why a channel could not send a message.
@@ -106,6 +120,7 @@ pub async fn enqueue_email(
             subject: email.subject,
             body_text: email.text,
             body_html: email.html,
+            ..Default::default()
         },
     )
     .await

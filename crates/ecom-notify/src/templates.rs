@@ -49,10 +49,20 @@ fn one(name: &str, ctx: &Value) -> Result<String, TemplateError> {
 
 /// Renders message `name` (e.g. `order_placed`) with `ctx`.
 pub fn render(name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
-    let subject = one(&format!("email/{name}.subject.txt"), ctx)?;
+    render_from("email", name, ctx)
+}
+
+/// Renders marketing message `name` (`templates/marketing/`, e.g. `abandoned_cart`),
+/// whose context also has `unsubscribe_url`.
+pub fn render_marketing(name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
+    render_from("marketing", name, ctx)
+}
+
+fn render_from(folder: &str, name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
+    let subject = one(&format!("{folder}/{name}.subject.txt"), ctx)?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = one(&format!("email/{name}.txt"), ctx)?;
-    let html = one(&format!("email/{name}.html"), ctx)?;
+    let text = one(&format!("{folder}/{name}.txt"), ctx)?;
+    let html = one(&format!("{folder}/{name}.html"), ctx)?;
     Ok(Rendered { subject, text: text.trim().to_owned() + "\n", html })
 }
 

@@ -14,6 +14,8 @@ pub mod entities;
 pub mod idempotency;
 pub mod mailbox;
 mod migration;
+pub mod inbox;
+pub mod marketing;
 pub mod notifications;
 pub mod orders;
 pub mod tenants;

@@ -84,6 +84,7 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
         "app.css" => (include_str!("../static/app.css"), "text/css; charset=utf-8"),
         "app.js" => (include_str!("../static/app.js"), "text/javascript; charset=utf-8"),
         "signup.js" => (include_str!("../static/signup.js"), "text/javascript; charset=utf-8"),
+        "inbox.js" => (include_str!("../static/inbox.js"), "text/javascript; charset=utf-8"),
         _ => return crate::error::WebError::not_found().into_response(),
     };
     let etag = format!("\"{}\"", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))[..16]);

@@ -107,6 +107,10 @@ pub struct AppInner {
     pub themes: crate::themes::ThemeCache,
     /// Rendered storefront pages for shoppers who are not signed in.
     pub pages: crate::storefront::PageCache,
+    /// Wakes the inbox streams of this node when an item is filed (on any node).
+    pub inbox: ecom_notify::InboxHub,
+    /// Signs and checks unsubscribe and confirmation links; derived from the secret key.
+    pub signer: ecom_notify::LinkSigner,
 }
 
 /// The services the web layer is built on.
@@ -119,12 +123,14 @@ pub struct Services {
     pub media: ecom_media::Media,
     pub outbound: Outbound,
     pub webhooks: ecom_services::Webhooks,
+    /// The in-app channel's hub (the one the channel wakes).
+    pub inbox: ecom_notify::InboxHub,
 }
 
 impl AppState {
     /// Derives the cookie and CSRF keys from the platform secret.
     pub fn new(services: Services, secret: &[u8], metrics: PrometheusHandle, config: WebConfig) -> Self {
-        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks } = services;
+        let Services { db, directory, accounts, catalog, checkout, media, outbound, webhooks, inbox } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -155,6 +161,8 @@ impl AppState {
             config: Arc::new(config),
             pages: crate::storefront::new_page_cache(),
             themes: crate::themes::new_theme_cache(),
+            inbox,
+            signer: ecom_notify::LinkSigner::new(secret),
         }))
     }
 }

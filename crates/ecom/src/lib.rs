@@ -41,6 +41,10 @@ pub struct Application {
     /// Webhooks out: subscriptions and the sender started with the server.
     pub webhooks: ecom_services::Webhooks,
     run_webhook_sender: bool,
+    /// Wakes this node's inbox streams; on PostgreSQL fed by LISTEN from every node.
+    pub inbox: ecom_notify::InboxHub,
+    /// Abandoned-cart reminders and back-in-stock alerts (leased: one node at a time).
+    pub marketing: ecom_notify::MarketingJob,
     /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
     amqp: Option<ecom_bus::AmqpSettings>,
     broker: ecom_bus::BrokerStatus,
@@ -141,6 +145,7 @@ impl Application {
         );
         let amqp = config.amqp_settings();
         let broker = ecom_bus::BrokerStatus::default();
+        let inbox = ecom_notify::InboxHub::new();
         let state = ecom_web::AppState::new(
             ecom_web::Services {
                 db: db.clone(),
@@ -151,6 +156,7 @@ impl Application {
                 media,
                 outbound,
                 webhooks: webhooks.clone(),
+                inbox: inbox.clone(),
             },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
@@ -166,7 +172,7 @@ impl Application {
             },
         );
         let activity_db = db.clone();
-        let channels = notification_channels(config, &db)?;
+        let channels = notification_channels(config, &db, &inbox)?;
         for line in channels.describe() {
             tracing::info!(channel = %line, "notifications");
         }
@@ -175,6 +181,12 @@ impl Application {
         let mut linked = config.clone();
         linked.listen = listener.local_addr().unwrap_or(config.listen);
         let notifications = ecom_notify::Notifications::new(db.clone(), store_links(&linked));
+        let marketing = ecom_notify::MarketingJob::new(
+            db.clone(),
+            store_links(&linked),
+            ecom_notify::LinkSigner::new(secret.as_bytes()),
+            config.marketing_settings(),
+        );
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -195,6 +207,8 @@ impl Application {
             dispatcher,
             webhooks,
             run_webhook_sender: config.webhook_sender,
+            inbox,
+            marketing,
             amqp,
             broker,
         })
@@ -260,9 +274,22 @@ impl Application {
         let dispatcher = self.run_relay.then(|| self.dispatcher.clone().spawn());
         // Webhooks out: POSTs the deliveries the relay's webhook consumer writes.
         let sender = self.run_webhook_sender.then(|| self.webhooks.clone().spawn());
+        // In-app: other nodes' items reach this node's streams; marketing messages.
+        let listener = self.inbox.listen(&self.db);
+        let marketing = self.run_relay.then(|| self.marketing.clone().spawn());
+        let inbox = self.inbox.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open event streams end, so graceful shutdown does not wait for them.
+            inbox.close();
+        };
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
+        for task in [listener, marketing].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
+        }
         expiry.abort();
         if let Some(sender) = sender {
             sender.abort();
@@ -282,14 +309,19 @@ impl Application {
 }
 
 /// The channels notifications go out on: email over SMTP when `ECOM_SMTP_URL` is set,
-/// else into the dev mailbox.
-pub fn notification_channels(config: &Config, db: &Db) -> anyhow::Result<ecom_notify::Channels> {
+/// else into the dev mailbox; in-app into the inboxes, waking `inbox`.
+pub fn notification_channels(
+    config: &Config,
+    db: &Db,
+    inbox: &ecom_notify::InboxHub,
+) -> anyhow::Result<ecom_notify::Channels> {
     use std::sync::Arc;
     let email: Arc<dyn ecom_notify::Channel> = match config.smtp() {
         Some(settings) => Arc::new(ecom_notify::SmtpChannel::new(settings?).map_err(|e| anyhow::anyhow!(e))?),
         None => Arc::new(ecom_notify::MailboxChannel::new(db.clone())),
     };
-    Ok(ecom_notify::Channels::default().with(email, config.notify_email_per_sec))
+    let inapp = Arc::new(ecom_notify::InAppChannel::new(db.clone(), inbox.clone()));
+    Ok(ecom_notify::Channels::default().with(email, config.notify_email_per_sec).with(inapp, 1000))
 }
 
 /// Store addresses for links in messages, as the CLI prints them.
@@ -405,7 +437,7 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
     .context("the store was created but its audit entry was not written")?;
     // Send the invitation now rather than leave it for a running server.
     let dispatcher =
-        ecom_notify::Dispatcher::new(db.clone(), notification_channels(config, &db)?, config.dispatch_settings());
+        ecom_notify::Dispatcher::new(db.clone(), notification_channels(config, &db, &ecom_notify::InboxHub::new())?, config.dispatch_settings());
     if let Err(e) = dispatcher.drain(3).await {
         tracing::warn!(error = %e, "sending queued email failed; a running server will retry it");
     }
