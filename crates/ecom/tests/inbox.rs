@@ -147,7 +147,7 @@ impl Node {
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
-            .resolve("shop.localhost", self.addr)
+            .resolve("bell.localhost", self.addr)
             .build()
             .unwrap();
         Browser::new(client, self.addr.port())
@@ -169,20 +169,20 @@ impl Node {
 
 async fn an_order_reaches_the_shoppers_and_the_staffs_inbox_live(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
-    let (tenant, variant) = store_with_stock(&app, "shop", 10).await;
+    let (tenant, variant) = store_with_stock(&app, "bell", 10).await;
     let pat = customer_id(&app, &tenant, "pat@example.com").await;
 
-    let shopper = app.browser(&["shop.localhost"]);
-    assert_eq!(shopper.login("shop.localhost", "/account", "pat@example.com", PASSWORD).await.status, 303);
-    let owner = app.browser(&["shop.localhost"]);
-    assert_eq!(owner.login("shop.localhost", "/merchant", "owner@shop.test", PASSWORD).await.status, 303);
+    let shopper = app.browser(&["bell.localhost"]);
+    assert_eq!(shopper.login("bell.localhost", "/account", "pat@example.com", PASSWORD).await.status, 303);
+    let owner = app.browser(&["bell.localhost"]);
+    assert_eq!(owner.login("bell.localhost", "/merchant", "owner@bell.test", PASSWORD).await.status, 303);
 
     // Without a session the stream is not served.
-    let anonymous = app.browser(&["shop.localhost"]).get("shop.localhost", "/account/inbox/stream").await;
+    let anonymous = app.browser(&["bell.localhost"]).get("bell.localhost", "/account/inbox/stream").await;
     assert_eq!(anonymous.status, 303, "sent to sign in");
 
-    let mut shopper_stream = Stream::open(&shopper, "shop.localhost", "/account/inbox/stream").await;
-    let mut owner_stream = Stream::open(&owner, "shop.localhost", "/merchant/inbox/stream").await;
+    let mut shopper_stream = Stream::open(&shopper, "bell.localhost", "/account/inbox/stream").await;
+    let mut owner_stream = Stream::open(&owner, "bell.localhost", "/merchant/inbox/stream").await;
     assert_eq!(shopper_stream.next("unread").await.1["unread"], 0);
     assert_eq!(owner_stream.next("unread").await.1["unread"], 0);
     // On PostgreSQL a second node, which sends nothing itself, must hear it too.
@@ -190,8 +190,8 @@ async fn an_order_reaches_the_shoppers_and_the_staffs_inbox_live(backend: Backen
     let mut remote = match &node {
         Some(n) => {
             let b = n.browser();
-            assert_eq!(b.login("shop.localhost", "/merchant", "owner@shop.test", PASSWORD).await.status, 303);
-            let mut s = Stream::open(&b, "shop.localhost", "/merchant/inbox/stream").await;
+            assert_eq!(b.login("bell.localhost", "/merchant", "owner@bell.test", PASSWORD).await.status, 303);
+            let mut s = Stream::open(&b, "bell.localhost", "/merchant/inbox/stream").await;
             assert_eq!(s.next("unread").await.1["unread"], 0);
             Some((b, s))
         }
@@ -226,36 +226,36 @@ async fn an_order_reaches_the_shoppers_and_the_staffs_inbox_live(backend: Backen
     }
 
     // The pages: unread marked, links to the order, bell count in the header.
-    let page = shopper.get("shop.localhost", "/account/inbox").await;
+    let page = shopper.get("bell.localhost", "/account/inbox").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("inbox-item unread") && page.body.contains("href=\"/account/orders/1001\""));
-    assert!(page.body.contains("data-inbox-stream=\"/account/inbox/stream\""), "the bell");
+    assert!(page.body.contains("class=\"bell has-unread\"") && page.body.contains("data-inbox-stream="), "the bell");
     assert!(page.body.contains("<span class=\"bell-count\" data-unread>1</span>"), "{}", page.body);
-    let panel = owner.get("shop.localhost", "/merchant/inbox").await;
+    let panel = owner.get("bell.localhost", "/merchant/inbox").await;
     assert!(panel.body.contains("href=\"/merchant/orders/1001\"") && panel.body.contains("New order"));
     // The shopper's mail went as before; another account's item cannot be marked read.
     assert!(log(&app.db).await.iter().any(|n| n.channel == "email" && n.recipient == "pat@example.com"));
     let foreign = staff_item["id"].as_str().unwrap();
-    shopper.post("shop.localhost", &format!("/account/inbox/{foreign}/read"), &[("_csrf", &page.csrf())]).await;
-    assert!(owner.get("shop.localhost", "/merchant/inbox").await.body.contains("inbox-item unread"));
+    shopper.post("bell.localhost", &format!("/account/inbox/{foreign}/read"), &[("_csrf", &page.csrf())]).await;
+    assert!(owner.get("bell.localhost", "/merchant/inbox").await.body.contains("inbox-item unread"));
 
     // Mark all read: the stream hears the new count; the page shows none unread.
-    let done = shopper.post("shop.localhost", "/account/inbox/all/read", &[("_csrf", &page.csrf())]).await;
+    let done = shopper.post("bell.localhost", "/account/inbox/all/read", &[("_csrf", &page.csrf())]).await;
     assert_eq!(done.status, 303);
     assert_eq!(shopper_stream.next("unread").await.1["unread"], 0);
-    assert!(!shopper.get("shop.localhost", "/account/inbox").await.body.contains("inbox-item unread"));
+    assert!(!shopper.get("bell.localhost", "/account/inbox").await.body.contains("inbox-item unread"));
     // Without the CSRF token nothing changes.
-    assert_eq!(owner.post("shop.localhost", "/merchant/inbox/all/read", &[]).await.status, 403);
+    assert_eq!(owner.post("bell.localhost", "/merchant/inbox/all/read", &[]).await.status, 403);
 
     // The shopper turns in-app order updates off: the next update is email only.
-    let prefs = shopper.get("shop.localhost", "/account/notifications").await;
+    let prefs = shopper.get("bell.localhost", "/account/notifications").await;
     assert!(prefs.body.contains("Order updates by email always go out"));
     let saved = shopper
-        .post("shop.localhost", "/account/notifications", &[("_csrf", &prefs.csrf()), ("pref", "news:email")])
+        .post("bell.localhost", "/account/notifications", &[("_csrf", &prefs.csrf()), ("pref", "news:email")])
         .await;
     assert_eq!(saved.status, 303);
     let bad = shopper
-        .post("shop.localhost", "/account/notifications", &[("_csrf", &prefs.csrf()), ("pref", "news:pigeon")])
+        .post("bell.localhost", "/account/notifications", &[("_csrf", &prefs.csrf()), ("pref", "news:pigeon")])
         .await;
     assert_eq!(bad.status, 422);
     assert!(bad.body.contains("pref: unknown channel"), "{}", bad.body);
@@ -266,7 +266,7 @@ async fn an_order_reaches_the_shoppers_and_the_staffs_inbox_live(backend: Backen
         txn.commit().await.unwrap();
         order.id
     };
-    let staff = ecom_services::checkout::Actor::Staff("owner@shop.test".into());
+    let staff = ecom_services::checkout::Actor::Staff("owner@bell.test".into());
     app.checkout.command(&tenant, order_id, ecom_services::checkout::OrderCommand::MarkPaid, &staff).await.unwrap();
     let start = Instant::now();
     loop {
@@ -408,7 +408,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
     else {
         return;
     };
-    let (tenant, variant) = store_with_stock(&app, "shop", 10).await;
+    let (tenant, variant) = store_with_stock(&app, "bell", 10).await;
     let job = job(&app);
     let later = || chrono::Utc::now() + chrono::Duration::hours(5);
 
@@ -423,26 +423,26 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
 
     // Sam signs up with the marketing box ticked: consent recorded, a confirmation link
     // sent; until it is used, marketing email waits.
-    let sam = app.browser(&["shop.localhost"]);
+    let sam = app.browser(&["bell.localhost"]);
     let signup = sam
         .submit(
-            "shop.localhost",
+            "bell.localhost",
             "/account/signup",
             "/account/signup",
             &[("name", "Sam"), ("email", "sam@example.com"), ("password", PASSWORD), ("marketing", "yes")],
         )
         .await;
     assert_eq!(signup.status, 303);
-    let prefs = sam.get("shop.localhost", "/account/notifications").await;
+    let prefs = sam.get("bell.localhost", "/account/notifications").await;
     assert!(prefs.body.contains("(sign-up checkbox)"), "consent shown with how it was given");
     assert!(prefs.body.contains("is not confirmed yet"));
     let confirm = sink.wait_for("Confirm your email").await;
     let verify = link_in(&text_part(&confirm), "/account/verify");
-    let product = sam.get("shop.localhost", "/products/wool-hat").await;
+    let product = sam.get("bell.localhost", "/products/wool-hat").await;
     assert_eq!(product.status, 200);
     let added = sam
         .client
-        .post(sam.url("shop.localhost", "/cart/add"))
+        .post(sam.url("bell.localhost", "/cart/add"))
         .form(&[("variant", variant.to_string()), ("quantity", "2".into())])
         .send()
         .await
@@ -459,7 +459,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
 
     // Sam confirms and leaves another cart (the first one is done with).
     let path = verify.split_once(&format!(":{}", app.addr.port())).unwrap().1;
-    assert_eq!(sam.get("shop.localhost", path).await.location(), Some("/account/notifications?verified=1"));
+    assert_eq!(sam.get("bell.localhost", path).await.location(), Some("/account/notifications?verified=1"));
     let sam_id = customer_id(&app, &tenant, "sam@example.com").await;
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
     let cart = ecom_store::orders::customer_cart(&txn, tenant.id, sam_id.0).await.unwrap().unwrap();
@@ -474,7 +474,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
     let list = headers["List-Unsubscribe"].as_str().unwrap();
     assert_eq!(headers["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
     let (https, mailto) = list.split_once(", ").unwrap();
-    assert!(https.starts_with(&format!("<http://shop.localhost:{}/unsubscribe/", app.addr.port())), "{list}");
+    assert!(https.starts_with(&format!("<http://bell.localhost:{}/unsubscribe/", app.addr.port())), "{list}");
     assert!(mailto.starts_with("<mailto:no-reply@localhost?subject=unsubscribe"), "{list}");
     let text = text_part(&reminder);
     assert!(text.contains("3 × Wool Hat") && text.contains("/cart"), "{text}");
@@ -482,7 +482,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
 
     // One click, as a mail provider does it: a POST with no cookie and no CSRF token.
     let unsubscribe = https.trim_start_matches('<').trim_end_matches('>').to_owned();
-    let bare = app.browser(&["shop.localhost"]);
+    let bare = app.browser(&["bell.localhost"]);
     let forged = format!("{}x", unsubscribe);
     let refused = bare.client.post(&forged).body("List-Unsubscribe=One-Click").send().await.unwrap();
     assert_eq!(refused.status(), 404, "a tampered token does nothing");
@@ -495,11 +495,11 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
         .await
         .unwrap();
     assert_eq!(clicked.status(), 200);
-    let prefs = sam.get("shop.localhost", "/account/notifications").await;
+    let prefs = sam.get("bell.localhost", "/account/notifications").await;
     assert!(prefs.body.contains("one-click unsubscribe (List-Unsubscribe-Post)"), "withdrawal recorded with how");
     assert!(!prefs.body.contains("name=\"marketing\" value=\"yes\" checked"));
     // The confirm page (GET) asks first; it never unsubscribes by itself.
-    let page = bare.get("shop.localhost", path_of(&unsubscribe, app.addr.port())).await;
+    let page = bare.get("bell.localhost", path_of(&unsubscribe, app.addr.port())).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("sam@example.com"));
 
@@ -522,17 +522,17 @@ fn path_of(url: &str, port: u16) -> &str {
 
 async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
-    let (tenant, variant) = store_with_stock(&app, "shop", 0).await;
+    let (tenant, variant) = store_with_stock(&app, "bell", 0).await;
     let job = job(&app);
-    let guest = app.browser(&["shop.localhost"]);
-    let page = guest.get("shop.localhost", "/products/wool-hat").await;
+    let guest = app.browser(&["bell.localhost"]);
+    let page = guest.get("bell.localhost", "/products/wool-hat").await;
     assert!(page.body.contains("action=\"/back-in-stock\""), "a sold-out page offers it");
     let ask = |email: &'static str| {
         let guest = &guest;
         async move {
             guest
                 .post(
-                    "shop.localhost",
+                    "bell.localhost",
                     "/back-in-stock",
                     &[("variant", &variant.to_string()), ("email", email), ("product", "wool-hat")],
                 )
@@ -557,9 +557,9 @@ async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     assert_eq!(job.run_once(chrono::Utc::now()).await.unwrap().restocked, 0, "waits for the confirmation");
     app.catalog.adjust_stock(&tenant, &[(variant, -5)]).await.unwrap();
 
-    let form = guest.get("shop.localhost", &path).await;
+    let form = guest.get("bell.localhost", &path).await;
     assert!(form.body.contains("Yes, email me"));
-    let confirmed = guest.post("shop.localhost", &path, &[("_csrf", &form.csrf())]).await;
+    let confirmed = guest.post("bell.localhost", &path, &[("_csrf", &form.csrf())]).await;
     assert_eq!(confirmed.status, 200);
     assert!(confirmed.body.contains("Confirmed"));
     assert_eq!(job.run_once(chrono::Utc::now()).await.unwrap().restocked, 0, "still sold out");
@@ -581,18 +581,18 @@ async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
 
     // A new request after selling out again gets its own one message.
     app.catalog.adjust_stock(&tenant, &[(variant, -2)]).await.unwrap();
-    let pat = app.browser(&["shop.localhost"]);
-    pat.login("shop.localhost", "/account", "pat@example.com", PASSWORD).await;
-    let asked = pat.post("shop.localhost", "/back-in-stock", &[("variant", &variant.to_string())]).await;
+    let pat = app.browser(&["bell.localhost"]);
+    pat.login("bell.localhost", "/account", "pat@example.com", PASSWORD).await;
+    let asked = pat.post("bell.localhost", "/back-in-stock", &[("variant", &variant.to_string())]).await;
     assert!(asked.body.contains("We will email you"), "{}", asked.body);
     app.catalog.adjust_stock(&tenant, &[(variant, 1)]).await.unwrap();
     // Pat's address is not confirmed: the email waits (in-app would go if email were off).
     assert_eq!(job.run_once(chrono::Utc::now()).await.unwrap().restocked, 0);
     let pat_id = customer_id(&app, &tenant, "pat@example.com").await;
-    let prefs = pat.get("shop.localhost", "/account/notifications").await;
+    let prefs = pat.get("bell.localhost", "/account/notifications").await;
     let saved = pat
         .post(
-            "shop.localhost",
+            "bell.localhost",
             "/account/notifications",
             &[("_csrf", &prefs.csrf()), ("pref", "back_in_stock:inapp"), ("pref", "order_updates:inapp")],
         )
@@ -600,7 +600,7 @@ async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     assert_eq!(saved.status, 303);
     assert_eq!(job.run_once(chrono::Utc::now()).await.unwrap().restocked, 1, "in-app only, as chosen");
     settled(&app).await;
-    let inbox = pat.get("shop.localhost", "/account/inbox").await;
+    let inbox = pat.get("bell.localhost", "/account/inbox").await;
     assert!(inbox.body.contains("Wool Hat is back in stock"), "{}", inbox.body);
     let _ = pat_id;
     app.stop().await;
