@@ -7,9 +7,9 @@
 use crate::format::{format_date, format_money};
 use crate::routing::{self, Kind};
 use crate::{EMAIL, INAPP, templates};
-use ecom_store::inbox::Recipient;
 use ecom_bus::{Consumer, ConsumerError, Event, Topic};
 use ecom_core::{StaffRole, Tenant};
+use ecom_store::inbox::Recipient;
 use ecom_store::{Db, StoreError, orders};
 use minijinja::{Value, context};
 use std::sync::Arc;

@@ -164,13 +164,8 @@ impl Channel for InAppChannel {
         let wake = Wake { tenant: tenant.0, recipient };
         let filed = async {
             let txn = self.db.tenant_txn(tenant).await?;
-            let item = NewItem {
-                recipient,
-                notification_id: Some(m.id),
-                title: &m.subject,
-                body: &m.text,
-                link: &m.link,
-            };
+            let item =
+                NewItem { recipient, notification_id: Some(m.id), title: &m.subject, body: &m.text, link: &m.link };
             let id = inbox::insert(&txn, tenant, &item).await?;
             if id.is_some() && self.db.backend() == Backend::Postgres {
                 txn.execute_raw(Statement::from_sql_and_values(

@@ -249,7 +249,12 @@ impl MarketingJob {
 
     /// One cart's reminder. The cart is marked in the same transaction whether or not
     /// anything goes out (no consent, no verified address): it is considered once.
-    async fn remind(&self, tenant: &Tenant, cart: &repo::cart_reminder::Model, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn remind(
+        &self,
+        tenant: &Tenant,
+        cart: &repo::cart_reminder::Model,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.tenant_txn(tenant.id).await?;
         if !repo::mark_reminded(&txn, tenant.id, cart.id, now).await? {
             return Ok(false);
@@ -288,7 +293,12 @@ impl MarketingJob {
     /// One back-in-stock request: answered once, then closed. A request waits while
     /// its address is not proven (a guest who has not used the confirmation link, a
     /// customer who has not verified their email and has no inbox).
-    async fn restock(&self, tenant: &Tenant, request: &repo::RestockRequest, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn restock(
+        &self,
+        tenant: &Tenant,
+        request: &repo::RestockRequest,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         if request.confirmed_at.is_none() {
             return Ok(false);
         }
@@ -520,7 +530,12 @@ pub async fn request_back_in_stock(
 
 /// Confirms a guest's request with the token of its link; false for a bad, foreign or
 /// used token.
-pub async fn confirm_back_in_stock(db: &Db, signer: &LinkSigner, tenant: TenantId, token: &str) -> Result<bool, StoreError> {
+pub async fn confirm_back_in_stock(
+    db: &Db,
+    signer: &LinkSigner,
+    tenant: TenantId,
+    token: &str,
+) -> Result<bool, StoreError> {
     let Some((for_tenant, id)) = signer.restock_of(token) else { return Ok(false) };
     if for_tenant != tenant {
         return Ok(false);
@@ -557,7 +572,10 @@ mod tests {
     #[test]
     fn marketing_mail_carries_the_one_click_headers() {
         let h = unsubscribe_headers("https://demo.example/unsubscribe/abc.def", "no-reply@example.com");
-        assert_eq!(h[0].1, "<https://demo.example/unsubscribe/abc.def>, <mailto:no-reply@example.com?subject=unsubscribe>");
+        assert_eq!(
+            h[0].1,
+            "<https://demo.example/unsubscribe/abc.def>, <mailto:no-reply@example.com?subject=unsubscribe>"
+        );
         assert_eq!(h[1], ("List-Unsubscribe-Post".into(), "List-Unsubscribe=One-Click".into()));
     }
 }

@@ -226,7 +226,11 @@ pub async fn view(
             marketing: kind.is_marketing(),
             channels: CHANNELS
                 .iter()
-                .map(|&channel| ChannelView { channel, on: prefs.wants(kind, channel), locked: is_locked(kind, channel) })
+                .map(|&channel| ChannelView {
+                    channel,
+                    on: prefs.wants(kind, channel),
+                    locked: is_locked(kind, channel),
+                })
                 .collect(),
         })
         .collect();
@@ -249,7 +253,8 @@ pub async fn save(
     let mut on = std::collections::HashSet::new();
     for c in checked {
         let (kind, channel) = c.split_once(':').unwrap_or((c.as_str(), ""));
-        let kind = Kind::parse(kind).ok_or_else(|| SaveError::Invalid(format!("pref: unknown message kind in {c:?}")))?;
+        let kind =
+            Kind::parse(kind).ok_or_else(|| SaveError::Invalid(format!("pref: unknown message kind in {c:?}")))?;
         let channel = CHANNELS
             .iter()
             .copied()

@@ -255,7 +255,8 @@ pub struct VariantInfo {
 /// The variant of the store with its product, if there is one.
 pub async fn variant_info(txn: &DatabaseTransaction, tenant: TenantId, variant: Uuid) -> Result<Option<VariantInfo>> {
     use crate::entities::{product, variant as v};
-    let Some(row) = v::Entity::find().filter(v::Column::TenantId.eq(tenant.0)).filter(v::Column::Id.eq(variant)).one(txn).await?
+    let Some(row) =
+        v::Entity::find().filter(v::Column::TenantId.eq(tenant.0)).filter(v::Column::Id.eq(variant)).one(txn).await?
     else {
         return Ok(None);
     };
@@ -285,7 +286,12 @@ pub async fn restock_request(txn: &DatabaseTransaction, tenant: TenantId, id: Uu
 
 /// Confirms a request (its address is proven by the link it was sent); false when it
 /// was confirmed or closed already.
-pub async fn confirm_restock(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+pub async fn confirm_restock(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     use restock::{Column as R, Entity};
     let res = Entity::update_many()
         .col_expr(R::ConfirmedAt, Expr::value(now))
@@ -396,7 +402,12 @@ pub async fn abandoned_carts(
 
 /// Marks a cart reminded (or considered and skipped); false when another node did
 /// first, or the cart is gone.
-pub async fn mark_reminded(txn: &DatabaseTransaction, tenant: TenantId, cart: Uuid, now: DateTime<Utc>) -> Result<bool> {
+pub async fn mark_reminded(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    cart: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     use cart_reminder::{Column as K, Entity};
     let res = Entity::update_many()
         .col_expr(K::RemindedAt, Expr::value(now))

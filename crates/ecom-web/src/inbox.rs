@@ -82,10 +82,7 @@ pub async fn page(State(state): State<AppState>, page: SignedIn) -> WebResult<Re
     let list = repo::list(&txn, tenant.id, who, SHOWN).await?;
     let unread = repo::unread(&txn, tenant.id, who).await?;
     txn.commit().await.map_err(ecom_store::StoreError::from)?;
-    let items: Vec<Value> = list
-        .iter()
-        .map(|i| context! { label => link_label(&i.link), ..item_view(i) })
-        .collect();
+    let items: Vec<Value> = list.iter().map(|i| context! { label => link_label(&i.link), ..item_view(i) }).collect();
     let area = page.ctx.area.path();
     Ok(page.page(
         "inbox/inbox.html",
@@ -118,10 +115,8 @@ pub async fn stream(State(state): State<AppState>, page: SignedIn, headers: Head
     let who = recipient(&page);
     // Subscribed before reading where to start, so nothing filed in between is missed.
     let wakes = state.inbox.subscribe();
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| Uuid::parse_str(s.trim()).ok());
+    let resume =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|s| Uuid::parse_str(s.trim()).ok());
     let txn = state.db.tenant_txn(tenant.id).await?;
     let last = match resume {
         Some(id) => Some(id),
@@ -139,9 +134,11 @@ pub async fn stream(State(state): State<AppState>, page: SignedIn, headers: Head
         started: false,
         recheck: ecom_notify::InboxHub::RECHECK,
     };
-    let events = futures_util::stream::unfold(listener, |mut l| async move {
-        l.next().await.map(|e| (Ok::<_, Infallible>(e), l))
-    });
+    let events =
+        futures_util::stream::unfold(
+            listener,
+            |mut l| async move { l.next().await.map(|e| (Ok::<_, Infallible>(e), l)) },
+        );
     let mut resp = Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     // Proxies (nginx) must not buffer the stream.
     resp.headers_mut().insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));

@@ -93,7 +93,10 @@ pub async fn save(
             txn.commit().await.map_err(ecom_store::StoreError::from)?;
             let mut target = "/account/notifications?saved=1".to_owned();
             if newly && !state.accounts.email_verified(&session(&page)).await? {
-                state.accounts.send_verification(page.ctx.realm, page.me.id, &verify_link(&state, &page), &tenant.name).await?;
+                state
+                    .accounts
+                    .send_verification(page.ctx.realm, page.me.id, &verify_link(&state, &page), &tenant.name)
+                    .await?;
                 target.push_str("&sent=1");
             }
             Ok(Redirect::to(&target).into_response())
@@ -159,7 +162,12 @@ pub async fn resend(State(state): State<AppState>, page: SignedIn) -> WebResult<
     Ok(Redirect::to("/account/notifications?sent=1").into_response())
 }
 
-fn notice(shop: &Shop, state: &AppState, status: StatusCode, extra: minijinja::Value) -> impl std::future::Future<Output = WebResult<Response>> {
+fn notice(
+    shop: &Shop,
+    state: &AppState,
+    status: StatusCode,
+    extra: minijinja::Value,
+) -> impl std::future::Future<Output = WebResult<Response>> {
     let shop_page = shop.page(state, "storefront/notice.html", "/", extra);
     async move {
         let mut resp = shop_page.await?;
@@ -170,7 +178,11 @@ fn notice(shop: &Shop, state: &AppState, status: StatusCode, extra: minijinja::V
 
 /// `GET /unsubscribe/{token}`: asks before unsubscribing (a link scanner's GET must
 /// not unsubscribe anyone).
-pub async fn unsubscribe_page(State(state): State<AppState>, shop: Shop, Path(token): Path<String>) -> WebResult<Response> {
+pub async fn unsubscribe_page(
+    State(state): State<AppState>,
+    shop: Shop,
+    Path(token): Path<String>,
+) -> WebResult<Response> {
     let Some((tenant, email)) = state.signer.unsubscribe_of(&token) else { return bad_link(&shop, &state).await };
     if tenant != shop.tenant.id {
         return bad_link(&shop, &state).await;
@@ -265,14 +277,23 @@ pub async fn request_restock(
         marketing::request_back_in_stock(&state.db, &state.signer, &shop.tenant, &base, variant, customer, &f.email)
             .await;
     let (status, title, message) = match outcome {
-        Ok(RestockAsked::Filed) => (StatusCode::OK, "We will email you", "You will get one email when it is back in stock.".to_owned()),
+        Ok(RestockAsked::Filed) => {
+            (StatusCode::OK, "We will email you", "You will get one email when it is back in stock.".to_owned())
+        }
         Ok(RestockAsked::ConfirmationSent) => (
             StatusCode::OK,
             "Check your email",
-            format!("We sent a link to {} — open it to confirm, and we will email you once when it is back.", f.email.trim()),
+            format!(
+                "We sent a link to {} — open it to confirm, and we will email you once when it is back.",
+                f.email.trim()
+            ),
         ),
-        Ok(RestockAsked::AlreadyAsked) => (StatusCode::OK, "You are on the list", "You asked already; you will hear once it is back.".to_owned()),
-        Ok(RestockAsked::InStock) => (StatusCode::OK, "It is in stock", "Good news: it is in stock right now.".to_owned()),
+        Ok(RestockAsked::AlreadyAsked) => {
+            (StatusCode::OK, "You are on the list", "You asked already; you will hear once it is back.".to_owned())
+        }
+        Ok(RestockAsked::InStock) => {
+            (StatusCode::OK, "It is in stock", "Good news: it is in stock right now.".to_owned())
+        }
         Err(RestockError::Invalid(e)) => (StatusCode::UNPROCESSABLE_ENTITY, "Check the address", e.to_string()),
         Err(RestockError::NotFound) => return Err(WebError::not_found()),
         Err(RestockError::Store(e)) => return Err(e.into()),

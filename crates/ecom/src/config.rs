@@ -406,11 +406,8 @@ impl Config {
     /// The marketing job's settings (after [`Config::validate`] accepted them).
     pub fn marketing_settings(&self) -> ecom_notify::MarketingSettings {
         let mailto = self.mail_from();
-        let mailto = mailto
-            .rsplit_once('<')
-            .map_or(mailto.as_str(), |(_, addr)| addr.trim_end_matches('>'))
-            .trim()
-            .to_owned();
+        let mailto =
+            mailto.rsplit_once('<').map_or(mailto.as_str(), |(_, addr)| addr.trim_end_matches('>')).trim().to_owned();
         ecom_notify::MarketingSettings {
             abandoned_after: parse_duration(&self.abandoned_cart_after)
                 .unwrap_or(std::time::Duration::from_secs(4 * 3600)),
@@ -706,7 +703,9 @@ mod tests {
             e(Config { abandoned_cart_after: "soon".into(), ..Config::default() })
                 .contains("ECOM_ABANDONED_CART_AFTER")
         );
-        assert!(e(Config { abandoned_cart_after: "5s".into(), ..Config::default() }).contains("ECOM_ABANDONED_CART_AFTER"));
+        assert!(
+            e(Config { abandoned_cart_after: "5s".into(), ..Config::default() }).contains("ECOM_ABANDONED_CART_AFTER")
+        );
         assert_eq!(parse_duration("90m"), Some(std::time::Duration::from_secs(5400)));
         assert_eq!(parse_duration("7200"), Some(std::time::Duration::from_secs(7200)));
         assert!(e(Config { marketing_poll_secs: 0, ..Config::default() }).contains("ECOM_MARKETING_POLL_SECS"));

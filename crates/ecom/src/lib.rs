@@ -436,8 +436,11 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
     .await
     .context("the store was created but its audit entry was not written")?;
     // Send the invitation now rather than leave it for a running server.
-    let dispatcher =
-        ecom_notify::Dispatcher::new(db.clone(), notification_channels(config, &db, &ecom_notify::InboxHub::new())?, config.dispatch_settings());
+    let dispatcher = ecom_notify::Dispatcher::new(
+        db.clone(),
+        notification_channels(config, &db, &ecom_notify::InboxHub::new())?,
+        config.dispatch_settings(),
+    );
     if let Err(e) = dispatcher.drain(3).await {
         tracing::warn!(error = %e, "sending queued email failed; a running server will retry it");
     }

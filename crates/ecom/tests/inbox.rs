@@ -50,14 +50,11 @@ fn manual() -> PaymentChoice {
 
 async fn customer_id(app: &TestApp, tenant: &Tenant, email: &str) -> AccountId {
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
-    let found = ecom_store::accounts::find_by_email(
-        &txn,
-        Realm::Customer(tenant.id),
-        &ecom_core::Email::parse(email).unwrap(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let found =
+        ecom_store::accounts::find_by_email(&txn, Realm::Customer(tenant.id), &ecom_core::Email::parse(email).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
     txn.commit().await.unwrap();
     found.id
 }
@@ -367,12 +364,7 @@ impl Drop for Sink {
 }
 
 fn text_part(m: &Value) -> String {
-    m["parts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["content_type"] == "text/plain")
-        .unwrap()["body"]
+    m["parts"].as_array().unwrap().iter().find(|p| p["content_type"] == "text/plain").unwrap()["body"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -380,7 +372,10 @@ fn text_part(m: &Value) -> String {
 
 /// The first `http://…` link in `text` that contains `needle`.
 fn link_in(text: &str, needle: &str) -> String {
-    text.split_whitespace().find(|w| w.starts_with("http") && w.contains(needle)).unwrap_or_else(|| panic!("no {needle} link in {text}")).to_owned()
+    text.split_whitespace()
+        .find(|w| w.starts_with("http") && w.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle} link in {text}"))
+        .to_owned()
 }
 
 fn job(app: &TestApp) -> ecom_notify::MarketingJob {
@@ -478,7 +473,12 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
     assert!(mailto.starts_with("<mailto:no-reply@localhost?subject=unsubscribe"), "{list}");
     let text = text_part(&reminder);
     assert!(text.contains("3 × Wool Hat") && text.contains("/cart"), "{text}");
-    assert!(!sink.messages().iter().any(|m| m["to"] == "pat@example.com" && m["subject"].as_str().unwrap().contains("cart")));
+    assert!(
+        !sink
+            .messages()
+            .iter()
+            .any(|m| m["to"] == "pat@example.com" && m["subject"].as_str().unwrap().contains("cart"))
+    );
 
     // One click, as a mail provider does it: a POST with no cookie and no CSRF token.
     let unsubscribe = https.trim_start_matches('<').trim_end_matches('>').to_owned();
