@@ -41,6 +41,7 @@ def parse(path):
         "subject": str(msg["Subject"]),
         "message_id": str(msg["Message-ID"]),
         "content_type": msg.get_content_type(),
+        "headers": {name: str(value) for name, value in msg.items()},
         "parts": parts,
     }
 

@@ -24,6 +24,13 @@ async function login(page, origin, area, email) {
   await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
 }
 
+// The storefront's sign-in page also has the header's search button: click the form's own.
+async function shopperLogin(page) {
+  await page.fill("#email", "shopper@demo.test");
+  await page.fill("#password", "demo-password");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/account/login'] button[type=submit]")]);
+}
+
 async function addToCart(page) {
   await Promise.all([page.waitForNavigation(), page.click("form.add-to-cart button")]);
 }
@@ -105,6 +112,18 @@ const shots = [
       await login(p, host("demo.localhost"), "/merchant", "owner@demo.test");
       await p.goto(host("demo.localhost") + "/merchant/settings/webhooks");
       await Promise.all([p.waitForNavigation(), p.click("td.actions a")]); } },
+  // Notification centre: the signed-in shopper orders, then their inbox (bell in the
+  // header), the staff inbox with the new order, and the shopper's preferences.
+  { name: "account-inbox", url: host("demo.localhost") + "/account/login",
+    act: async (p) => {
+      await shopperLogin(p);
+      await p.goto(host("demo.localhost") + "/products/merino-crew-sweater?Size=M&Color=Forest");
+      await addToCart(p); await p.goto(host("demo.localhost") + "/checkout"); await fillCheckout(p);
+      await p.waitForTimeout(2000);
+      await p.goto(host("demo.localhost") + "/account/inbox"); } },
+  { name: "merchant-inbox", url: host("demo.localhost") + "/merchant/inbox", login: ["demo.localhost", "/merchant", "owner@demo.test"] },
+  { name: "account-notifications", url: host("demo.localhost") + "/account/login",
+    act: async (p) => { await shopperLogin(p); await p.goto(host("demo.localhost") + "/account/notifications"); } },
 ];
 // EMAIL_HTML=file.html adds a shot of that email (e.g. an order confirmation as sent).
 if (process.env.EMAIL_HTML) shots.push({ name: "email", url: `file://${process.env.EMAIL_HTML}` });

@@ -1,11 +1,15 @@
-//! The `notifications` bus consumer: order events become emails to the shopper (and,
-//! for a new order, to the store's owners), rendered and queued in the transaction that
-//! also holds the consumer's receipt, so a redelivered event queues nothing twice.
+//! The `notifications` bus consumer: order events become messages to the shopper
+//! (email always, in-app and other channels as [`crate::routing`] says) and, for a new
+//! order, emails to the store's owners and in-app items to all its staff; rendered and
+//! queued in the transaction that also holds the consumer's receipt, so a redelivered
+//! event queues nothing twice.
 
 use crate::format::{format_date, format_money};
-use crate::{Email, StoreTemplates, enqueue_email};
+use crate::routing::{self, Kind};
+use crate::{EMAIL, INAPP, StoreTemplates};
 use ecom_bus::{Consumer, ConsumerError, Event, Topic};
 use ecom_core::{StaffRole, Tenant};
+use ecom_store::inbox::Recipient;
 use ecom_store::{Db, StoreError, orders};
 use minijinja::{Value, context};
 use std::sync::Arc;
@@ -20,7 +24,7 @@ impl StoreLinks {
         Self(Arc::new(f))
     }
 
-    fn base(&self, t: &Tenant) -> String {
+    pub fn base(&self, t: &Tenant) -> String {
         (self.0)(t).trim_end_matches('/').to_owned()
     }
 }
@@ -43,6 +47,24 @@ impl Notifications {
     pub fn with_templates(mut self, templates: StoreTemplates) -> Self {
         self.templates = templates;
         self
+    }
+}
+
+/// One message the consumer queues.
+struct Queued {
+    channel: &'static str,
+    to: String,
+    template: &'static str,
+    link: String,
+}
+
+impl Queued {
+    fn email(to: String, template: &'static str) -> Self {
+        Self { channel: EMAIL, to, template, link: String::new() }
+    }
+
+    fn inapp(who: Recipient, template: &'static str, link: String) -> Self {
+        Self { channel: INAPP, to: who.address(), template, link }
     }
 }
 
@@ -103,29 +125,51 @@ impl Consumer for Notifications {
         let lines = orders::order_lines(&txn, tenant.id, &[order.id]).await?;
         let base = self.links.base(&tenant);
         let ctx = order_context(&tenant, &base, &order, &lines, event);
-        let mut queued: Vec<(String, &'static str)> = Vec::new();
-        if !order.email.trim().is_empty() {
-            queued.push((order.email.trim().to_owned(), template));
-        }
-        if event.topic == Topic::OrderPlaced {
-            for owner in ecom_store::accounts::list_staff(&txn, tenant.id).await? {
-                if owner.role == Some(StaffRole::Owner) {
-                    queued.push((owner.email, "new_order"));
+        // The shopper: email always (transactional), other channels as routed.
+        let (prefs, contacts) = routing::load(&txn, tenant.id, order.customer_id, &order.email).await?;
+        let mut queued: Vec<Queued> = Vec::new();
+        for channel in routing::channels(Kind::OrderUpdates, &prefs, &contacts) {
+            match channel {
+                EMAIL if !order.email.trim().is_empty() => {
+                    queued.push(Queued::email(order.email.trim().to_owned(), template));
                 }
+                // An inbox only for orders placed signed in: those are in the account.
+                INAPP => {
+                    if let Some(customer) = order.customer_id {
+                        let link = format!("/account/orders/{}", order.number);
+                        queued.push(Queued::inapp(Recipient::Customer(customer), template, link));
+                    }
+                }
+                // SMS, WhatsApp and push rows are queued by their channels' code.
+                _ => {}
             }
         }
-        for (to, template) in queued {
-            let rendered = store_templates.render_email(template, &ctx).map_err(failed)?;
-            enqueue_email(
+        if event.topic == Topic::OrderPlaced {
+            let link = format!("/merchant/orders/{}", order.number);
+            for staff in ecom_store::accounts::list_staff(&txn, tenant.id).await? {
+                if staff.role == Some(StaffRole::Owner) {
+                    queued.push(Queued::email(staff.email.clone(), "new_order"));
+                }
+                queued.push(Queued::inapp(Recipient::Staff(staff.id.0), "new_order", link.clone()));
+            }
+        }
+        for q in queued {
+            let rendered = store_templates.render_email(q.template, &ctx).map_err(failed)?;
+            let inapp = q.channel == INAPP;
+            let text = if inapp { crate::marketing::first_line(&rendered.text) } else { rendered.text.clone() };
+            ecom_store::notifications::enqueue(
                 &txn,
-                Some(tenant.id),
-                &Email {
-                    to: &to,
-                    template,
-                    subject: &rendered.subject,
-                    text: &rendered.text,
-                    html: &rendered.html,
+                ecom_store::notifications::NewNotification {
+                    tenant: Some(tenant.id),
+                    channel: q.channel,
+                    recipient: &q.to,
+                    template: q.template,
                     event_id: Some(event.id),
+                    subject: &rendered.subject,
+                    body_text: &text,
+                    body_html: if inapp { "" } else { &rendered.html },
+                    headers: Vec::new(),
+                    link: &q.link,
                 },
             )
             .await?;
@@ -149,7 +193,6 @@ pub(crate) fn order_context(
     let locale = tenant.locale.as_str();
     let currency = ecom_core::Currency::parse(&order.currency).unwrap_or(tenant.currency);
     let money = |minor: i64| format_money(minor, currency, locale);
-    let color = tenant.brand.color_or_default();
     let returned = returned_lines(lines, event);
     let lines: Vec<Value> = lines
         .iter()
@@ -184,14 +227,7 @@ pub(crate) fn order_context(
     // HTML as they are: escaping `/` as `&#x2f;` trips some mail clients' link detection.
     let link = Value::from_safe_string;
     context! {
-        store => context! {
-            name => tenant.name.clone(),
-            url => link(base.to_owned()),
-            color => color.hex(),
-            ink => color.ink().hex(),
-            link => color.on_white().hex(),
-            logo_url => tenant.brand.logo.as_ref().map(|l| link(format!("{base}/media/{l}"))),
-        },
+        store => store_context(tenant, base),
         order => context! {
             number => order.number,
             url => link(format!("{base}/orders/{}", order.access_token)),
@@ -218,6 +254,21 @@ pub(crate) fn order_context(
             restocked => event.data.get("restocked").and_then(serde_json::Value::as_bool).unwrap_or(false),
         },
         today => format_date(event.occurred_at, locale),
+    }
+}
+
+/// The store as message templates see it: name, address, brand colours, logo.
+pub(crate) fn store_context(tenant: &Tenant, base: &str) -> Value {
+    let color = tenant.brand.color_or_default();
+    // Built from checked parts only (see `order_context`), so marked safe.
+    let link = Value::from_safe_string;
+    context! {
+        name => tenant.name.clone(),
+        url => link(base.to_owned()),
+        color => color.hex(),
+        ink => color.ink().hex(),
+        link => color.on_white().hex(),
+        logo_url => tenant.brand.logo.as_ref().map(|l| link(format!("{base}/media/{l}"))),
     }
 }
 

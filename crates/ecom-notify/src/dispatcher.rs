@@ -230,6 +230,8 @@ impl Dispatcher {
                     subject: row.subject.clone(),
                     text: row.body_text.clone(),
                     html: row.body_html.clone(),
+                    headers: repo::headers_of(&row),
+                    link: row.link.clone(),
                 };
                 match tokio::time::timeout(self.settings.lease, channel.send(&message)).await {
                     Ok(r) => r,

@@ -90,11 +90,14 @@ impl SmtpChannel {
             from.name = Some(name.trim().to_owned());
         }
         let domain = self.settings.from.email.domain().to_owned();
-        let builder = lettre::Message::builder()
+        let mut builder = lettre::Message::builder()
             .from(from)
             .to(to)
             .subject(m.subject.clone())
             .message_id(Some(format!("<{}@{domain}>", m.id.simple())));
+        for (name, value) in &m.headers {
+            builder = builder.raw_header(extra_header(name, value)?);
+        }
         let built = if m.html.is_empty() {
             builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.text.clone()))
         } else {
@@ -102,6 +105,18 @@ impl SmtpChannel {
         };
         built.map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
     }
+}
+
+/// An extra header from the queue row. Names are ASCII tokens and values one line, so
+/// nothing can be smuggled into the header block.
+fn extra_header(name: &str, value: &str) -> Result<lettre::message::header::HeaderValue, SendError> {
+    use lettre::message::header::{HeaderName, HeaderValue};
+    let bad = || SendError::Permanent(format!("the extra header {name:?} is not a valid mail header"));
+    if value.contains(['\r', '\n']) {
+        return Err(bad());
+    }
+    let name = HeaderName::new_from_ascii(name.to_owned()).map_err(|_| bad())?;
+    Ok(HeaderValue::new(name, value.to_owned()))
 }
 
 #[async_trait::async_trait]

@@ -10,15 +10,21 @@
 //! Channel kinds: email over SMTP ([`SmtpChannel`]) when `ECOM_SMTP_URL` is set, else
 //! into the dev mailbox ([`MailboxChannel`]); SMS through Twilio ([`TwilioChannel`]),
 //! WhatsApp template messages through the Cloud API ([`WhatsAppChannel`]) — both into
-//! the dev mailbox when no provider is configured ([`DevTextChannel`]) — and Web Push
-//! ([`WebPushChannel`]). SMS and WhatsApp rows go to verified phone numbers only
-//! ([`enqueue_text`] refuses others).
+//! the dev mailbox when no provider is configured ([`DevTextChannel`]) — Web Push
+//! ([`WebPushChannel`]) and in-app ([`InAppChannel`]), filed in the account's inbox and
+//! pushed to live listeners ([`InboxHub`]). SMS and WhatsApp rows go to verified phone
+//! numbers only ([`enqueue_text`] refuses others). Which channels a message to a
+//! customer takes is decided in one place, [`routing`]. Marketing mail (abandoned
+//! carts, back in stock) is written by the [`MarketingJob`].
 
 mod consumer;
 mod dispatcher;
 mod email;
 mod format;
+pub mod inbox;
+pub mod marketing;
 mod push_alerts;
+pub mod routing;
 pub mod sms;
 pub mod store_templates;
 mod templates;
@@ -29,6 +35,8 @@ pub use consumer::{Notifications, StoreLinks};
 pub use dispatcher::{Channels, DispatchSettings, Dispatcher, Round};
 pub use email::{MailboxChannel, SmtpChannel, SmtpSettings};
 pub use format::{format_date, format_money};
+pub use inbox::{InAppChannel, InboxHub};
+pub use marketing::{LinkSigner, MarketingJob, MarketingSettings};
 pub use sms::{DevTextChannel, Phone, SMS, TwilioChannel, TwilioSettings};
 pub use store_templates::{StoreEnv, StoreTemplates};
 pub use templates::{Rendered, TemplateError, builtin_source, names as template_names, render};
@@ -38,12 +46,15 @@ pub use whatsapp::{TemplateCall, WHATSAPP, WhatsAppChannel, WhatsAppSettings};
 use ecom_core::TenantId;
 use ecom_store::DatabaseTransaction;
 
-/// The channel kinds a notification row can name: this, [`SMS`], [`WHATSAPP`] and
-/// [`WEBPUSH`].
+/// The channel kinds a notification row can name: this, [`INAPP`], [`SMS`],
+/// [`WHATSAPP`] and [`WEBPUSH`].
 pub const EMAIL: &str = "email";
+/// The in-app inbox ([`InAppChannel`]).
+pub const INAPP: &str = "inapp";
 
-/// One rendered message, as a channel sends it.
-#[derive(Debug, Clone)]
+/// One rendered message, as a channel sends it. `Default` lets callers name only the
+/// fields they use (`..Default::default()`).
+#[derive(Debug, Clone, Default)]
 pub struct Outgoing {
     /// The queue row's id (also used to make the email's `Message-ID`).
     pub id: uuid::Uuid,
@@ -57,6 +68,10 @@ pub struct Outgoing {
     pub text: String,
     /// Empty for text-only messages.
     pub html: String,
+    /// Extra headers for channels that have them (email: `List-Unsubscribe`, …).
+    pub headers: Vec<(String, String)>,
+    /// Where the message points, for channels that show a link (in-app).
+    pub link: String,
 }
 
 /// Why a channel could not send a message.
@@ -119,6 +134,7 @@ pub async fn enqueue_email(
             subject: email.subject,
             body_text: email.text,
             body_html: email.html,
+            ..Default::default()
         },
     )
     .await

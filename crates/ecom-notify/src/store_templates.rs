@@ -136,7 +136,7 @@ impl StoreEnv {
     /// fails at run time (logged).
     pub fn render_email(&self, name: &str, ctx: &Value) -> Result<Rendered, templates::TemplateError> {
         if self.is_customised(crate::EMAIL, name) {
-            match templates::render_in(self.env(), name, ctx) {
+            match templates::render_in(self.env(), "email", name, ctx) {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     tracing::warn!(template = name, error = %e, "a store's email template failed; sent the built-in one")
@@ -607,6 +607,7 @@ mod tests {
             currency: ecom_core::Currency::parse("EUR").unwrap(),
             locale: ecom_core::Locale::parse("de-DE").unwrap(),
             brand: Default::default(),
+            primary_domain: None,
         }
     }
 

@@ -66,16 +66,27 @@ fn one(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<String, Templat
 
 /// Renders message `name` (e.g. `order_placed`) with `ctx`.
 pub fn render(name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
-    render_in(env(), name, ctx)
+    render_in(env(), "email", name, ctx)
 }
 
-/// Renders message `name` with the templates of `env` (the built-in ones, or a
-/// store's versions over them).
-pub(crate) fn render_in(env: &Environment<'_>, name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
-    let subject = one(env, &format!("email/{name}.subject.txt"), ctx)?;
+/// Renders marketing message `name` (`templates/marketing/`, e.g. `abandoned_cart`),
+/// whose context also has `unsubscribe_url`.
+pub fn render_marketing(name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
+    render_in(env(), "marketing", name, ctx)
+}
+
+/// Renders message `name` of `folder` with the templates of `env` (the built-in ones,
+/// or a store's versions over them).
+pub(crate) fn render_in(
+    env: &Environment<'_>,
+    folder: &str,
+    name: &str,
+    ctx: &Value,
+) -> Result<Rendered, TemplateError> {
+    let subject = one(env, &format!("{folder}/{name}.subject.txt"), ctx)?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = one(env, &format!("email/{name}.txt"), ctx)?;
-    let html = one(env, &format!("email/{name}.html"), ctx)?;
+    let text = one(env, &format!("{folder}/{name}.txt"), ctx)?;
+    let html = one(env, &format!("{folder}/{name}.html"), ctx)?;
     let html = if html.trim().is_empty() { String::new() } else { html };
     Ok(Rendered { subject, text: text.trim().to_owned() + "\n", html })
 }

@@ -49,6 +49,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "idempotency_keys",
     "push_subscriptions",
     "phone_codes",
+    "inbox_items",
+    "notification_preferences",
+    "marketing_consents",
+    "back_in_stock_requests",
     "notification_templates",
     "staff_invitations",
 ];
@@ -81,6 +85,8 @@ const WEBHOOK_TABLES: &[&str] = &["webhook_subscriptions", "webhook_deliveries",
 const NOTIFICATION_TABLES: &[&str] = &["notifications"];
 const IDEMPOTENCY_TABLES: &[&str] = &["idempotency_keys"];
 const CHANNEL_TABLES: &[&str] = &["push_subscriptions", "phone_codes"];
+const INBOX_TABLES: &[&str] =
+    &["inbox_items", "notification_preferences", "marketing_consents", "back_in_stock_requests"];
 const NOTIFICATION_TEMPLATE_TABLES: &[&str] = &["notification_templates"];
 const STAFF_TABLES: &[&str] = &["staff_invitations"];
 
@@ -105,6 +111,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
             Box::new(M0015Channels),
+            Box::new(M0016Inbox),
             Box::new(M0017NotificationTemplates),
             Box::new(m0018_staff::M0018Staff),
             Box::new(M0019Plans),
@@ -1510,6 +1517,115 @@ impl MigrationTrait for M0019Plans {
     }
 }
 
+struct M0016Inbox;
+
+impl MigrationName for M0016Inbox {
+    fn name(&self) -> &str {
+        "m0016_inbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0016Inbox {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // The in-app channel's inbox: one row per message to one customer or staff
+        // account. `notification_id` is the queue row it was sent for, unique, so a
+        // dispatcher that sends a message twice (a lost lease) files it once.
+        m.create_table(
+            tenant_table("inbox_items")
+                .col(text("recipient_kind", 10))
+                .col(ColumnDef::new(name("recipient_id")).uuid().not_null())
+                .col(ColumnDef::new(name("notification_id")).uuid().null())
+                .col(text("title", 500))
+                .col(ColumnDef::new(name("body")).text().not_null().default(""))
+                .col(text("link", 1000))
+                .col(at("read_at", true))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("inbox_items", &["tenant_id", "recipient_kind", "recipient_id", "created_at"], false))
+            .await?;
+        m.create_index(index("inbox_items", &["notification_id"], true)).await?;
+        // What a customer wants, per message kind and channel; no row = the default.
+        let (customer, mut customer_fk) = reference("notification_preferences", "customer_id", "customers", false);
+        m.create_table(
+            tenant_table("notification_preferences")
+                .col(customer)
+                .foreign_key(&mut customer_fk)
+                .col(text("kind", 30))
+                .col(text("channel", 20))
+                .col(ColumnDef::new(name("enabled")).boolean().not_null())
+                .col(at("updated_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("notification_preferences", &["tenant_id", "customer_id", "kind", "channel"], true))
+            .await?;
+        // Marketing consent per address in a store: when and how it was given, and
+        // when and how it was withdrawn (the unsubscribe link, the account page).
+        m.create_table(
+            tenant_table("marketing_consents")
+                .col(text("email", 254))
+                .col(at("granted_at", true))
+                .col(text("granted_via", 50))
+                .col(at("withdrawn_at", true))
+                .col(text("withdrawn_via", 50))
+                .col(at("updated_at", false))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("marketing_consents", &["tenant_id", "email"], true)).await?;
+        // "Email me when it is back": open until the message about it is queued.
+        let (variant, mut variant_fk) = reference("back_in_stock_requests", "variant_id", "variants", false);
+        m.create_table(
+            tenant_table("back_in_stock_requests")
+                .col(variant)
+                .foreign_key(&mut variant_fk)
+                .col(ColumnDef::new(name("customer_id")).uuid().null())
+                .col(text("email", 254))
+                .col(at("confirmed_at", true))
+                .col(at("notified_at", true))
+                .col(created_at())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(index("back_in_stock_requests", &["tenant_id", "variant_id", "notified_at"], false)).await?;
+        m.create_index(index("back_in_stock_requests", &["notified_at", "confirmed_at"], false)).await?;
+        // One abandoned-cart reminder per cart; marked in the transaction that queues it.
+        m.alter_table(Table::alter().table(name("carts")).add_column(at("reminded_at", true)).to_owned()).await?;
+        // Extra mail headers (JSON object; List-Unsubscribe on marketing mail) and the
+        // link an in-app item points at, carried from the queue to the channel.
+        m.alter_table(
+            Table::alter()
+                .table(name("notifications"))
+                .add_column(ColumnDef::new(name("headers")).text().not_null().default(""))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(Table::alter().table(name("notifications")).add_column(text("link", 1000)).to_owned()).await?;
+        // Leases of scheduled jobs (platform table): one node runs a job at a time.
+        m.create_table(
+            Table::create()
+                .table(name("job_leases"))
+                .if_not_exists()
+                .col(ColumnDef::new(name("name")).string_len(100).not_null().primary_key())
+                .col(text("holder", 100))
+                .col(at("until", false))
+                .to_owned(),
+        )
+        .await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            enable_row_level_security(m, INBOX_TABLES).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the inbox migration cannot be reverted".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1528,6 +1644,7 @@ mod tests {
             .chain(NOTIFICATION_TABLES)
             .chain(IDEMPOTENCY_TABLES)
             .chain(CHANNEL_TABLES)
+            .chain(INBOX_TABLES)
             .chain(NOTIFICATION_TEMPLATE_TABLES)
             .chain(STAFF_TABLES)
             .copied()

@@ -54,6 +54,11 @@ pub mod notification {
         pub last_error: String,
         pub sent_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
+        /// Extra mail headers as a JSON list of `[name, value]` pairs; empty for none.
+        #[sea_orm(column_type = "Text")]
+        pub headers: String,
+        /// Where an in-app item points (a path on the store's host); empty for none.
+        pub link: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -65,7 +70,7 @@ pub mod notification {
 use notification::{Column as C, Entity as N};
 
 /// A message to queue, already rendered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewNotification<'a> {
     /// The store it is sent for; `None` for platform mail.
     pub tenant: Option<TenantId>,
@@ -79,6 +84,10 @@ pub struct NewNotification<'a> {
     pub body_text: &'a str,
     /// Empty for text-only messages.
     pub body_html: &'a str,
+    /// Extra mail headers (`List-Unsubscribe` on marketing mail).
+    pub headers: Vec<(String, String)>,
+    /// Where an in-app item points.
+    pub link: &'a str,
 }
 
 /// Queues a message, due at once; returns its id. Call it in the transaction of the
@@ -105,6 +114,12 @@ pub async fn enqueue(txn: &DatabaseTransaction, new: NewNotification<'_>) -> Res
         last_error: Set(String::new()),
         sent_at: Set(None),
         created_at: Set(now),
+        headers: Set(if new.headers.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&new.headers).unwrap_or_default()
+        }),
+        link: Set(new.link.to_owned()),
     })
     .exec_without_returning(txn)
     .await?;
@@ -151,6 +166,11 @@ pub async fn claim(
         .exec(txn)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// The extra headers stored with a message.
+pub fn headers_of(row: &NotificationRow) -> Vec<(String, String)> {
+    if row.headers.is_empty() { Vec::new() } else { serde_json::from_str(&row.headers).unwrap_or_default() }
 }
 
 pub async fn get(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<NotificationRow>> {

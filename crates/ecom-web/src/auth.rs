@@ -271,6 +271,9 @@ pub struct SignupForm {
     email: String,
     #[serde(default)]
     password: String,
+    /// `yes` when the marketing box was ticked.
+    #[serde(default)]
+    marketing: String,
 }
 
 /// Only shoppers sign themselves up here; merchants get their store through the
@@ -293,7 +296,15 @@ pub async fn signup(
 ) -> WebResult<Response> {
     signup_allowed(&ctx)?;
     match state.accounts.sign_up(ctx.realm, &ip, &f.email, &f.name, &f.password).await {
-        Ok(who) => Ok((session::start(&state, jar, &who), Redirect::to(ctx.area.path())).into_response()),
+        Ok(who) => {
+            if f.marketing == "yes"
+                && let Some(tenant) = ctx.tenant.as_ref()
+            {
+                let link = ctx.url(&state, "/account/verify");
+                crate::preferences::consent_at_signup(&state, tenant, &who, &link).await?;
+            }
+            Ok((session::start(&state, jar, &who), Redirect::to(ctx.area.path())).into_response())
+        }
         Err(e) => ctx.form_error("auth/signup.html", e, context! { email => f.email, name => f.name }),
     }
 }
@@ -397,6 +408,8 @@ pub async fn reset(
 pub struct SignedIn {
     pub ctx: AreaCtx,
     pub me: ecom_store::accounts::Credential,
+    /// Unread inbox items, for the header bell (customers and staff).
+    pub unread: Option<u64>,
 }
 
 impl SignedIn {
@@ -407,7 +420,10 @@ impl SignedIn {
 
     /// Renders a page of the area with the signed-in account as `me`.
     pub fn page(&self, template: &str, extra: Value) -> Response {
-        self.ctx.page(template, context! { me => ser(&session::AccountView::from(&self.me)), ..extra })
+        self.ctx.page(
+            template,
+            context! { me => ser(&session::AccountView::from(&self.me)), inbox_unread => self.unread, ..extra },
+        )
     }
 
     /// Refuses the request with a 403 page naming the missing area unless the
@@ -459,7 +475,21 @@ impl FromRequestParts<AppState> for SignedIn {
             .await
             .map_err(IntoResponse::into_response)?;
         match session::current(state, &jar, ctx.realm).await {
-            Ok(Some(me)) => Ok(Self { ctx, me }),
+            Ok(Some(me)) => {
+                let who = match ctx.area {
+                    Area::Account => Some(ecom_store::inbox::Recipient::Customer(me.id.0)),
+                    Area::Merchant => Some(ecom_store::inbox::Recipient::Staff(me.id.0)),
+                    Area::Admin => None,
+                };
+                let unread = match (who, ctx.tenant.as_ref()) {
+                    // The stream counts for itself.
+                    (Some(who), Some(t)) if !parts.uri.path().ends_with("/inbox/stream") => {
+                        Some(crate::inbox::unread(state, t.id, who).await.map_err(IntoResponse::into_response)?)
+                    }
+                    _ => None,
+                };
+                Ok(Self { ctx, me, unread })
+            }
             Ok(None) => match ctx.viewing_as.clone() {
                 // An operator viewing the panel read-only sees it as the owner would.
                 Some(operator) => Ok(Self {
@@ -472,6 +502,7 @@ impl FromRequestParts<AppState> for SignedIn {
                         auth_version: 0,
                         role: Some(ecom_core::StaffRole::Owner),
                     },
+                    unread: None,
                 }),
                 None => Err(to_login(ctx.area, parts.uri.path())),
             },

@@ -44,13 +44,21 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 /// per-browser token; a forged add-to-cart does no harm (nothing is bought), so it is
 /// guarded by the Origin check alone, as Shopify's `/cart/add` is.
 fn origin_only(path: &str) -> bool {
-    path == "/cart/add"
+    // "Email me when it's back" is on the same cached pages; a forged one files a
+    // request that a guest must still confirm from their mailbox.
+    path == "/cart/add" || path == "/back-in-stock"
 }
 
 fn is_exempt(path: &str) -> bool {
     // Machine endpoints authenticate by token or signature, never by cookie: GraphQL
     // (cookies count there only on same-origin JSON), payment webhooks, integrations.
-    path == "/graphql" || path.ends_with("/graphql") || path.starts_with("/webhooks/") || path.starts_with("/api/")
+    // One-click unsubscribe (RFC 8058) is POSTed by mail providers without cookies; the
+    // signed token in the path is its authority.
+    path == "/graphql"
+        || path.ends_with("/graphql")
+        || path.starts_with("/webhooks/")
+        || path.starts_with("/api/")
+        || path.starts_with("/unsubscribe/")
 }
 
 fn forbidden(message: &str) -> Response {

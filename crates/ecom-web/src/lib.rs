@@ -14,6 +14,7 @@ mod dead_letters;
 mod domains;
 mod error;
 pub mod graphql;
+mod inbox;
 mod integrations;
 mod media;
 mod merchant;
@@ -24,6 +25,7 @@ mod notification_templates;
 mod notifications;
 mod onboarding;
 mod ops;
+mod preferences;
 mod pwa;
 mod session;
 mod site;
@@ -170,6 +172,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/merchant/settings/notifications/{channel}/{name}/preview", post(notification_templates::preview))
         .route("/merchant/notifications/{id}/retry", post(notifications::merchant_retry))
+        // Notification centre, preferences, unsubscribe, back in stock (issue 7).
+        .route("/account/inbox", get(inbox::page))
+        .route("/merchant/inbox", get(inbox::page))
+        .route("/account/inbox/stream", get(inbox::stream))
+        .route("/merchant/inbox/stream", get(inbox::stream))
+        .route("/account/inbox/{id}/read", post(inbox::mark_read))
+        .route("/merchant/inbox/{id}/read", post(inbox::mark_read))
+        .route("/account/notifications", get(preferences::form).post(preferences::save))
+        .route("/account/verify", get(preferences::verify))
+        .route("/account/verify/resend", post(preferences::resend))
+        .route("/unsubscribe/{token}", get(preferences::unsubscribe_page).post(preferences::unsubscribe))
+        .route("/back-in-stock", post(preferences::request_restock))
+        .route("/back-in-stock/{token}", get(preferences::confirm_page).post(preferences::confirm))
         .route("/merchant/dead-letters", get(dead_letters::merchant_list))
         .route("/merchant/dead-letters/{id}/{action}", post(dead_letters::merchant_act))
         .route("/merchant/settings/staff", get(staff::team))

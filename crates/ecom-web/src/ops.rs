@@ -87,6 +87,7 @@ pub async fn static_file(Path(file): Path<String>, headers: HeaderMap) -> Respon
         "template-editor.js" => (include_str!("../static/template-editor.js"), "text/javascript; charset=utf-8"),
         "push.js" => (include_str!("../static/push.js"), "text/javascript; charset=utf-8"),
         "dashboard.js" => (include_str!("../static/dashboard.js"), "text/javascript; charset=utf-8"),
+        "inbox.js" => (include_str!("../static/inbox.js"), "text/javascript; charset=utf-8"),
         _ => return crate::error::WebError::not_found().into_response(),
     };
     let etag = format!("\"{}\"", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))[..16]);

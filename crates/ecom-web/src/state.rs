@@ -120,6 +120,10 @@ pub struct AppInner {
     pub domains: ecom_services::Domains,
     /// This node's per-minute request counts and latencies for the platform dashboard.
     pub traffic: crate::dashboard::Traffic,
+    /// Wakes the inbox streams of this node when an item is filed (on any node).
+    pub inbox: ecom_notify::InboxHub,
+    /// Signs and checks unsubscribe and confirmation links; derived from the secret key.
+    pub signer: ecom_notify::LinkSigner,
 }
 
 /// The services the web layer is built on.
@@ -137,6 +141,8 @@ pub struct Services {
     pub push: ecom_services::channels::PushSubscriptions,
     pub domains: ecom_services::Domains,
     pub traffic: crate::dashboard::Traffic,
+    /// The in-app channel's hub (the one the channel wakes).
+    pub inbox: ecom_notify::InboxHub,
 }
 
 impl AppState {
@@ -156,8 +162,8 @@ impl AppState {
             push,
             domains,
             traffic,
-        } =
-            services;
+            inbox,
+        } = services;
         use hmac::{Hmac, Mac};
         let derive = |label: &[u8]| -> [u8; 32] {
             let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
@@ -194,6 +200,8 @@ impl AppState {
             config: Arc::new(config),
             pages: crate::storefront::new_page_cache(),
             themes: crate::themes::new_theme_cache(),
+            inbox,
+            signer: ecom_notify::LinkSigner::new(secret),
         }))
     }
 }

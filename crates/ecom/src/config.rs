@@ -179,6 +179,12 @@ pub struct Config {
     /// Seconds between two passes of the background re-check of pending custom
     /// domains (each domain waits longer between its own checks, for 72 hours).
     pub domain_check_secs: u64,
+    /// A cart idle this long (with an email and lines, no order) gets one reminder, if
+    /// the shopper agreed to marketing: `90m`, `4h`, `2d` or seconds.
+    pub abandoned_cart_after: String,
+    /// How often the marketing job (abandoned carts, back in stock) looks, in seconds;
+    /// one node at a time runs it (a lease).
+    pub marketing_poll_secs: u64,
 }
 
 impl Default for Config {
@@ -239,8 +245,28 @@ impl Default for Config {
             vapid_subject: None,
             dns_resolver: None,
             domain_check_secs: 30,
+            abandoned_cart_after: "4h".into(),
+            marketing_poll_secs: 60,
         }
     }
+}
+
+/// `90s`, `30m`, `4h`, `2d`, or a number of seconds.
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: u64 = number.trim().parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
 }
 
 /// An optional string setting that is set to something (an empty value counts as unset).
@@ -371,6 +397,12 @@ impl Config {
         if !(1..=100_000).contains(&self.notify_email_per_sec) {
             return err("notify_email_per_sec", "expected 1 to 100000");
         }
+        if parse_duration(&self.abandoned_cart_after).is_none_or(|d| d.as_secs() < 60 || d.as_secs() > 90 * 86_400) {
+            return err("abandoned_cart_after", "expected a time from 1m to 90d, such as 90m, 4h or 2d");
+        }
+        if !(1..=86_400).contains(&self.marketing_poll_secs) {
+            return err("marketing_poll_secs", "expected 1 to 86400 seconds");
+        }
         if let Some(from) = &self.mail_from
             && ecom_notify::SmtpSettings::parse("smtp://localhost", from).is_err()
         {
@@ -418,6 +450,19 @@ impl Config {
             ecom_notify::SmtpSettings::parse(url, &self.mail_from())
                 .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url")))),
         )
+    }
+
+    /// The marketing job's settings (after [`Config::validate`] accepted them).
+    pub fn marketing_settings(&self) -> ecom_notify::MarketingSettings {
+        let mailto = self.mail_from();
+        let mailto =
+            mailto.rsplit_once('<').map_or(mailto.as_str(), |(_, addr)| addr.trim_end_matches('>')).trim().to_owned();
+        ecom_notify::MarketingSettings {
+            abandoned_after: parse_duration(&self.abandoned_cart_after)
+                .unwrap_or(std::time::Duration::from_secs(4 * 3600)),
+            poll: std::time::Duration::from_secs(self.marketing_poll_secs.max(1)),
+            mailto,
+        }
     }
 
     /// The notification dispatcher's pacing.
@@ -715,6 +760,16 @@ mod tests {
         assert!(e(Config { bus_backoff_base_ms: 0, ..Config::default() }).contains("ECOM_BUS_BACKOFF_BASE_MS"));
         assert!(e(Config { bus_backoff_max_ms: 10, ..Config::default() }).contains("ECOM_BUS_BACKOFF_MAX_MS"));
         assert!(e(Config { bus_poll_ms: 0, ..Config::default() }).contains("ECOM_BUS_POLL_MS"));
+        assert!(
+            e(Config { abandoned_cart_after: "soon".into(), ..Config::default() })
+                .contains("ECOM_ABANDONED_CART_AFTER")
+        );
+        assert!(
+            e(Config { abandoned_cart_after: "5s".into(), ..Config::default() }).contains("ECOM_ABANDONED_CART_AFTER")
+        );
+        assert_eq!(parse_duration("90m"), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(parse_duration("7200"), Some(std::time::Duration::from_secs(7200)));
+        assert!(e(Config { marketing_poll_secs: 0, ..Config::default() }).contains("ECOM_MARKETING_POLL_SECS"));
         assert!(
             e(Config { webhook_disable_after_secs: 0, ..Config::default() })
                 .contains("ECOM_WEBHOOK_DISABLE_AFTER_SECS")

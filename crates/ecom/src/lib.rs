@@ -43,6 +43,10 @@ pub struct Application {
     /// Webhooks out: subscriptions and the sender started with the server.
     pub webhooks: ecom_services::Webhooks,
     run_webhook_sender: bool,
+    /// Wakes this node's inbox streams; on PostgreSQL fed by LISTEN from every node.
+    pub inbox: ecom_notify::InboxHub,
+    /// Abandoned-cart reminders and back-in-stock alerts (leased: one node at a time).
+    pub marketing: ecom_notify::MarketingJob,
     /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
     amqp: Option<ecom_bus::AmqpSettings>,
     broker: ecom_bus::BrokerStatus,
@@ -152,6 +156,7 @@ impl Application {
         let (phones, push) = channels::services(config, &db, &outbound)?;
         let domains = domain_service(config, &db, &directory, &outbound, &listener)?;
         let traffic = ecom_web::Traffic::new();
+        let inbox = ecom_notify::InboxHub::new();
         let state = ecom_web::AppState::new(
             ecom_web::Services {
                 db: db.clone(),
@@ -167,6 +172,7 @@ impl Application {
                 push,
                 domains: domains.clone(),
                 traffic: traffic.clone(),
+                inbox: inbox.clone(),
             },
             secret.as_bytes(),
             ecom_web::install_metrics_recorder(),
@@ -182,7 +188,7 @@ impl Application {
             },
         );
         let activity_db = db.clone();
-        let channels = notification_channels(config, &db)?;
+        let channels = notification_channels(config, &db, &inbox)?;
         for line in channels.describe() {
             tracing::info!(channel = %line, "notifications");
         }
@@ -192,6 +198,12 @@ impl Application {
         linked.listen = listener.local_addr().unwrap_or(config.listen);
         let notifications =
             ecom_notify::Notifications::new(db.clone(), store_links(&linked)).with_templates(store_templates);
+        let marketing = ecom_notify::MarketingJob::new(
+            db.clone(),
+            store_links(&linked),
+            ecom_notify::LinkSigner::new(secret.as_bytes()),
+            config.marketing_settings(),
+        );
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -212,6 +224,8 @@ impl Application {
             dispatcher,
             webhooks,
             run_webhook_sender: config.webhook_sender,
+            inbox,
+            marketing,
             amqp,
             broker,
             domains,
@@ -282,9 +296,22 @@ impl Application {
         let sender = self.run_webhook_sender.then(|| self.webhooks.clone().spawn());
         let domain_checks = self.domains.clone().spawn(self.domain_check_every);
         let bus_sampler = self.traffic.clone().spawn_sampler(self.db.clone());
+        // In-app: other nodes' items reach this node's streams; marketing messages.
+        let listener = self.inbox.listen(&self.db);
+        let marketing = self.run_relay.then(|| self.marketing.clone().spawn());
+        let inbox = self.inbox.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open event streams end, so graceful shutdown does not wait for them.
+            inbox.close();
+        };
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
+        for task in [listener, marketing].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
+        }
         expiry.abort();
         domain_checks.abort();
         bus_sampler.abort();
@@ -306,14 +333,19 @@ impl Application {
 }
 
 /// The channels notifications go out on: email over SMTP when `ECOM_SMTP_URL` is set,
-/// else into the dev mailbox.
-pub fn notification_channels(config: &Config, db: &Db) -> anyhow::Result<ecom_notify::Channels> {
+/// else into the dev mailbox; in-app into the inboxes, waking `inbox`.
+pub fn notification_channels(
+    config: &Config,
+    db: &Db,
+    inbox: &ecom_notify::InboxHub,
+) -> anyhow::Result<ecom_notify::Channels> {
     use std::sync::Arc;
     let email: Arc<dyn ecom_notify::Channel> = match config.smtp() {
         Some(settings) => Arc::new(ecom_notify::SmtpChannel::new(settings?).map_err(|e| anyhow::anyhow!(e))?),
         None => Arc::new(ecom_notify::MailboxChannel::new(db.clone())),
     };
-    channels::add(config, db, ecom_notify::Channels::default().with(email, config.notify_email_per_sec))
+    let inapp = Arc::new(ecom_notify::InAppChannel::new(db.clone(), inbox.clone()));
+    channels::add(config, db, ecom_notify::Channels::default().with(email, config.notify_email_per_sec).with(inapp, 1000))
 }
 
 /// Store addresses for links in messages: the primary domain when the store has one,
@@ -462,8 +494,11 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
     .await
     .context("the store was created but its audit entry was not written")?;
     // Send the invitation now rather than leave it for a running server.
-    let dispatcher =
-        ecom_notify::Dispatcher::new(db.clone(), notification_channels(config, &db)?, config.dispatch_settings());
+    let dispatcher = ecom_notify::Dispatcher::new(
+        db.clone(),
+        notification_channels(config, &db, &ecom_notify::InboxHub::new())?,
+        config.dispatch_settings(),
+    );
     if let Err(e) = dispatcher.drain(3).await {
         tracing::warn!(error = %e, "sending queued email failed; a running server will retry it");
     }

@@ -151,11 +151,12 @@ async fn place(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid) -> i64 {
     number
 }
 
+/// The email rows of the log (order events also file in-app items; `tests/inbox.rs`).
 async fn log(db: &Db) -> Vec<NotificationRow> {
     let txn = db.platform_txn().await.unwrap();
     let (rows, _) = ecom_store::notifications::list(&txn, None, 500).await.unwrap();
     txn.commit().await.unwrap();
-    rows
+    rows.into_iter().filter(|n| n.channel == "email").collect()
 }
 
 /// Waits until `done` holds for the log.

@@ -290,6 +290,11 @@ impl Page {
 }
 
 impl Browser {
+    /// A browser for another node's address (tests with several nodes).
+    pub fn new(client: reqwest::Client, port: u16) -> Self {
+        Self { client, port }
+    }
+
     pub fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.port)
     }
