@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod passwords;
 pub mod payments;
 pub mod ratelimit;
+pub mod retention;
 pub mod stripe;
 pub mod webhooks;
 

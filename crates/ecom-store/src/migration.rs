@@ -95,6 +95,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
+            Box::new(M0014Retention),
         ]
     }
 }
@@ -1201,6 +1202,43 @@ impl MigrationTrait for M0013TokenPurpose {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the token purpose migration cannot be reverted".into()))
+    }
+}
+
+struct M0014Retention;
+
+impl MigrationName for M0014Retention {
+    fn name(&self) -> &str {
+        "m0014_retention"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0014Retention {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Leases on platform jobs that one node at a time should run (the retention
+        // pruner): a row per job, taken by a conditional update. Not tenant data.
+        m.create_table(
+            Table::create()
+                .table(name("job_leases"))
+                .if_not_exists()
+                .col(ColumnDef::new(name("name")).string_len(100).not_null().primary_key())
+                .col(text("holder", 100))
+                .col(at("held_until", true))
+                .to_owned(),
+        )
+        .await?;
+        // What the pruner looks for: old rows that are done.
+        m.create_index(index("bus_deliveries", &["status", "delivered_at"], false)).await?;
+        m.create_index(index("consumer_receipts", &["created_at"], false)).await?;
+        m.create_index(index("webhook_deliveries", &["status", "delivered_at"], false)).await?;
+        m.create_index(index("notifications", &["status", "sent_at"], false)).await?;
+        m.create_index(index("dev_mailbox", &["created_at"], false)).await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the retention migration cannot be reverted".into()))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod demo_images;
+pub mod prune;
 pub mod telemetry;
 
 use anyhow::Context;
@@ -41,6 +42,8 @@ pub struct Application {
     /// Webhooks out: subscriptions and the sender started with the server.
     pub webhooks: ecom_services::Webhooks,
     run_webhook_sender: bool,
+    /// Prunes old delivered/sent rows (one node at a time, by job lease).
+    retention: ecom_services::retention::Retention,
     /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
     amqp: Option<ecom_bus::AmqpSettings>,
     broker: ecom_bus::BrokerStatus,
@@ -175,6 +178,7 @@ impl Application {
         let mut linked = config.clone();
         linked.listen = listener.local_addr().unwrap_or(config.listen);
         let notifications = ecom_notify::Notifications::new(db.clone(), store_links(&linked));
+        let retention = ecom_services::retention::Retention::new(db.clone(), config.retention_settings());
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -195,6 +199,7 @@ impl Application {
             dispatcher,
             webhooks,
             run_webhook_sender: config.webhook_sender,
+            retention,
             amqp,
             broker,
         })
@@ -260,10 +265,12 @@ impl Application {
         let dispatcher = self.run_relay.then(|| self.dispatcher.clone().spawn());
         // Webhooks out: POSTs the deliveries the relay's webhook consumer writes.
         let sender = self.run_webhook_sender.then(|| self.webhooks.clone().spawn());
+        let retention = self.retention.clone().spawn();
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         pruner.abort();
         expiry.abort();
+        retention.abort();
         if let Some(sender) = sender {
             sender.abort();
             let _ = sender.await;
