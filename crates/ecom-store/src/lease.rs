@@ -15,9 +15,10 @@
 
 use crate::Result;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -64,29 +65,35 @@ impl<E: EntityTrait> Lease<E> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut pick = Query::select();
-        pick.column(self.id)
-            .from(E::default())
-            .cond_where(self.due(now).add(only))
-            .order_by(self.next_attempt_at, Order::Asc)
-            .order_by(self.id, Order::Asc)
+        let mut pick = E::find()
+            .select_only()
+            .column(self.id)
+            .filter(self.due(now))
+            .filter(only)
+            .order_by_asc(self.next_attempt_at)
+            .order_by_asc(self.id)
             .limit(limit);
         if txn.get_database_backend() == DbBackend::Postgres {
-            pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            pick = pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let ids: Vec<Uuid> = pick.into_tuple().all(txn).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
         let res = E::update_many()
             .col_expr(self.claimed_by, Expr::value(me))
             .col_expr(self.claimed_until, Expr::value(until))
-            .filter(Expr::col(self.id).in_subquery(pick))
+            .filter(self.id.is_in(ids.clone()))
             .filter(self.due(now))
             .exec(txn)
             .await?;
         if res.rows_affected == 0 {
             return Ok(Vec::new());
         }
-        // The rows this claim leased: `until` is this claim's own (a worker claims
-        // one batch at a time, and each claim has a later `now`).
+        // The rows this claim leased (on SQLite another process may have taken some
+        // between the pick and the update).
         Ok(E::find()
+            .filter(self.id.is_in(ids))
             .filter(self.claimed_by.eq(me))
             .filter(self.claimed_until.eq(until))
             .filter(self.status.eq(self.pending))

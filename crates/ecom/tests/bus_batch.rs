@@ -53,7 +53,7 @@ async fn node_db(app: &TestApp) -> Db {
 }
 
 async fn two_relays_drain_a_backlog_delivering_each_event_once(app: TestApp) {
-    const N: usize = 1_500;
+    const N: usize = 1_000;
     let tenant = app.store("demo", "Demo").await;
     // The backlog, written before any relay runs (the app's own relay is off).
     let txn = app.db.tenant_txn(tenant.id).await.unwrap();
@@ -83,7 +83,7 @@ async fn two_relays_drain_a_backlog_delivering_each_event_once(app: TestApp) {
         if oldest.is_none() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the backlog did not drain");
+        assert!(start.elapsed() < Duration::from_secs(300), "the backlog did not drain");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for r in relays {
