@@ -211,7 +211,7 @@ impl Dispatcher {
         let by_rate = u64::from(self.settings.per_channel_per_sec.max(1)) * (self.settings.lease.as_secs() / 2).max(1);
         let limit = self.settings.batch.min(by_rate).max(self.settings.concurrency.max(1) as u64);
         let txn = self.db.platform_txn().await?;
-        let claimed = repo::claim_due(&txn, &self.id, now, until, limit).await?;
+        let claimed = repo::LEASE.claim(&txn, &self.id, now, until, limit).await?;
         txn.commit().await?;
         Ok((claimed, until))
     }

@@ -528,7 +528,7 @@ impl Webhooks {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.settings.lease()).unwrap_or(chrono::Duration::MAX);
         let txn = self.db.platform_txn().await?;
-        let claimed = repo::claim_due(&txn, &self.id, now, until, want as u64).await?;
+        let claimed = repo::LEASE.claim(&txn, &self.id, now, until, want as u64).await?;
         commit(txn).await?;
         Ok(claimed)
     }

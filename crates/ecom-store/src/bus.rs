@@ -320,7 +320,7 @@ pub const LEASE: Lease<delivery::Entity> = Lease {
 };
 
 /// Leases up to `limit` due deliveries to `consumers` to relay `me` until `until`,
-/// soonest due first (see [`Lease::claim`]).
+/// soonest due first (see [`Lease::claim_where`]).
 pub async fn claim_due(
     txn: &DatabaseTransaction,
     consumers: &[&str],
@@ -330,7 +330,7 @@ pub async fn claim_due(
     limit: u64,
 ) -> Result<Vec<DeliveryRow>> {
     let only = Condition::all().add(delivery::Column::Consumer.is_in(consumers.iter().copied()));
-    LEASE.claim(txn, only, me, now, until, limit).await
+    LEASE.claim_where(txn, only, me, now, until, limit).await
 }
 
 /// Records successful attempts by the relay holding their leases; returns how many

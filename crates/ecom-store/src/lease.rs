@@ -51,9 +51,21 @@ impl<E: EntityTrait> Lease<E> {
         Condition::all().add(self.id.is_in(ids)).add(self.claimed_by.eq(me)).add(self.status.eq(self.pending))
     }
 
-    /// Leases up to `limit` due rows that also match `only`, soonest due first, to
-    /// worker `me` until `until`, and returns them. Each row goes to one worker.
+    /// Leases up to `limit` due rows, soonest due first, to worker `me` until `until`,
+    /// and returns them. Each row goes to one worker.
     pub async fn claim(
+        &self,
+        txn: &DatabaseTransaction,
+        me: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<E::Model>> {
+        self.claim_where(txn, Condition::all(), me, now, until, limit).await
+    }
+
+    /// [`Lease::claim`] of the due rows that also match `only`.
+    pub async fn claim_where(
         &self,
         txn: &DatabaseTransaction,
         only: Condition,

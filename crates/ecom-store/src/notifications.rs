@@ -125,18 +125,6 @@ pub const LEASE: Lease<N> = Lease {
 /// How many rows one `IN (…)` list or `CASE` carries.
 const CHUNK: usize = 500;
 
-/// Leases up to `limit` due messages to dispatcher `me` until `until`, soonest due
-/// first, and returns them (see [`Lease::claim`]).
-pub async fn claim_due(
-    txn: &DatabaseTransaction,
-    me: &str,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<NotificationRow>> {
-    LEASE.claim(txn, Condition::all(), me, now, until, limit).await
-}
-
 pub async fn get(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<NotificationRow>> {
     Ok(N::find_by_id(id).one(txn).await?)
 }

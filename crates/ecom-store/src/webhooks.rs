@@ -382,18 +382,6 @@ pub const LEASE: Lease<delivery::Entity> = Lease {
     claimed_until: delivery::Column::ClaimedUntil,
 };
 
-/// Leases up to `limit` due deliveries, across stores, to sender `me` until `until`,
-/// soonest due first (see [`Lease::claim`]).
-pub async fn claim_due(
-    txn: &DatabaseTransaction,
-    me: &str,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<DeliveryRow>> {
-    LEASE.claim(txn, Condition::all(), me, now, until, limit).await
-}
-
 /// One attempt, for the log.
 pub struct NewAttempt<'a> {
     pub status_code: Option<i32>,

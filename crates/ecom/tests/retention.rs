@@ -170,7 +170,7 @@ async fn webhook_rows(app: &TestApp, tenant: &Tenant) {
     }
     txn.commit().await.unwrap();
     let txn = app.db.platform_txn().await.unwrap();
-    let claimed = hooks::claim_due(&txn, "test-sender", now, now + Days::minutes(1), 10).await.unwrap();
+    let claimed = hooks::LEASE.claim(&txn, "test-sender", now, now + Days::minutes(1), 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let refused = hooks::NewAttempt { status_code: Some(500), error: "", latency_ms: 3, response_excerpt: "no" };
     let fine = hooks::NewAttempt { status_code: Some(200), error: "", latency_ms: 3, response_excerpt: "ok" };
@@ -178,7 +178,7 @@ async fn webhook_rows(app: &TestApp, tenant: &Tenant) {
     assert!(hooks::record_attempt(&txn, &claimed[0], "test-sender", &refused, false, Some(now), now).await.unwrap());
     txn.commit().await.unwrap();
     let txn = app.db.platform_txn().await.unwrap();
-    let again = hooks::claim_due(&txn, "test-sender", now, now + Days::minutes(1), 10).await.unwrap();
+    let again = hooks::LEASE.claim(&txn, "test-sender", now, now + Days::minutes(1), 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert!(hooks::record_attempt(&txn, &again[0], "test-sender", &fine, true, None, now).await.unwrap());
     // The second: given up.
