@@ -9,6 +9,8 @@ use rand::RngExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod notify;
+
 #[derive(Parser)]
 #[command(about = "ECOM load generator")]
 struct Cli {
@@ -104,6 +106,30 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
     },
+    /// A fast SMTP sink for the notification benchmark: accepts and counts every
+    /// message, writing "<messages> <bytes>" to the count file ten times a second.
+    SmtpSink {
+        #[arg(long, default_value = "127.0.0.1:2526")]
+        listen: String,
+        #[arg(long)]
+        count_file: String,
+    },
+    /// Notification throughput: writes N order events (copies of store "outfitters"'s
+    /// real order.placed / order.paid events, one shopper email each) into the outbox
+    /// and times until the SMTP sink has received N more messages: outbox → relay →
+    /// notifications consumer → queue → dispatcher → SMTP.
+    NotifyEvents {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        notifications: u64,
+        #[arg(long, default_value = "outfitters")]
+        store: String,
+        #[arg(long)]
+        count_file: String,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
     /// Measure tenant resolution + storefront, and customer login, across N stores.
     Tenancy {
         /// e.g. http://127.0.0.1:18090
@@ -134,6 +160,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Graphql { base, host, products, secs, concurrency } => {
             graphql(&base, &host, products, secs, concurrency).await
+        }
+        Command::SmtpSink { listen, count_file } => notify::smtp_sink(&listen, &count_file),
+        Command::NotifyEvents { database_url, notifications, store, count_file, timeout_secs } => {
+            notify::notify_events(&database_url, &store, notifications, &count_file, timeout_secs).await
         }
         Command::BusEvents { database_url, events, store, timeout_secs } => {
             bus_events(&database_url, events, &store, timeout_secs).await

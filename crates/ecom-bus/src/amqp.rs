@@ -400,15 +400,8 @@ impl AmqpBus {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.settings.relay.lease).unwrap_or(chrono::Duration::MAX);
         let txn = self.db.platform_txn().await?;
-        let due = repo::due(&txn, now, self.settings.relay.batch).await?;
-        let mut claimed = Vec::new();
-        for row in due {
-            if self.consumers.iter().any(|c| c.name() == row.consumer)
-                && repo::claim(&txn, row.id, &self.id, now, until).await?
-            {
-                claimed.push(row);
-            }
-        }
+        let names: Vec<&str> = self.consumers.iter().map(|c| c.name()).collect();
+        let claimed = repo::claim_due(&txn, &names, &self.id, now, until, self.settings.relay.batch).await?;
         txn.commit().await?;
         let mut done = 0;
         for row in claimed {

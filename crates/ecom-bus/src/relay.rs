@@ -14,10 +14,12 @@
 use crate::consumer::Consumer;
 use crate::events::{Event, Topic};
 use chrono::{DateTime, Utc};
-use ecom_store::bus::{self as repo, DeliveryRow};
+use ecom_store::bus::{self as repo, DeliveryRow, OutboxRow};
 use ecom_store::{Db, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How the relay paces itself.
 #[derive(Debug, Clone)]
@@ -32,11 +34,12 @@ pub struct RelaySettings {
     pub poll: Duration,
     /// Events fanned out and deliveries attempted per round.
     pub batch: u64,
-    /// How long a claimed delivery stays with its relay; an attempt that takes
-    /// longer is abandoned (and counted as failed).
+    /// How long a claimed batch stays with its relay. An attempt starts only while
+    /// half of it is left and is cut off (counted as failed) with a quarter left, so
+    /// outcomes are recorded while the relay still holds them.
     pub lease: Duration,
-    /// Deliveries attempted at once (each holds a database connection for its
-    /// records; on SQLite there is one, shared with the requests).
+    /// Deliveries handed to consumers at once (each consumer's transaction holds a
+    /// database connection; on SQLite there is one, shared with the requests).
     pub concurrency: usize,
 }
 
@@ -47,7 +50,7 @@ impl Default for RelaySettings {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
             poll: Duration::from_millis(500),
-            batch: 64,
+            batch: 256,
             lease: Duration::from_secs(60),
             concurrency: 8,
         }
@@ -143,29 +146,49 @@ impl Relay {
         tokio::spawn(self.run())
     }
 
-    /// One round: samples the lag, fans out new events, attempts due deliveries.
+    /// One round: samples the lag, fans out a batch of new events (one transaction),
+    /// leases a batch of due deliveries (one conditional update), hands them to their
+    /// consumers, `concurrency` at a time, and records the outcomes (one transaction).
     pub async fn run_once(&self) -> Result<Round, BusError> {
         let mut round = Round::default();
         self.sample().await?;
         round.dispatched = self.fan_out().await?;
-        let mut claimed = self.claim().await?.into_iter();
+        let (claimed, until, events) = self.claim().await?;
+        if claimed.is_empty() {
+            return Ok(round);
+        }
+        let mut claimed = claimed.into_iter();
+        let mut results = Vec::with_capacity(claimed.len());
+        let mut skipped = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             while tasks.len() < self.settings.concurrency.max(1) {
                 let Some(row) = claimed.next() else { break };
+                // Started only with half the lease left, and cut off before it ends,
+                // so that the outcome is recorded while this relay still holds it.
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                let event = events.get(&row.event_id).cloned();
+                let Some(event) = event.filter(|_| left >= self.settings.lease / 2) else {
+                    skipped.push(row.id);
+                    continue;
+                };
                 let relay = self.clone();
-                tasks.spawn(async move { relay.attempt(row).await });
+                let limit = left.saturating_sub(self.settings.lease / 4);
+                tasks.spawn(async move {
+                    let result = relay.attempt(&row, &event, limit).await;
+                    (row, event.payload, result)
+                });
             }
             let Some(done) = tasks.join_next().await else { break };
             match done {
-                Ok(Ok(Outcome::Delivered)) => round.delivered += 1,
-                Ok(Ok(Outcome::Retry)) => round.retried += 1,
-                Ok(Ok(Outcome::Dead)) => round.dead_lettered += 1,
-                Ok(Ok(Outcome::LostLease)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "recording a bus delivery failed"),
+                Ok(r) => results.push(r),
                 Err(e) => tracing::warn!(error = %e, "a bus delivery task failed"),
             }
         }
+        let recorded = self.record(results, &skipped).await?;
+        round.delivered = recorded.delivered;
+        round.retried = recorded.retried;
+        round.dead_lettered = recorded.dead_lettered;
         Ok(round)
     }
 
@@ -182,115 +205,115 @@ impl Relay {
         Ok(())
     }
 
+    /// Fans a batch of new events out in one transaction: marks them dispatched, creates
+    /// every (event, consumer) delivery in multi-row inserts, and publishes at once the
+    /// events no consumer wants.
     async fn fan_out(&self) -> Result<usize, BusError> {
+        let now = Utc::now();
         let txn = self.db.platform_txn().await?;
-        let rows = repo::undispatched(&txn, self.settings.batch).await?;
-        txn.commit().await?;
-        let mut dispatched = 0;
-        for row in rows {
-            let now = Utc::now();
-            let txn = self.db.platform_txn().await?;
-            if !repo::mark_dispatched(&txn, row.id, now).await? {
-                continue; // Another relay did.
-            }
+        let rows = repo::dispatch(&txn, now, self.settings.batch).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut pairs = Vec::new();
+        let mut unwanted = Vec::new();
+        for row in &rows {
+            let before = pairs.len();
             match Topic::parse(&row.topic) {
                 Ok(topic) => {
                     for c in self.consumers.iter().filter(|c| c.topics().contains(&topic)) {
-                        repo::add_delivery(&txn, &row, c.name(), now).await?;
+                        pairs.push((row, c.name()));
                     }
                 }
                 Err(e) => tracing::warn!(event = %row.id, error = %e, "outbox event not routed"),
             }
-            // Published at once when no consumer wants it.
-            repo::publish_if_done(&txn, row.id, now).await?;
-            txn.commit().await?;
-            dispatched += 1;
+            if pairs.len() == before {
+                unwanted.push(row.id);
+            }
         }
-        Ok(dispatched)
+        repo::add_deliveries(&txn, &pairs, now).await?;
+        // Published at once when no consumer wants it.
+        repo::publish_done(&txn, &unwanted, now).await?;
+        txn.commit().await?;
+        Ok(rows.len())
     }
 
-    /// Leases due deliveries of this relay's consumers, up to `concurrency`.
-    async fn claim(&self) -> Result<Vec<DeliveryRow>, BusError> {
+    /// Leases a batch of due deliveries of this relay's consumers and reads their events.
+    async fn claim(&self) -> Result<(Vec<DeliveryRow>, DateTime<Utc>, HashMap<Uuid, OutboxRow>), BusError> {
         let now = Utc::now();
         let until = now.add_std(self.settings.lease);
+        let names: Vec<&str> = self.consumers.iter().map(|c| c.name()).collect();
         let txn = self.db.platform_txn().await?;
-        let due = repo::due(&txn, now, self.settings.batch).await?;
-        let mut claimed = Vec::new();
-        // Only as many as run at once, so that no lease runs out waiting for a turn.
-        for row in due {
-            if claimed.len() >= self.settings.concurrency.max(1) {
-                break;
-            }
-            if self.consumer(&row.consumer).is_some() && repo::claim(&txn, row.id, &self.id, now, until).await? {
-                claimed.push(row);
-            }
-        }
+        let claimed = repo::claim_due(&txn, &names, &self.id, now, until, self.settings.batch).await?;
+        let mut ids: Vec<Uuid> = claimed.iter().map(|r| r.event_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let events = repo::events(&txn, &ids).await?.into_iter().map(|e| (e.id, e)).collect();
         txn.commit().await?;
-        Ok(claimed)
+        Ok((claimed, until, events))
     }
 
-    async fn attempt(&self, row: DeliveryRow) -> Result<Outcome, BusError> {
-        let Some(consumer) = self.consumer(&row.consumer).cloned() else { return Ok(Outcome::LostLease) };
-        let txn = self.db.platform_txn().await?;
-        let event_row = repo::event(&txn, row.event_id).await?;
-        txn.commit().await?;
-        let Some(event_row) = event_row else { return Ok(Outcome::LostLease) };
-        let payload = event_row.payload.clone();
-        let result = match Event::from_outbox(&event_row) {
-            Ok(event) => match tokio::time::timeout(self.settings.lease, consumer.handle(&event)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("timed out after {:?}", self.settings.lease)),
-            },
-            Err(e) => Err(e.to_string()),
+    /// Hands one event to one consumer; the error, if it failed.
+    async fn attempt(&self, row: &DeliveryRow, event_row: &OutboxRow, limit: Duration) -> Result<(), String> {
+        let Some(consumer) = self.consumer(&row.consumer).cloned() else {
+            return Err(format!("no consumer {} on this node", row.consumer));
         };
+        let event = Event::from_outbox(event_row).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(limit, consumer.handle(&event)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("timed out after {limit:?}")),
+        }
+    }
+
+    /// Records a round's outcomes in one transaction: the events' locks, every success
+    /// in one update, each failure (retry or dead letter), leases given back for the
+    /// deliveries not attempted, and `published_at` for events now done.
+    async fn record(
+        &self,
+        results: Vec<(DeliveryRow, serde_json::Value, Result<(), String>)>,
+        skipped: &[Uuid],
+    ) -> Result<Round, BusError> {
+        let mut round = Round::default();
         let now = Utc::now();
-        let labels = [("consumer", consumer.name())];
+        let mut events: Vec<Uuid> = results.iter().map(|(row, _, _)| row.event_id).collect();
         let txn = self.db.platform_txn().await?;
-        repo::lock_event(&txn, row.event_id).await?;
-        let outcome = match result {
-            Ok(()) => {
-                if !repo::delivered(&txn, row.id, &self.id, now).await? {
-                    return Ok(Outcome::LostLease);
-                }
-                metrics::counter!("ecom_bus_delivered_total", &labels).increment(1);
-                Outcome::Delivered
-            }
-            Err(error) => {
-                let error: String = error.chars().take(2000).collect();
-                let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
-                if attempts >= self.settings.max_attempts {
-                    if !repo::dead(&txn, &row, &self.id, &error, payload, now).await? {
-                        return Ok(Outcome::LostLease);
-                    }
+        repo::lock_events(&txn, &events).await?;
+        let ok: Vec<&DeliveryRow> = results.iter().filter(|(_, _, r)| r.is_ok()).map(|(row, _, _)| row).collect();
+        let ok_ids: Vec<Uuid> = ok.iter().map(|r| r.id).collect();
+        round.delivered = usize::try_from(repo::delivered(&txn, &ok_ids, &self.id, now).await?).unwrap_or(0);
+        for row in ok {
+            metrics::counter!("ecom_bus_delivered_total", "consumer" => row.consumer.clone()).increment(1);
+        }
+        for (row, payload, result) in results {
+            let Err(error) = result else { continue };
+            let labels = [("consumer", row.consumer.clone())];
+            let error: String = error.chars().take(2000).collect();
+            let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
+            if attempts >= self.settings.max_attempts {
+                if repo::dead(&txn, &row, &self.id, &error, payload, now).await? {
                     tracing::warn!(event = %row.event_id, topic = %row.topic, consumer = %row.consumer,
                         attempts, error = %error, "bus delivery dead-lettered");
                     metrics::counter!("ecom_bus_dead_lettered_total", &labels).increment(1);
-                    Outcome::Dead
-                } else {
-                    let next = now.add_std(self.settings.backoff(attempts));
-                    if !repo::failed(&txn, row.id, &self.id, &error, next).await? {
-                        return Ok(Outcome::LostLease);
-                    }
+                    round.dead_lettered += 1;
+                }
+            } else {
+                let next = now.add_std(self.settings.backoff(attempts));
+                if repo::failed(&txn, row.id, &self.id, &error, next).await? {
                     tracing::info!(event = %row.event_id, topic = %row.topic, consumer = %row.consumer,
                         attempts, error = %error, retry_at = %next, "bus delivery failed; will retry");
                     metrics::counter!("ecom_bus_retried_total", &labels).increment(1);
-                    Outcome::Retry
+                    round.retried += 1;
                 }
             }
-        };
-        repo::publish_if_done(&txn, row.event_id, now).await?;
+        }
+        repo::LEASE.release(&txn, &self.id, skipped).await?;
+        events.sort_unstable();
+        events.dedup();
+        repo::publish_done(&txn, &events, now).await?;
         txn.commit().await?;
-        Ok(outcome)
+        Ok(round)
     }
-}
-
-enum Outcome {
-    Delivered,
-    Retry,
-    Dead,
-    /// The lease ran out and another relay took the delivery over.
-    LostLease,
 }
 
 /// For tests: runs rounds until one does nothing, at most `max_rounds`.

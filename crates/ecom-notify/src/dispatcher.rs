@@ -5,11 +5,13 @@
 //! leased to one by a conditional update (`claimed_by`, `claimed_until`), the same way
 //! the bus relay leases deliveries, so two never send a message at once; one that dies
 //! mid-send loses its lease and another picks the row up. No transaction is held while
-//! a message is on the wire.
+//! a message is on the wire. A round claims a batch in one conditional update, sends it
+//! `concurrency` at a time and records the outcomes in one transaction, so the database
+//! sees three transactions per batch, not per message.
 
 use crate::{Channel, Outgoing, SendError};
 use chrono::{DateTime, Utc};
-use ecom_store::notifications::{self as repo};
+use ecom_store::notifications::{self as repo, NotificationRow};
 use ecom_store::{Db, StoreError};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -45,9 +47,9 @@ impl Default for DispatchSettings {
             max_attempts: 8,
             backoff: ecom_bus::RelaySettings::default(),
             poll: Duration::from_millis(500),
-            batch: 32,
+            batch: 256,
             lease: Duration::from_secs(60),
-            concurrency: 4,
+            concurrency: 16,
             per_channel_per_sec: 50,
         }
     }
@@ -105,13 +107,6 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-enum Outcome {
-    Sent,
-    Retry,
-    Failed,
-    LostLease,
-}
-
 impl Dispatcher {
     pub fn new(db: Db, channels: Channels, settings: DispatchSettings) -> Self {
         let id = format!("notify-{}-{}", std::process::id(), Uuid::now_v7().simple());
@@ -154,28 +149,48 @@ impl Dispatcher {
         Ok(total)
     }
 
-    /// One round: claims due messages and sends them, a few at a time.
+    /// One round: claims a batch of due messages (one conditional update), sends them,
+    /// `concurrency` at a time, and records the outcomes (one transaction).
     pub async fn run_once(&self) -> Result<Round, StoreError> {
         let mut round = Round::default();
         self.sample().await?;
-        let mut claimed = self.claim().await?.into_iter();
+        let (claimed, until) = self.claim().await?;
+        if claimed.is_empty() {
+            return Ok(round);
+        }
+        let senders = self.senders(&claimed).await?;
+        let mut claimed = claimed.into_iter();
+        let mut results = Vec::with_capacity(claimed.len());
+        let mut skipped = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             while tasks.len() < self.settings.concurrency.max(1) {
-                let Some(id) = claimed.next() else { break };
+                let Some(row) = claimed.next() else { break };
+                // Started only with half the lease left, and cut off before it ends,
+                // so that the outcome is recorded while this dispatcher holds it.
+                let left = (until - Utc::now()).to_std().unwrap_or_default();
+                if left < self.settings.lease / 2 {
+                    skipped.push(row.id);
+                    continue;
+                }
+                let from_name = row.tenant_id.and_then(|t| senders.get(&t).cloned());
                 let me = self.clone();
-                tasks.spawn(async move { me.attempt(id).await });
+                let limit = left.saturating_sub(self.settings.lease / 4);
+                tasks.spawn(async move {
+                    let result = me.send(&row, from_name, limit).await;
+                    (row, result)
+                });
             }
             let Some(done) = tasks.join_next().await else { break };
             match done {
-                Ok(Ok(Outcome::Sent)) => round.sent += 1,
-                Ok(Ok(Outcome::Retry)) => round.retried += 1,
-                Ok(Ok(Outcome::Failed)) => round.failed += 1,
-                Ok(Ok(Outcome::LostLease)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "recording a notification attempt failed"),
+                Ok(r) => results.push(r),
                 Err(e) => tracing::warn!(error = %e, "a notification task failed"),
             }
         }
+        let recorded = self.record(results, &skipped).await?;
+        round.sent = recorded.sent;
+        round.retried = recorded.retried;
+        round.failed = recorded.failed;
         Ok(round)
     }
 
@@ -188,95 +203,108 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Leases up to `concurrency` due messages whose channel this process has: a
-    /// message leased beyond that would wait for a turn while its lease runs out.
-    async fn claim(&self) -> Result<Vec<Uuid>, StoreError> {
+    /// Leases a batch of due messages: `batch`, or fewer when the send-rate limit
+    /// could not get through them within half the lease.
+    async fn claim(&self) -> Result<(Vec<NotificationRow>, DateTime<Utc>), StoreError> {
         let now = Utc::now();
         let until = add(now, self.settings.lease);
+        let by_rate = u64::from(self.settings.per_channel_per_sec.max(1)) * (self.settings.lease.as_secs() / 2).max(1);
+        let limit = self.settings.batch.min(by_rate).max(self.settings.concurrency.max(1) as u64);
         let txn = self.db.platform_txn().await?;
-        let due = repo::due(&txn, now, self.settings.batch).await?;
-        let mut claimed = Vec::new();
-        for id in due {
-            if claimed.len() >= self.settings.concurrency.max(1) {
-                break;
-            }
-            if repo::claim(&txn, id, &self.id, now, until).await? {
-                claimed.push(id);
-            }
-        }
+        let claimed = repo::LEASE.claim(&txn, &self.id, now, until, limit).await?;
         txn.commit().await?;
-        Ok(claimed)
+        Ok((claimed, until))
     }
 
-    async fn attempt(&self, id: Uuid) -> Result<Outcome, StoreError> {
-        let txn = self.db.platform_txn().await?;
-        let row = repo::get(&txn, id).await?;
-        txn.commit().await?;
-        let Some(row) = row else { return Ok(Outcome::LostLease) };
-        // Store mail is sent in the store's name, from the platform's address.
-        let from_name = match row.tenant_id {
-            Some(t) => ecom_store::tenants::find_by_id(&self.db, ecom_core::TenantId(t)).await?.map(|t| t.name),
-            None => None,
-        };
-        let result = match self.channels.by_kind.get(row.channel.as_str()) {
-            None => Err(SendError::Transient(format!("no {} channel is configured on this node", row.channel))),
-            Some((channel, limiter)) => {
-                limiter.until_ready().await;
-                let message = Outgoing {
-                    id: row.id,
-                    tenant: row.tenant_id.map(ecom_core::TenantId),
-                    from_name,
-                    to: row.recipient.clone(),
-                    subject: row.subject.clone(),
-                    text: row.body_text.clone(),
-                    html: row.body_html.clone(),
-                    headers: repo::headers_of(&row),
-                    link: row.link.clone(),
-                };
-                match tokio::time::timeout(self.settings.lease, channel.send(&message)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(SendError::Transient(format!("timed out after {:?}", self.settings.lease))),
-                }
+    /// Store mail is sent in the store's name, from the platform's address: the names
+    /// of the stores in a batch, read once.
+    async fn senders(&self, rows: &[NotificationRow]) -> Result<HashMap<Uuid, String>, StoreError> {
+        let mut names = HashMap::new();
+        for t in rows.iter().filter_map(|r| r.tenant_id) {
+            if !names.contains_key(&t)
+                && let Some(store) = ecom_store::tenants::find_by_id(&self.db, ecom_core::TenantId(t)).await?
+            {
+                names.insert(t, store.name);
             }
+        }
+        Ok(names)
+    }
+
+    /// Sends one message through its channel; the provider's id, or why not.
+    async fn send(
+        &self,
+        row: &NotificationRow,
+        from_name: Option<String>,
+        limit: Duration,
+    ) -> Result<String, SendError> {
+        let Some((channel, limiter)) = self.channels.by_kind.get(row.channel.as_str()) else {
+            return Err(SendError::Transient(format!("no {} channel is configured on this node", row.channel)));
         };
-        let labels = [("channel", row.channel.clone())];
+        limiter.until_ready().await;
+        let message = Outgoing {
+            id: row.id,
+            tenant: row.tenant_id.map(ecom_core::TenantId),
+            from_name,
+            to: row.recipient.clone(),
+            subject: row.subject.clone(),
+            text: row.body_text.clone(),
+            html: row.body_html.clone(),
+            headers: repo::headers_of(row),
+            link: row.link.clone(),
+        };
+        match tokio::time::timeout(limit, channel.send(&message)).await {
+            Ok(r) => r,
+            Err(_) => Err(SendError::Transient(format!("timed out after {limit:?}"))),
+        }
+    }
+
+    /// Records a round's outcomes in one transaction: every success in one update per
+    /// few hundred, each failure (retry or failed for good), and leases given back for
+    /// the messages not attempted.
+    async fn record(
+        &self,
+        results: Vec<(NotificationRow, Result<String, SendError>)>,
+        skipped: &[Uuid],
+    ) -> Result<Round, StoreError> {
+        let mut round = Round::default();
         let now = Utc::now();
         let txn = self.db.platform_txn().await?;
-        let outcome = match result {
-            Ok(provider_id) => {
-                if !repo::sent(&txn, id, &self.id, &provider_id, now).await? {
-                    return Ok(Outcome::LostLease);
+        let sent: Vec<(Uuid, String)> =
+            results.iter().filter_map(|(row, r)| r.as_ref().ok().map(|pid| (row.id, pid.clone()))).collect();
+        round.sent = usize::try_from(repo::sent(&txn, &self.id, &sent, now).await?).unwrap_or(0);
+        for (row, result) in results {
+            let labels = [("channel", row.channel.clone())];
+            let e = match result {
+                Ok(provider_id) => {
+                    tracing::debug!(notification = %row.id, channel = %row.channel, template = %row.template,
+                        tenant.id = row.tenant_id.map(|t| t.to_string()), provider_id = %provider_id, "notification sent");
+                    metrics::counter!("ecom_notifications_sent_total", &labels).increment(1);
+                    continue;
                 }
-                tracing::info!(notification = %id, channel = %row.channel, template = %row.template,
-                    tenant.id = row.tenant_id.map(|t| t.to_string()), provider_id = %provider_id, "notification sent");
-                metrics::counter!("ecom_notifications_sent_total", &labels).increment(1);
-                Outcome::Sent
-            }
-            Err(e) => {
-                let error: String = e.to_string().chars().take(2000).collect();
-                let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
-                if !e.is_transient() || attempts >= self.settings.max_attempts {
-                    if !repo::attempt_failed(&txn, id, &self.id, &error, None).await? {
-                        return Ok(Outcome::LostLease);
-                    }
-                    tracing::warn!(notification = %id, channel = %row.channel, template = %row.template,
+                Err(e) => e,
+            };
+            let error: String = e.to_string().chars().take(2000).collect();
+            let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
+            if !e.is_transient() || attempts >= self.settings.max_attempts {
+                if repo::attempt_failed(&txn, row.id, &self.id, &error, None).await? {
+                    tracing::warn!(notification = %row.id, channel = %row.channel, template = %row.template,
                         attempts, error = %error, "notification failed for good");
                     metrics::counter!("ecom_notifications_failed_total", &labels).increment(1);
-                    Outcome::Failed
-                } else {
-                    let next = add(now, self.settings.backoff.backoff(attempts));
-                    if !repo::attempt_failed(&txn, id, &self.id, &error, Some(next)).await? {
-                        return Ok(Outcome::LostLease);
-                    }
-                    tracing::info!(notification = %id, channel = %row.channel, attempts, error = %error,
+                    round.failed += 1;
+                }
+            } else {
+                let next = add(now, self.settings.backoff.backoff(attempts));
+                if repo::attempt_failed(&txn, row.id, &self.id, &error, Some(next)).await? {
+                    tracing::info!(notification = %row.id, channel = %row.channel, attempts, error = %error,
                         retry_at = %next, "notification not sent; will retry");
                     metrics::counter!("ecom_notifications_retried_total", &labels).increment(1);
-                    Outcome::Retry
+                    round.retried += 1;
                 }
             }
-        };
+        }
+        repo::LEASE.release(&txn, &self.id, skipped).await?;
         txn.commit().await?;
-        Ok(outcome)
+        Ok(round)
     }
 }
 

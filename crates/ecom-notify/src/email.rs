@@ -77,6 +77,9 @@ impl SmtpChannel {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
             .map_err(|e| format!("SMTP: {e}"))?
             .timeout(Some(settings.timeout))
+            // As many open connections as the dispatcher sends at once (its default
+            // concurrency), each reused for message after message.
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(16))
             .build();
         Ok(Self { transport, settings })
     }

@@ -202,7 +202,7 @@ impl MarketingJob {
     pub async fn leased_round(&self, now: DateTime<Utc>) -> Result<Option<JobRound>, StoreError> {
         let until = add(now, self.settings.poll.saturating_mul(3).max(Duration::from_secs(30)));
         let txn = self.db.platform_txn().await?;
-        let mine = repo::take_lease(&txn, LEASE, &self.id, now, until).await?;
+        let mine = ecom_store::lease::take_job(&txn, LEASE, &self.id, now, until).await?;
         txn.commit().await?;
         if !mine {
             return Ok(None);

@@ -23,6 +23,7 @@ pub mod plans;
 pub mod ratelimit;
 pub mod staff;
 pub mod returns;
+pub mod retention;
 pub mod stripe;
 pub mod view_as;
 pub mod webhooks;

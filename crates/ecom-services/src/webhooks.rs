@@ -528,16 +528,7 @@ impl Webhooks {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.settings.lease()).unwrap_or(chrono::Duration::MAX);
         let txn = self.db.platform_txn().await?;
-        let due = repo::due(&txn, now, want as u64 * 2).await?;
-        let mut claimed = Vec::new();
-        for row in due {
-            if claimed.len() >= want {
-                break;
-            }
-            if repo::claim(&txn, row.id, &self.id, now, until).await? {
-                claimed.push(row);
-            }
-        }
+        let claimed = repo::LEASE.claim(&txn, &self.id, now, until, want as u64).await?;
         commit(txn).await?;
         Ok(claimed)
     }

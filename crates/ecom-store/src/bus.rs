@@ -7,12 +7,13 @@
 
 use crate::Result;
 use crate::entities::outbox_event;
+use crate::lease::Lease;
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -125,6 +126,10 @@ pub mod activity {
 
 // ---- fan-out -------------------------------------------------------------------------------
 
+/// How many rows one multi-row insert or `IN (…)` list carries: far below the bind
+/// limits of both backends (SQLite 32,766, PostgreSQL 65,535).
+const CHUNK: usize = 500;
+
 /// Outbox events not yet fanned out to consumers, oldest first.
 pub async fn undispatched(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<OutboxRow>> {
     Ok(outbox_event::Entity::find()
@@ -136,76 +141,142 @@ pub async fn undispatched(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<O
         .await?)
 }
 
-/// Marks an event fanned out; false when another relay did it first (the conditional
-/// update is what keeps two relays from fanning out twice).
-pub async fn mark_dispatched(txn: &DatabaseTransaction, event_id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+/// Takes up to `limit` events not yet fanned out, oldest first, and marks them fanned
+/// out at `now`; returns those this call marked. Call it in the transaction that
+/// creates their deliveries ([`add_deliveries`]). On PostgreSQL the rows are picked
+/// with `FOR UPDATE SKIP LOCKED`, so two relays take different events; on both
+/// backends the conditional update (`dispatched_at IS NULL`) marks each event once,
+/// and the deliveries' unique (event, consumer) key would absorb a second fan-out.
+pub async fn dispatch(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<OutboxRow>> {
+    let mut pick = outbox_event::Entity::find()
+        .filter(outbox_event::Column::DispatchedAt.is_null())
+        .order_by_asc(outbox_event::Column::CreatedAt)
+        .order_by_asc(outbox_event::Column::Id)
+        .limit(limit);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        pick = pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = pick.all(txn).await?;
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let res = outbox_event::Entity::update_many()
         .col_expr(outbox_event::Column::DispatchedAt, Expr::value(now))
-        .filter(outbox_event::Column::Id.eq(event_id))
+        .filter(outbox_event::Column::Id.is_in(ids.clone()))
         .filter(outbox_event::Column::DispatchedAt.is_null())
         .exec(txn)
         .await?;
-    Ok(res.rows_affected == 1)
+    if res.rows_affected as usize == rows.len() {
+        return Ok(rows);
+    }
+    // Another relay (SQLite, another process) marked some in between: keep ours.
+    Ok(outbox_event::Entity::find()
+        .filter(outbox_event::Column::Id.is_in(ids))
+        .filter(outbox_event::Column::DispatchedAt.eq(now))
+        .order_by_asc(outbox_event::Column::CreatedAt)
+        .order_by_asc(outbox_event::Column::Id)
+        .all(txn)
+        .await?)
 }
 
-/// Creates the pending delivery of an event to one consumer (once).
-pub async fn add_delivery(
-    txn: &DatabaseTransaction,
-    event: &OutboxRow,
-    consumer: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    delivery::Entity::insert(delivery::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(event.tenant_id),
-        event_id: Set(event.id),
-        consumer: Set(consumer.to_owned()),
-        topic: Set(event.topic.clone()),
-        status: Set(PENDING.into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        claimed_by: Set(String::new()),
-        claimed_until: Set(None),
-        last_error: Set(String::new()),
-        delivered_at: Set(None),
-        created_at: Set(now),
-    })
-    .on_conflict(OnConflict::columns([delivery::Column::EventId, delivery::Column::Consumer]).do_nothing().to_owned())
-    .exec_without_returning(txn)
-    .await?;
+/// Creates the pending deliveries of events to consumers — `(event, consumer)` pairs —
+/// in multi-row inserts; a pair that already has one keeps it.
+pub async fn add_deliveries(txn: &DatabaseTransaction, pairs: &[(&OutboxRow, &str)], now: DateTime<Utc>) -> Result<()> {
+    for chunk in pairs.chunks(CHUNK) {
+        let models = chunk.iter().map(|(event, consumer)| delivery::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(event.tenant_id),
+            event_id: Set(event.id),
+            consumer: Set((*consumer).to_owned()),
+            topic: Set(event.topic.clone()),
+            status: Set(PENDING.into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            claimed_by: Set(String::new()),
+            claimed_until: Set(None),
+            last_error: Set(String::new()),
+            delivered_at: Set(None),
+            created_at: Set(now),
+        });
+        delivery::Entity::insert_many(models)
+            .on_conflict(
+                OnConflict::columns([delivery::Column::EventId, delivery::Column::Consumer]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
     Ok(())
 }
 
-/// Sets `published_at` once no delivery of the event is pending (each was delivered or
-/// dead-lettered). True when it did.
+/// Sets `published_at` on those of `event_ids` that have no delivery pending any more
+/// (each was delivered or dead-lettered, or no consumer wanted the event); returns how
+/// many it set. Take the events' locks first ([`lock_events`]) when deliveries of the
+/// same event may finish in concurrent transactions.
+pub async fn publish_done(txn: &DatabaseTransaction, event_ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    let mut published = 0;
+    for chunk in event_ids.chunks(CHUNK) {
+        let pending = Query::select()
+            .expr(Expr::val(1))
+            .from(delivery::Entity)
+            .and_where(
+                Expr::col((delivery::Entity, delivery::Column::EventId))
+                    .equals((outbox_event::Entity, outbox_event::Column::Id)),
+            )
+            .and_where(Expr::col((delivery::Entity, delivery::Column::Status)).eq(PENDING))
+            .to_owned();
+        let res = outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::PublishedAt, Expr::value(now))
+            .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+            .filter(outbox_event::Column::PublishedAt.is_null())
+            .filter(Expr::exists(pending).not())
+            .exec(txn)
+            .await?;
+        published += res.rows_affected;
+    }
+    Ok(published)
+}
+
+/// [`publish_done`] for one event. True when it set `published_at`.
 pub async fn publish_if_done(txn: &DatabaseTransaction, event_id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-    let pending = Query::select()
-        .expr(Expr::val(1))
-        .from(delivery::Entity)
-        .and_where(delivery::Column::EventId.eq(event_id))
-        .and_where(delivery::Column::Status.eq(PENDING))
-        .to_owned();
-    let res = outbox_event::Entity::update_many()
-        .col_expr(outbox_event::Column::PublishedAt, Expr::value(now))
-        .filter(outbox_event::Column::Id.eq(event_id))
-        .filter(outbox_event::Column::PublishedAt.is_null())
-        .filter(Expr::exists(pending).not())
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    Ok(publish_done(txn, &[event_id], now).await? == 1)
 }
 
-/// Takes the event's row lock for the rest of the transaction (a no-op update), so
-/// that two relays finishing the last two deliveries of one event take turns: the
-/// second one's [`publish_if_done`] then sees the first one's delivery done. Without
-/// it, each would see the other's delivery still pending and neither would publish.
-pub async fn lock_event(txn: &DatabaseTransaction, event_id: Uuid) -> Result<()> {
-    outbox_event::Entity::update_many()
-        .col_expr(outbox_event::Column::PublishedAt, Expr::col(outbox_event::Column::PublishedAt))
-        .filter(outbox_event::Column::Id.eq(event_id))
-        .exec(txn)
-        .await?;
+/// Takes the events' row locks for the rest of the transaction, in id order (so two
+/// relays never wait on each other in a circle), so that two relays finishing the last
+/// deliveries of one event take turns: the second one's [`publish_done`] then sees the
+/// first one's delivery done. Without it, each would see the other's delivery still
+/// pending and neither would publish. (SQLite: a no-op update, which makes the
+/// transaction a writer from here on, as every writer takes turns there.)
+pub async fn lock_events(txn: &DatabaseTransaction, event_ids: &[Uuid]) -> Result<()> {
+    let mut ids = event_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(CHUNK) {
+        if txn.get_database_backend() == DbBackend::Postgres {
+            outbox_event::Entity::find()
+                .select_only()
+                .column(outbox_event::Column::Id)
+                .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(outbox_event::Column::Id)
+                .lock(LockType::Update)
+                .into_tuple::<Uuid>()
+                .all(txn)
+                .await?;
+        } else {
+            outbox_event::Entity::update_many()
+                .col_expr(outbox_event::Column::PublishedAt, Expr::col(outbox_event::Column::PublishedAt))
+                .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+                .exec(txn)
+                .await?;
+        }
+    }
     Ok(())
+}
+
+/// [`lock_events`] for one event.
+pub async fn lock_event(txn: &DatabaseTransaction, event_id: Uuid) -> Result<()> {
+    lock_events(txn, &[event_id]).await
 }
 
 /// When the oldest event not yet published was written (for the outbox lag).
@@ -225,60 +296,59 @@ pub async fn event(txn: &DatabaseTransaction, event_id: Uuid) -> Result<Option<O
     Ok(outbox_event::Entity::find_by_id(event_id).one(txn).await?)
 }
 
-// ---- deliveries ----------------------------------------------------------------------------
-
-/// Deliveries due for an attempt and not leased to a relay, soonest first.
-pub async fn due(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<DeliveryRow>> {
-    Ok(delivery::Entity::find()
-        .filter(delivery::Column::Status.eq(PENDING))
-        .filter(delivery::Column::NextAttemptAt.lte(now))
-        .filter(
-            Condition::any().add(delivery::Column::ClaimedUntil.is_null()).add(delivery::Column::ClaimedUntil.lt(now)),
-        )
-        .order_by_asc(delivery::Column::NextAttemptAt)
-        .order_by_asc(delivery::Column::Id)
-        .limit(limit)
-        .all(txn)
-        .await?)
+/// Several events by id, in no particular order (missing ones are left out).
+pub async fn events(txn: &DatabaseTransaction, event_ids: &[Uuid]) -> Result<Vec<OutboxRow>> {
+    let mut rows = Vec::with_capacity(event_ids.len());
+    for chunk in event_ids.chunks(CHUNK) {
+        rows.extend(
+            outbox_event::Entity::find().filter(outbox_event::Column::Id.is_in(chunk.iter().copied())).all(txn).await?,
+        );
+    }
+    Ok(rows)
 }
 
-/// Leases a delivery to relay `me` until `until`; false when another relay holds it or
-/// it is no longer pending. On PostgreSQL a concurrent claimer waits for the row lock
-/// and then re-checks the condition, so exactly one wins.
-pub async fn claim(
+// ---- deliveries ----------------------------------------------------------------------------
+
+/// The lease columns of `bus_deliveries`.
+pub const LEASE: Lease<delivery::Entity> = Lease {
+    id: delivery::Column::Id,
+    status: delivery::Column::Status,
+    pending: PENDING,
+    next_attempt_at: delivery::Column::NextAttemptAt,
+    claimed_by: delivery::Column::ClaimedBy,
+    claimed_until: delivery::Column::ClaimedUntil,
+};
+
+/// Leases up to `limit` due deliveries to `consumers` to relay `me` until `until`,
+/// soonest due first (see [`Lease::claim_where`]).
+pub async fn claim_due(
     txn: &DatabaseTransaction,
-    id: Uuid,
+    consumers: &[&str],
     me: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<bool> {
-    let res = delivery::Entity::update_many()
-        .col_expr(delivery::Column::ClaimedBy, Expr::value(me))
-        .col_expr(delivery::Column::ClaimedUntil, Expr::value(until))
-        .filter(delivery::Column::Id.eq(id))
-        .filter(delivery::Column::Status.eq(PENDING))
-        .filter(delivery::Column::NextAttemptAt.lte(now))
-        .filter(
-            Condition::any().add(delivery::Column::ClaimedUntil.is_null()).add(delivery::Column::ClaimedUntil.lt(now)),
-        )
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
+    limit: u64,
+) -> Result<Vec<DeliveryRow>> {
+    let only = Condition::all().add(delivery::Column::Consumer.is_in(consumers.iter().copied()));
+    LEASE.claim_where(txn, only, me, now, until, limit).await
 }
 
-/// Records a successful attempt by the relay holding the lease.
-pub async fn delivered(txn: &DatabaseTransaction, id: Uuid, me: &str, now: DateTime<Utc>) -> Result<bool> {
-    let res = delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
-        .col_expr(delivery::Column::DeliveredAt, Expr::value(now))
-        .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
-        .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(delivery::Column::Id.eq(id))
-        .filter(delivery::Column::ClaimedBy.eq(me))
-        .filter(delivery::Column::Status.eq(PENDING))
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
+/// Records successful attempts by the relay holding their leases; returns how many
+/// it recorded (a delivery whose lease was lost is left to its new holder).
+pub async fn delivered(txn: &DatabaseTransaction, ids: &[Uuid], me: &str, now: DateTime<Utc>) -> Result<u64> {
+    let mut done = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let res = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
+            .col_expr(delivery::Column::DeliveredAt, Expr::value(now))
+            .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
+            .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(LEASE.held(me, chunk.iter().copied()))
+            .exec(txn)
+            .await?;
+        done += res.rows_affected;
+    }
+    Ok(done)
 }
 
 /// Records a failed attempt and when to try again.
@@ -294,9 +364,7 @@ pub async fn failed(
         .col_expr(delivery::Column::LastError, Expr::value(error))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(delivery::Column::Id.eq(id))
-        .filter(delivery::Column::ClaimedBy.eq(me))
-        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(LEASE.held(me, [id]))
         .exec(txn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -316,9 +384,7 @@ pub async fn dead(
         .col_expr(delivery::Column::Attempts, Expr::col(delivery::Column::Attempts).add(1))
         .col_expr(delivery::Column::LastError, Expr::value(error))
         .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(delivery::Column::Id.eq(row.id))
-        .filter(delivery::Column::ClaimedBy.eq(me))
-        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(LEASE.held(me, [row.id]))
         .exec(txn)
         .await?;
     if res.rows_affected != 1 {
@@ -683,9 +749,7 @@ pub async fn mark_queued(txn: &DatabaseTransaction, id: Uuid, me: &str) -> Resul
     let res = delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(QUEUED))
         .col_expr(delivery::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(delivery::Column::Id.eq(id))
-        .filter(delivery::Column::ClaimedBy.eq(me))
-        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(LEASE.held(me, [id]))
         .exec(txn)
         .await?;
     Ok(res.rows_affected == 1)

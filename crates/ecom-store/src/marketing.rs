@@ -1,6 +1,6 @@
 //! What customers want to hear and through what: notification preferences per kind and
 //! channel, marketing consent per address, back-in-stock requests, abandoned-cart
-//! reminders, and the leases that let one node at a time run a scheduled job.
+//! reminders (the job's lease is `lease::take_job`).
 
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -104,24 +104,6 @@ pub mod cart_reminder {
         pub email: String,
         pub updated_at: DateTimeUtc,
         pub reminded_at: Option<DateTimeUtc>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod job_lease {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "job_leases")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub name: String,
-        pub holder: String,
-        pub until: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -414,32 +396,6 @@ pub async fn mark_reminded(
         .filter(K::TenantId.eq(tenant.0))
         .filter(K::Id.eq(cart))
         .filter(K::RemindedAt.is_null())
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
-}
-
-// ---- job leases ----------------------------------------------------------------------
-
-/// Takes (or renews) the lease of job `name` for `holder` until `until`: true when this
-/// holder has it now. A conditional write, so of several nodes exactly one wins.
-pub async fn take_lease(
-    txn: &DatabaseTransaction,
-    name: &str,
-    holder: &str,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<bool> {
-    use job_lease::{ActiveModel, Column as L, Entity};
-    Entity::insert(ActiveModel { name: Set(name.to_owned()), holder: Set(String::new()), until: Set(now) })
-        .on_conflict(OnConflict::column(L::Name).do_nothing().to_owned())
-        .exec_without_returning(txn)
-        .await?;
-    let res = Entity::update_many()
-        .col_expr(L::Holder, Expr::value(holder))
-        .col_expr(L::Until, Expr::value(until))
-        .filter(L::Name.eq(name))
-        .filter(Condition::any().add(L::Holder.eq(holder)).add(L::Until.lte(now)))
         .exec(txn)
         .await?;
     Ok(res.rows_affected == 1)

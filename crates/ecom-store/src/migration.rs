@@ -110,6 +110,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0011Notifications),
             Box::new(M0012Idempotency),
             Box::new(M0013TokenPurpose),
+            Box::new(M0014Retention),
             Box::new(M0015Channels),
             Box::new(M0016Inbox),
             Box::new(M0017NotificationTemplates),
@@ -1604,17 +1605,6 @@ impl MigrationTrait for M0016Inbox {
         )
         .await?;
         m.alter_table(Table::alter().table(name("notifications")).add_column(text("link", 1000)).to_owned()).await?;
-        // Leases of scheduled jobs (platform table): one node runs a job at a time.
-        m.create_table(
-            Table::create()
-                .table(name("job_leases"))
-                .if_not_exists()
-                .col(ColumnDef::new(name("name")).string_len(100).not_null().primary_key())
-                .col(text("holder", 100))
-                .col(at("until", false))
-                .to_owned(),
-        )
-        .await?;
         if m.get_database_backend() == DbBackend::Postgres {
             enable_row_level_security(m, INBOX_TABLES).await?;
         }
@@ -1623,6 +1613,43 @@ impl MigrationTrait for M0016Inbox {
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the inbox migration cannot be reverted".into()))
+    }
+}
+
+struct M0014Retention;
+
+impl MigrationName for M0014Retention {
+    fn name(&self) -> &str {
+        "m0014_retention"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0014Retention {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Leases on platform jobs that one node at a time should run (the retention
+        // pruner): a row per job, taken by a conditional update. Not tenant data.
+        m.create_table(
+            Table::create()
+                .table(name("job_leases"))
+                .if_not_exists()
+                .col(ColumnDef::new(name("name")).string_len(100).not_null().primary_key())
+                .col(text("holder", 100))
+                .col(at("held_until", true))
+                .to_owned(),
+        )
+        .await?;
+        // What the pruner looks for: old rows that are done.
+        m.create_index(index("bus_deliveries", &["status", "delivered_at"], false)).await?;
+        m.create_index(index("consumer_receipts", &["created_at"], false)).await?;
+        m.create_index(index("webhook_deliveries", &["status", "delivered_at"], false)).await?;
+        m.create_index(index("notifications", &["status", "sent_at"], false)).await?;
+        m.create_index(index("dev_mailbox", &["created_at"], false)).await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the retention migration cannot be reverted".into()))
     }
 }
 

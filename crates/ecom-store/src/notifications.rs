@@ -7,6 +7,7 @@
 //! tenant and are visible in platform scope only.
 
 use crate::Result;
+use crate::lease::Lease;
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -126,47 +127,18 @@ pub async fn enqueue(txn: &DatabaseTransaction, new: NewNotification<'_>) -> Res
     Ok(id)
 }
 
-fn unleased(now: DateTime<Utc>) -> Condition {
-    Condition::any().add(C::ClaimedUntil.is_null()).add(C::ClaimedUntil.lt(now))
-}
+/// The lease columns of `notifications`.
+pub const LEASE: Lease<N> = Lease {
+    id: C::Id,
+    status: C::Status,
+    pending: PENDING,
+    next_attempt_at: C::NextAttemptAt,
+    claimed_by: C::ClaimedBy,
+    claimed_until: C::ClaimedUntil,
+};
 
-/// Ids of messages due for an attempt and not leased to a dispatcher, soonest first.
-pub async fn due(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<Uuid>> {
-    Ok(N::find()
-        .select_only()
-        .column(C::Id)
-        .filter(C::Status.eq(PENDING))
-        .filter(C::NextAttemptAt.lte(now))
-        .filter(unleased(now))
-        .order_by_asc(C::NextAttemptAt)
-        .order_by_asc(C::Id)
-        .limit(limit)
-        .into_tuple()
-        .all(txn)
-        .await?)
-}
-
-/// Leases a message to dispatcher `me` until `until`; false when another holds it or
-/// it is no longer due. On PostgreSQL a concurrent claimer waits for the row lock and
-/// then re-checks the condition, so exactly one wins.
-pub async fn claim(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-    me: &str,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<bool> {
-    let res = N::update_many()
-        .col_expr(C::ClaimedBy, Expr::value(me))
-        .col_expr(C::ClaimedUntil, Expr::value(until))
-        .filter(C::Id.eq(id))
-        .filter(C::Status.eq(PENDING))
-        .filter(C::NextAttemptAt.lte(now))
-        .filter(unleased(now))
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
-}
+/// How many rows one `IN (…)` list or `CASE` carries.
+const CHUNK: usize = 500;
 
 /// The extra headers stored with a message.
 pub fn headers_of(row: &NotificationRow) -> Vec<(String, String)> {
@@ -177,26 +149,30 @@ pub async fn get(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<Notificat
     Ok(N::find_by_id(id).one(txn).await?)
 }
 
-/// Records that the provider accepted the message, by the dispatcher holding the lease.
-pub async fn sent(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-    me: &str,
-    provider_id: &str,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    let res = N::update_many()
-        .col_expr(C::Status, Expr::value(SENT))
-        .col_expr(C::ProviderId, Expr::value(provider_id))
-        .col_expr(C::SentAt, Expr::value(now))
-        .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-        .col_expr(C::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(C::Id.eq(id))
-        .filter(C::ClaimedBy.eq(me))
-        .filter(C::Status.eq(PENDING))
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
+/// Records that the provider accepted messages — `(id, provider id)` — by the
+/// dispatcher holding their leases, in one update per few hundred; returns how many it
+/// recorded (a message whose lease was lost is left to its new holder).
+pub async fn sent(txn: &DatabaseTransaction, me: &str, done: &[(Uuid, String)], now: DateTime<Utc>) -> Result<u64> {
+    let mut recorded = 0;
+    for chunk in done.chunks(CHUNK) {
+        let Some(((first, first_pid), rest)) = chunk.split_first() else { continue };
+        let mut provider = Expr::case(C::Id.eq(*first), Expr::val(first_pid.as_str()));
+        for (id, pid) in rest {
+            provider = provider.case(C::Id.eq(*id), Expr::val(pid.as_str()));
+        }
+        let provider = provider.finally(Expr::col(C::ProviderId));
+        let res = N::update_many()
+            .col_expr(C::Status, Expr::value(SENT))
+            .col_expr(C::ProviderId, Expr::Case(Box::new(provider)))
+            .col_expr(C::SentAt, Expr::value(now))
+            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+            .col_expr(C::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(LEASE.held(me, chunk.iter().map(|(id, _)| *id)))
+            .exec(txn)
+            .await?;
+        recorded += res.rows_affected;
+    }
+    Ok(recorded)
 }
 
 /// Records a failed attempt: back in the queue at `retry_at`, or, with `None`,
@@ -216,7 +192,7 @@ pub async fn attempt_failed(
         Some(at) => q.col_expr(C::NextAttemptAt, Expr::value(at)),
         None => q.col_expr(C::Status, Expr::value(FAILED)),
     };
-    let res = q.filter(C::Id.eq(id)).filter(C::ClaimedBy.eq(me)).filter(C::Status.eq(PENDING)).exec(txn).await?;
+    let res = q.filter(LEASE.held(me, [id])).exec(txn).await?;
     Ok(res.rows_affected == 1)
 }
 

@@ -7,12 +7,13 @@
 //! send at once without sending one delivery twice at the same time.
 
 use crate::Result;
+use crate::lease::Lease;
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -371,43 +372,15 @@ pub async fn add_delivery(
     Ok(())
 }
 
-fn lease_free(now: DateTime<Utc>) -> Condition {
-    Condition::any().add(delivery::Column::ClaimedUntil.is_null()).add(delivery::Column::ClaimedUntil.lt(now))
-}
-
-/// Deliveries due for an attempt and not leased, across stores, soonest first.
-pub async fn due(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<DeliveryRow>> {
-    Ok(delivery::Entity::find()
-        .filter(delivery::Column::Status.eq(PENDING))
-        .filter(delivery::Column::NextAttemptAt.lte(now))
-        .filter(lease_free(now))
-        .order_by_asc(delivery::Column::NextAttemptAt)
-        .order_by_asc(delivery::Column::Id)
-        .limit(limit)
-        .all(txn)
-        .await?)
-}
-
-/// Leases a delivery to sender `me` until `until`; false when another sender holds
-/// it or it is no longer due.
-pub async fn claim(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-    me: &str,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<bool> {
-    let res = delivery::Entity::update_many()
-        .col_expr(delivery::Column::ClaimedBy, Expr::value(me))
-        .col_expr(delivery::Column::ClaimedUntil, Expr::value(until))
-        .filter(delivery::Column::Id.eq(id))
-        .filter(delivery::Column::Status.eq(PENDING))
-        .filter(delivery::Column::NextAttemptAt.lte(now))
-        .filter(lease_free(now))
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected == 1)
-}
+/// The lease columns of `webhook_deliveries`.
+pub const LEASE: Lease<delivery::Entity> = Lease {
+    id: delivery::Column::Id,
+    status: delivery::Column::Status,
+    pending: PENDING,
+    next_attempt_at: delivery::Column::NextAttemptAt,
+    claimed_by: delivery::Column::ClaimedBy,
+    claimed_until: delivery::Column::ClaimedUntil,
+};
 
 /// One attempt, for the log.
 pub struct NewAttempt<'a> {
@@ -449,13 +422,7 @@ pub async fn record_attempt(
     if let Some(next) = next {
         q = q.col_expr(delivery::Column::NextAttemptAt, Expr::value(next));
     }
-    let res = q
-        .filter(delivery::Column::Id.eq(row.id))
-        .filter(delivery::Column::TenantId.eq(row.tenant_id))
-        .filter(delivery::Column::ClaimedBy.eq(me))
-        .filter(delivery::Column::Status.eq(PENDING))
-        .exec(txn)
-        .await?;
+    let res = q.filter(delivery::Column::TenantId.eq(row.tenant_id)).filter(LEASE.held(me, [row.id])).exec(txn).await?;
     if res.rows_affected != 1 {
         return Ok(false);
     }
@@ -519,7 +486,7 @@ pub async fn redeliver(
         .filter(delivery::Column::TenantId.eq(tenant.0))
         .filter(delivery::Column::SubscriptionId.eq(subscription_id))
         .filter(delivery::Column::Id.eq(delivery_id))
-        .filter(lease_free(now))
+        .filter(LEASE.free(now))
         .exec(txn)
         .await?;
     Ok(res.rows_affected == 1)

@@ -128,6 +128,10 @@ pub struct Config {
     pub notify_max_attempts: u32,
     /// Emails per second one node may send (a provider's sending limit).
     pub notify_email_per_sec: u32,
+    /// Days to keep what is done with (delivered bus and webhook deliveries, consumer
+    /// receipts, sent notifications, the dev mailbox); 0 keeps them forever. Nothing
+    /// waiting, failed or dead-lettered is pruned; idempotency keys go after 24 h.
+    pub retention_days: u32,
     /// Run the webhook sender (POSTs merchants' webhook deliveries) in this process.
     /// Any number of nodes may run it; they share the work through leases.
     pub webhook_sender: bool,
@@ -225,6 +229,7 @@ impl Default for Config {
             mail_from: None,
             notify_max_attempts: 8,
             notify_email_per_sec: 50,
+            retention_days: 30,
             webhook_sender: true,
             webhook_disable_after_secs: 86_400,
             webhook_max_attempts: 48,
@@ -402,6 +407,8 @@ impl Config {
         }
         if !(1..=86_400).contains(&self.marketing_poll_secs) {
             return err("marketing_poll_secs", "expected 1 to 86400 seconds");
+        if self.retention_days > 36_500 {
+            return err("retention_days", "expected 0 (keep forever) to 36500 days");
         }
         if let Some(from) = &self.mail_from
             && ecom_notify::SmtpSettings::parse("smtp://localhost", from).is_err()
@@ -473,6 +480,14 @@ impl Config {
             poll: std::time::Duration::from_millis(self.bus_poll_ms),
             per_channel_per_sec: self.notify_email_per_sec,
             ..ecom_notify::DispatchSettings::default()
+        }
+    }
+
+    /// What the retention pruner keeps.
+    pub fn retention_settings(&self) -> ecom_services::retention::RetentionSettings {
+        ecom_services::retention::RetentionSettings {
+            days: self.retention_days,
+            ..ecom_services::retention::RetentionSettings::default()
         }
     }
 
@@ -730,6 +745,8 @@ mod tests {
         assert!(e(Config { mail_from: Some("nobody".into()), ..Config::default() }).contains("ECOM_MAIL_FROM"));
         assert!(e(Config { notify_max_attempts: 0, ..Config::default() }).contains("ECOM_NOTIFY_MAX_ATTEMPTS"));
         assert!(e(Config { notify_email_per_sec: 0, ..Config::default() }).contains("ECOM_NOTIFY_EMAIL_PER_SEC"));
+        assert!(e(Config { retention_days: 40_000, ..Config::default() }).contains("ECOM_RETENTION_DAYS"));
+        assert_eq!(Config { retention_days: 0, ..Config::default() }.retention_settings().days, 0);
         let ok = Config {
             smtp_url: Some(Secret("smtp://ann:hunter2@mail.example.com:587?tls=starttls".into())),
             ..Config::default()

@@ -5,6 +5,7 @@ mod channels;
 pub mod config;
 mod config_channels;
 mod demo_images;
+pub mod prune;
 pub mod telemetry;
 
 use anyhow::Context;
@@ -47,6 +48,8 @@ pub struct Application {
     pub inbox: ecom_notify::InboxHub,
     /// Abandoned-cart reminders and back-in-stock alerts (leased: one node at a time).
     pub marketing: ecom_notify::MarketingJob,
+    /// Prunes old delivered/sent rows (one node at a time, by job lease).
+    retention: ecom_services::retention::Retention,
     /// RabbitMQ mode (`ECOM_AMQP_URL`): the relay goes through the broker.
     amqp: Option<ecom_bus::AmqpSettings>,
     broker: ecom_bus::BrokerStatus,
@@ -204,6 +207,7 @@ impl Application {
             ecom_notify::LinkSigner::new(secret.as_bytes()),
             config.marketing_settings(),
         );
+        let retention = ecom_services::retention::Retention::new(db.clone(), config.retention_settings());
         Ok(Self {
             listener,
             router: ecom_web::router(state),
@@ -226,6 +230,7 @@ impl Application {
             run_webhook_sender: config.webhook_sender,
             inbox,
             marketing,
+            retention,
             amqp,
             broker,
             domains,
@@ -296,6 +301,7 @@ impl Application {
         let sender = self.run_webhook_sender.then(|| self.webhooks.clone().spawn());
         let domain_checks = self.domains.clone().spawn(self.domain_check_every);
         let bus_sampler = self.traffic.clone().spawn_sampler(self.db.clone());
+        let retention = self.retention.clone().spawn();
         // In-app: other nodes' items reach this node's streams; marketing messages.
         let listener = self.inbox.listen(&self.db);
         let marketing = self.run_relay.then(|| self.marketing.clone().spawn());
@@ -315,6 +321,7 @@ impl Application {
         expiry.abort();
         domain_checks.abort();
         bus_sampler.abort();
+        retention.abort();
         if let Some(sender) = sender {
             sender.abort();
             let _ = sender.await;

@@ -56,6 +56,15 @@ enum Command {
     /// Open, list, suspend and resume stores (for operators and automation).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Delete what is done and old now (delivered deliveries, receipts, sent
+    /// notifications, dev mailbox, idempotency keys older than 24 h), in batches, with
+    /// progress; `ecom serve` does the same hourly. Nothing undelivered, failed or
+    /// dead-lettered is touched.
+    Prune {
+        /// Days to keep, instead of ECOM_RETENTION_DAYS (0 keeps all but idempotency keys).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,7 +147,7 @@ fn main() -> ExitCode {
                 config.data_dir.clone_from(d);
             }
         }
-        Command::Config | Command::Import(_) | Command::Export(_) | Command::Store(_) => {}
+        Command::Config | Command::Import(_) | Command::Export(_) | Command::Store(_) | Command::Prune { .. } => {}
     }
     ecom::telemetry::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -180,6 +189,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             ecom::create_store_cli(&config, &new).await
         }
         Command::Store(StoreCommand::List) => ecom::list_stores_cli(&config).await,
+        Command::Prune { days } => ecom::prune::prune_cli(&config, days).await,
         Command::Store(StoreCommand::Suspend { slug }) => {
             ecom::set_store_status_cli(&config, &slug, ecom_core::TenantStatus::Suspended).await
         }
