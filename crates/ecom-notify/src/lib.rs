@@ -178,6 +178,7 @@ pub async fn enqueue_to_number(
             subject: "",
             body_text: text,
             body_html: "",
+            ..Default::default()
         },
     )
     .await
@@ -204,6 +205,7 @@ pub async fn enqueue_push(
             subject: &title,
             body_text: &message.to_row_text(),
             body_html: "",
+            ..Default::default()
         },
     )
     .await

@@ -99,6 +99,9 @@ impl Accounts {
         }
         let realm = Realm::Staff(tenant.id);
         let now = Utc::now();
+        // The plan's staff accounts count members and pending invitations alike.
+        let seats = u64::try_from(seats_used(self.db(), tenant.id).await?).unwrap_or(u64::MAX);
+        crate::plans::ensure_within(self.db(), tenant.id, crate::plans::Limit::Staff, seats.saturating_add(1)).await?;
         let txn = self.db().tenant_txn(tenant.id).await?;
         if accounts_repo::find_by_email(&txn, realm, &email).await?.is_some() {
             return Err(Invalid::new("email", format!("{email} is already a member of this team")).into());

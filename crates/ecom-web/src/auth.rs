@@ -501,6 +501,7 @@ impl FromRequestParts<AppState> for SignedIn {
                         password_hash: String::new(),
                         auth_version: 0,
                         role: Some(ecom_core::StaffRole::Owner),
+                        areas: ecom_core::staff::Permissions::all(),
                     },
                     unread: None,
                 }),

@@ -164,6 +164,7 @@ pub async fn list(
     page: SignedIn,
     axum::extract::Query(q): axum::extract::Query<NoticeQuery>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let notice = q.notice.as_deref().and_then(|n| match n {
         "added" => Some("Domain added. Publish the token by one of the two ways below, then press Verify now."),
         "verified" => Some("Verified: the domain now reaches your store."),
@@ -186,6 +187,7 @@ pub async fn add(
     page: SignedIn,
     axum::Form(form): axum::Form<AddForm>,
 ) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     match state.domains.add(tenant.id, &form.domain, &actor(&page)).await {
         Ok(_) => Ok(Redirect::to(&format!("{PAGE}?notice=added")).into_response()),
@@ -197,6 +199,7 @@ pub async fn add(
 }
 
 pub async fn verify(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     match state.domains.verify_now(tenant.id, id, &actor(&page)).await? {
         CheckOutcome::Verified { .. } => Ok(Redirect::to(&format!("{PAGE}?notice=verified")).into_response()),
@@ -207,6 +210,7 @@ pub async fn verify(State(state): State<AppState>, page: SignedIn, Path(id): Pat
 }
 
 pub async fn make_primary(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     match state.domains.set_primary(tenant.id, Some(id), &actor(&page)).await {
         Ok(()) => {
@@ -220,6 +224,7 @@ pub async fn make_primary(State(state): State<AppState>, page: SignedIn, Path(id
 }
 
 pub async fn use_platform_address(State(state): State<AppState>, page: SignedIn) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     state.domains.set_primary(tenant.id, None, &actor(&page)).await?;
     state.pages.invalidate_all();
@@ -227,6 +232,7 @@ pub async fn use_platform_address(State(state): State<AppState>, page: SignedIn)
 }
 
 pub async fn remove(State(state): State<AppState>, page: SignedIn, Path(id): Path<Uuid>) -> WebResult<Response> {
+    page.require(ecom_core::staff::Permission::Settings)?;
     let tenant = page.store()?;
     state.domains.remove(tenant.id, id, &actor(&page)).await?;
     state.pages.invalidate_all();

@@ -407,6 +407,7 @@ impl Config {
         }
         if !(1..=86_400).contains(&self.marketing_poll_secs) {
             return err("marketing_poll_secs", "expected 1 to 86400 seconds");
+        }
         if self.retention_days > 36_500 {
             return err("retention_days", "expected 0 (keep forever) to 36500 days");
         }

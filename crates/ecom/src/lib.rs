@@ -352,7 +352,11 @@ pub fn notification_channels(
         None => Arc::new(ecom_notify::MailboxChannel::new(db.clone())),
     };
     let inapp = Arc::new(ecom_notify::InAppChannel::new(db.clone(), inbox.clone()));
-    channels::add(config, db, ecom_notify::Channels::default().with(email, config.notify_email_per_sec).with(inapp, 1000))
+    channels::add(
+        config,
+        db,
+        ecom_notify::Channels::default().with(email, config.notify_email_per_sec).with(inapp, 1000),
+    )
 }
 
 /// Store addresses for links in messages: the primary domain when the store has one,

@@ -220,6 +220,7 @@ async fn old_done_rows_go_and_everything_else_stays(app: TestApp) {
             subject: "Hi",
             body_text: "Hi",
             body_html: "",
+            ..Default::default()
         },
     )
     .await
