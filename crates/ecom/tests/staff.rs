@@ -243,6 +243,15 @@ async fn bad_invitations_change_nothing(app: TestApp) {
     assert!(dup.body.contains("has been invited already"));
     assert_eq!(pending_invites(&app, &tenant).await, 1);
 
+    // The plan counts members and pending invitations alike: Starter allows 3 staff
+    // accounts (the owner, Cy's invitation and one more).
+    assert_eq!(invite(&owner, "dee@example.com", "staff", &["orders"]).await.status, 303);
+    let over = invite(&owner, "eve@example.com", "staff", &["orders"]).await;
+    assert_eq!(over.status, 403);
+    assert!(over.body.contains("allows 3 staff accounts"), "{}", over.body);
+    assert_eq!(pending_invites(&app, &tenant).await, 2);
+    assert!(ecom_store::plans::set_tenant_plan(&app.db, tenant.id, "unlimited").await.unwrap());
+
     // Invitations are rate limited per store.
     let mut limited = None;
     for n in 0..25 {
@@ -255,7 +264,7 @@ async fn bad_invitations_change_nothing(app: TestApp) {
     }
     let (n, page) = limited.expect("the invite limit applies");
     assert!(page.body.contains("Too many invitations"), "{}", page.body);
-    assert_eq!(pending_invites(&app, &tenant).await, 1 + n);
+    assert_eq!(pending_invites(&app, &tenant).await, 2 + n);
     app.stop().await;
 }
 both!(bad_invitations_change_nothing);
@@ -266,6 +275,7 @@ async fn count_products(app: &TestApp, tenant: &Tenant) -> u64 {
 
 async fn staff_reach_only_their_areas(app: TestApp) {
     let (tenant, owner) = owner(&app).await;
+    assert!(ecom_store::plans::set_tenant_plan(&app.db, tenant.id, "unlimited").await.unwrap());
     let orders_only = join(&app, &owner, "dora@example.com", "staff", &["orders"]).await;
 
     // Pages of the member's area open; others are 403 naming the missing area.
