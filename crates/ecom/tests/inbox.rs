@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::smtp::Sink;
+
 use common::{Backend, Browser, PASSWORD, TestApp, store_with_stock};
 use ecom_core::{AccountId, Realm, Tenant};
 use ecom_services::checkout::{PaymentChoice, PlaceOutcome};
@@ -289,80 +291,6 @@ backends!(an_order_reaches_the_shoppers_and_the_staffs_inbox_live);
 
 // ---- marketing: consent, one-click unsubscribe, abandoned carts ------------------------
 
-fn sink_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/smtp_sink.py")
-}
-
-/// A real SMTP server (aiosmtpd) on a free loopback port. Killed on drop.
-struct Sink {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sink {
-    fn start() -> Option<Sink> {
-        let installed = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "aiosmtpd is not installed and CI=true");
-            eprintln!("SKIPPED: aiosmtpd is not installed (python3 -m pip install aiosmtpd)");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("python3")
-            .arg(sink_script())
-            .args(["--port", &port.to_string(), "--dir"])
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim(), "READY");
-        Some(Sink { child, dir, port })
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Vec::new();
-        }
-        let out = Command::new("python3").arg(sink_script()).arg("--dump").args(&files).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Waits for a message whose subject contains `subject`.
-    async fn wait_for(&self, subject: &str) -> Value {
-        let start = Instant::now();
-        loop {
-            if let Some(m) = self.messages().into_iter().find(|m| m["subject"].as_str().unwrap().contains(subject)) {
-                return m;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "no message {subject:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn text_part(m: &Value) -> String {
     m["parts"].as_array().unwrap().iter().find(|p| p["content_type"] == "text/plain").unwrap()["body"]
         .as_str()
@@ -393,7 +321,7 @@ async fn settled(app: &TestApp) {
 }
 
 async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend) {
-    let Some(sink) = Sink::start() else { return };
+    let Some(sink) = Sink::start(0) else { return };
     let url = format!("smtp://127.0.0.1:{}", sink.port);
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
@@ -431,7 +359,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
     let prefs = sam.get("bell.localhost", "/account/notifications").await;
     assert!(prefs.body.contains("(sign-up checkbox)"), "consent shown with how it was given");
     assert!(prefs.body.contains("is not confirmed yet"));
-    let confirm = sink.wait_for("Confirm your email").await;
+    let confirm = sink.wait_for_subject("Confirm your email").await;
     let verify = link_in(&text_part(&confirm), "/account/verify");
     let product = sam.get("bell.localhost", "/products/wool-hat").await;
     assert_eq!(product.status, 200);
@@ -463,7 +391,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
     app.checkout.add_to_cart(&tenant, None, Some(sam_id), variant, 3).await.unwrap();
     assert_eq!(job.run_once(later()).await.unwrap().reminded, 1);
     assert_eq!(job.run_once(later()).await.unwrap().reminded, 0, "once only");
-    let reminder = sink.wait_for("in your cart").await;
+    let reminder = sink.wait_for_subject("in your cart").await;
     assert_eq!(reminder["to"], "sam@example.com");
     let headers = &reminder["headers"];
     let list = headers["List-Unsubscribe"].as_str().unwrap();

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::smtp::Sink;
+
 use common::{TestApp, store_with_stock};
 use ecom_bus::{Consumer, Event};
 use ecom_core::Tenant;
@@ -15,9 +17,7 @@ use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
 use ecom_store::notifications::NotificationRow;
 use serde_json::Value;
-use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `name_sqlite` and `name_postgres` for `async fn name(backend: Backend)`.
@@ -34,101 +34,6 @@ macro_rules! backends {
             }
         }
     };
-}
-
-fn sink_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/smtp_sink.py")
-}
-
-/// A real SMTP server (aiosmtpd) on a free loopback port, writing what it receives to
-/// a temporary directory. Killed on drop.
-struct Sink {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sink {
-    /// `None` (with a loud SKIPPED) when aiosmtpd is not installed; with `CI=true` a
-    /// missing aiosmtpd fails the test instead.
-    fn start(fail_first: u32) -> Option<Sink> {
-        let installed = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("aiosmtpd is not installed and CI=true: python3 -m pip install aiosmtpd");
-            }
-            eprintln!("SKIPPED: aiosmtpd is not installed (python3 -m pip install aiosmtpd); no SMTP test ran");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("python3")
-            .arg(sink_script())
-            .args(["--port", &port.to_string(), "--dir"])
-            .arg(dir.path())
-            .args(["--fail-first", &fail_first.to_string()])
-            // The sink exits when its stdin closes, so it never outlives the test.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim(), "READY", "the SMTP sink did not start");
-        Some(Sink { child, dir, port })
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Every message received so far, parsed by Python's email package.
-    fn messages(&self) -> Vec<Value> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Vec::new();
-        }
-        // One Python process for all of them: each start costs a good part of a second
-        // on a busy machine.
-        let out = Command::new("python3").arg(sink_script()).arg("--dump").args(&files).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn received(&self) -> usize {
-        std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
-            .count()
-    }
-
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            // Counted first, parsed once there: each parse is a Python process.
-            if self.received() >= n {
-                return self.messages();
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "{} of {n} messages arrived", self.received());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Fast polling and retries.

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::smtp::Sink;
+
 use common::{Browser, TestApp, store_with_stock};
 use ecom_bus::{Consumer, Event};
 use ecom_core::Tenant;
@@ -33,91 +35,6 @@ macro_rules! backends {
             }
         }
     };
-}
-
-fn sink_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/smtp_sink.py")
-}
-
-/// The real SMTP server, on a free port, writing messages to a temporary directory.
-struct Sink {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sink {
-    fn start() -> Option<Sink> {
-        let installed = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("aiosmtpd is not installed and CI=true: python3 -m pip install aiosmtpd");
-            }
-            eprintln!("SKIPPED: aiosmtpd is not installed (python3 -m pip install aiosmtpd); no SMTP test ran");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("python3")
-            .arg(sink_script())
-            .args(["--port", &port.to_string(), "--dir"])
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim(), "READY", "the SMTP sink did not start");
-        Some(Sink { child, dir, port })
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort_by_key(|p| p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u32>().ok()));
-        files
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        let files = self.files();
-        if files.is_empty() {
-            return Vec::new();
-        }
-        let out = Command::new("python3").arg(sink_script()).arg("--dump").args(&files).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Waits for at least `n` messages and returns them all, in arrival order.
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            if self.files().len() >= n {
-                return self.messages();
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "{} of {n} messages arrived", self.files().len());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn fast(c: &mut ecom::config::Config) {
@@ -186,7 +103,7 @@ const HTML: &str =
     "{% extends \"email/layout.html\" %}{% block content %}<h1>On its way, {{ order.total }}</h1>{% endblock %}";
 
 async fn a_store_rewords_an_email_previews_it_tests_it_and_resets_it(backend: common::Backend) {
-    let Some(sink) = Sink::start() else { return };
+    let Some(sink) = Sink::start(0) else { return };
     let url = sink.url();
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
@@ -302,7 +219,7 @@ async fn stock(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid) -> i32 {
 }
 
 async fn delivery_stages_and_a_return_each_email_the_shopper_once(backend: common::Backend) {
-    let Some(sink) = Sink::start() else { return };
+    let Some(sink) = Sink::start(0) else { return };
     let url = sink.url();
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod smtp;
+
 use ecom::Application;
 use ecom::config::{Config, Secret};
 use ecom_core::{Currency, Email, Locale, NewPassword, Realm, Slug, StaffRole, Tenant};
