@@ -6,13 +6,15 @@
 
 mod common;
 
+use common::probe::Probe;
+
 use common::{TestApp, ready_cart, store_with_stock};
 use ecom_bus::{Activity, Consumer, ConsumerError, DeadLetters, Event, Relay, RelaySettings, Scope, Topic};
 use ecom_core::Tenant;
 use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 fn card() -> PaymentChoice {
@@ -90,60 +92,6 @@ async fn outbox(db: &Db, tenant: &Tenant) -> Vec<ecom_store::bus::OutboxRow> {
     let rows = ecom_store::orders::outbox_of(&txn, tenant.id).await.unwrap();
     txn.commit().await.unwrap();
     rows
-}
-
-/// A consumer of order events whose effect is its receipt; counts calls and effects,
-/// and fails while `failures_left` > 0 or while `broken`.
-struct Probe {
-    name: &'static str,
-    db: Db,
-    failures_left: AtomicU32,
-    broken: AtomicBool,
-    calls: AtomicU32,
-    effects: AtomicU32,
-    attempts_at: std::sync::Mutex<Vec<Instant>>,
-}
-
-impl Probe {
-    fn new(name: &'static str, db: &Db, failures: u32, broken: bool) -> Arc<Self> {
-        Arc::new(Self {
-            name,
-            db: db.clone(),
-            failures_left: AtomicU32::new(failures),
-            broken: AtomicBool::new(broken),
-            calls: AtomicU32::new(0),
-            effects: AtomicU32::new(0),
-            attempts_at: std::sync::Mutex::new(Vec::new()),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Consumer for Probe {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn topics(&self) -> &[Topic] {
-        Topic::ORDERS
-    }
-
-    async fn handle(&self, event: &Event) -> Result<(), ConsumerError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.attempts_at.lock().unwrap().push(Instant::now());
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(ConsumerError::failed("warehouse unreachable"));
-        }
-        if self.failures_left.load(Ordering::SeqCst) > 0 {
-            self.failures_left.fetch_sub(1, Ordering::SeqCst);
-            return Err(ConsumerError::failed("temporarily unavailable"));
-        }
-        event.order().map_err(|e| ConsumerError::failed(e.to_string()))?;
-        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
-        txn.commit().await.map_err(ecom_store::StoreError::from)?;
-        self.effects.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
 }
 
 async fn every_placed_order_is_delivered_exactly_once(app: TestApp) {

@@ -13,13 +13,15 @@
 
 mod common;
 
+use common::probe::Probe;
+
 use common::{Backend, TestApp, ready_cart, store_with_stock};
-use ecom_bus::{Activity, AmqpBus, AmqpSettings, Consumer, ConsumerError, DeadLetters, Event, Scope, Topic};
+use ecom_bus::{Activity, AmqpBus, AmqpSettings, Consumer, DeadLetters, Scope};
 use ecom_core::Tenant;
 use ecom_services::checkout::{PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -44,60 +46,6 @@ async fn broker_available() -> bool {
         eprintln!("SKIPPED: RabbitMQ is not reachable at 127.0.0.1:5672; this RabbitMQ-mode test did not run");
     }
     ok
-}
-
-/// A consumer of order events whose effect is its receipt; counts calls and effects,
-/// and fails while `failures_left` > 0 or while `broken`.
-struct Probe {
-    name: &'static str,
-    db: Db,
-    failures_left: AtomicU32,
-    broken: AtomicBool,
-    calls: AtomicU32,
-    effects: AtomicU32,
-    attempts_at: std::sync::Mutex<Vec<Instant>>,
-}
-
-impl Probe {
-    fn new(name: &'static str, db: &Db, failures: u32, broken: bool) -> Arc<Self> {
-        Arc::new(Self {
-            name,
-            db: db.clone(),
-            failures_left: AtomicU32::new(failures),
-            broken: AtomicBool::new(broken),
-            calls: AtomicU32::new(0),
-            effects: AtomicU32::new(0),
-            attempts_at: std::sync::Mutex::new(Vec::new()),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Consumer for Probe {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn topics(&self) -> &[Topic] {
-        Topic::ORDERS
-    }
-
-    async fn handle(&self, event: &Event) -> Result<(), ConsumerError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.attempts_at.lock().unwrap().push(Instant::now());
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(ConsumerError::failed("warehouse unreachable"));
-        }
-        if self.failures_left.load(Ordering::SeqCst) > 0 {
-            self.failures_left.fetch_sub(1, Ordering::SeqCst);
-            return Err(ConsumerError::failed("temporarily unavailable"));
-        }
-        event.order().map_err(|e| ConsumerError::failed(e.to_string()))?;
-        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
-        txn.commit().await.map_err(ecom_store::StoreError::from)?;
-        self.effects.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
 }
 
 /// The app in RabbitMQ mode under its own prefix, with a probe consumer next to the

@@ -18,9 +18,6 @@ use ecom_services::checkout::{PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
 use ecom_store::notifications::NotificationRow;
 use serde_json::Value;
-use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 macro_rules! backends {
@@ -322,7 +319,7 @@ async fn settled(app: &TestApp) {
 
 async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend) {
     let Some(sink) = Sink::start(0) else { return };
-    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let url = sink.url();
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
         c.smtp_url = Some(ecom::config::Secret(url));
