@@ -114,6 +114,14 @@ enum Command {
         #[arg(long)]
         count_file: String,
     },
+    /// A fast HTTP sink standing in for Twilio's Messages API (201 and a sid for every
+    /// POST), counting like the SMTP sink.
+    HttpSink {
+        #[arg(long, default_value = "127.0.0.1:2527")]
+        listen: String,
+        #[arg(long)]
+        count_file: String,
+    },
     /// Notification throughput: writes N order events (copies of store "outfitters"'s
     /// real order.placed / order.paid events, one shopper email each) into the outbox
     /// and times until the SMTP sink has received N more messages: outbox → relay →
@@ -127,6 +135,11 @@ enum Command {
         store: String,
         #[arg(long)]
         count_file: String,
+        /// Also text the shopper: the copied orders are moved to a customer account
+        /// with a verified phone that asked for SMS order updates, and the run waits
+        /// for N messages at the HTTP sink writing this count file too.
+        #[arg(long)]
+        sms_count_file: Option<String>,
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
@@ -162,8 +175,10 @@ async fn main() -> anyhow::Result<()> {
             graphql(&base, &host, products, secs, concurrency).await
         }
         Command::SmtpSink { listen, count_file } => notify::smtp_sink(&listen, &count_file),
-        Command::NotifyEvents { database_url, notifications, store, count_file, timeout_secs } => {
-            notify::notify_events(&database_url, &store, notifications, &count_file, timeout_secs).await
+        Command::HttpSink { listen, count_file } => notify::http_sink(&listen, &count_file),
+        Command::NotifyEvents { database_url, notifications, store, count_file, sms_count_file, timeout_secs } => {
+            let sinks = notify::Sinks { email: count_file, sms: sms_count_file };
+            notify::notify_events(&database_url, &store, notifications, &sinks, timeout_secs).await
         }
         Command::BusEvents { database_url, events, store, timeout_secs } => {
             bus_events(&database_url, events, &store, timeout_secs).await

@@ -4,6 +4,7 @@
 //! queued in the transaction that also holds the consumer's receipt, so a redelivered
 //! event queues nothing twice.
 
+use crate::fanout::CustomerMessage;
 use crate::format::{format_date, format_money};
 use crate::routing::{self, Kind};
 use crate::{EMAIL, INAPP, StoreTemplates};
@@ -47,24 +48,6 @@ impl Notifications {
     pub fn with_templates(mut self, templates: StoreTemplates) -> Self {
         self.templates = templates;
         self
-    }
-}
-
-/// One message the consumer queues.
-struct Queued {
-    channel: &'static str,
-    to: String,
-    template: &'static str,
-    link: String,
-}
-
-impl Queued {
-    fn email(to: String, template: &'static str) -> Self {
-        Self { channel: EMAIL, to, template, link: String::new() }
-    }
-
-    fn inapp(who: Recipient, template: &'static str, link: String) -> Self {
-        Self { channel: INAPP, to: who.address(), template, link }
     }
 }
 
@@ -125,56 +108,62 @@ impl Consumer for Notifications {
         let lines = orders::order_lines(&txn, tenant.id, &[order.id]).await?;
         let base = self.links.base(&tenant);
         let ctx = order_context(&tenant, &base, &order, &lines, event);
-        // The shopper: email always (transactional), other channels as routed.
-        let (prefs, contacts) = routing::load(&txn, tenant.id, order.customer_id, &order.email).await?;
-        let mut queued: Vec<Queued> = Vec::new();
-        for channel in routing::channels(Kind::OrderUpdates, &prefs, &contacts) {
-            match channel {
-                EMAIL if !order.email.trim().is_empty() => {
-                    queued.push(Queued::email(order.email.trim().to_owned(), template));
-                }
-                // An inbox only for orders placed signed in: those are in the account.
-                INAPP => {
-                    if let Some(customer) = order.customer_id {
-                        let link = format!("/account/orders/{}", order.number);
-                        queued.push(Queued::inapp(Recipient::Customer(customer), template, link));
-                    }
-                }
-                // SMS, WhatsApp and push rows are queued by their channels' code.
-                _ => {}
-            }
+        // The shopper: email always (transactional), other channels as routed. A guest
+        // order is not in any account, so it goes by email only, even when the
+        // address has an account (and a phone, and devices) here.
+        let (prefs, mut contacts) = routing::load(&txn, tenant.id, order.customer_id, &order.email).await?;
+        if order.customer_id.is_none() {
+            contacts = routing::Contacts { email: contacts.email, ..Default::default() };
         }
+        let email = store_templates.render_email(template, &ctx).map_err(failed)?;
+        let message = CustomerMessage {
+            tenant: &tenant,
+            base: &base,
+            template,
+            ctx: &ctx,
+            env: &store_templates,
+            email: &email,
+            email_headers: Vec::new(),
+            link: format!("/account/orders/{}", order.number),
+            whatsapp: vec![
+                tenant.name.clone(),
+                order.number.to_string(),
+                format!("{base}/orders/{}", order.access_token),
+            ],
+            event_id: Some(event.id),
+        };
+        let channels = routing::channels(Kind::OrderUpdates, &prefs, &contacts);
+        crate::fanout::queue(&txn, &contacts, &channels, &message).await?;
+        // The staff, for a new order: the owners by email, everyone in their inbox.
         if event.topic == Topic::OrderPlaced {
+            let rendered = store_templates.render_email("new_order", &ctx).map_err(failed)?;
+            let first = crate::marketing::first_line(&rendered.text);
             let link = format!("/merchant/orders/{}", order.number);
             for staff in ecom_store::accounts::list_staff(&txn, tenant.id).await? {
-                if staff.role == Some(StaffRole::Owner) {
-                    queued.push(Queued::email(staff.email.clone(), "new_order"));
+                let inbox = Recipient::Staff(staff.id.0).address();
+                let owner = staff.role == Some(StaffRole::Owner);
+                let rows = [
+                    owner.then_some((EMAIL, staff.email.as_str(), rendered.text.as_str(), rendered.html.as_str(), "")),
+                    Some((INAPP, inbox.as_str(), first.as_str(), "", link.as_str())),
+                ];
+                for (channel, to, text, html, link) in rows.into_iter().flatten() {
+                    let row = ecom_store::notifications::NewNotification {
+                        tenant: Some(tenant.id),
+                        channel,
+                        recipient: to,
+                        template: "new_order",
+                        event_id: Some(event.id),
+                        subject: &rendered.subject,
+                        body_text: text,
+                        body_html: html,
+                        headers: Vec::new(),
+                        link,
+                    };
+                    ecom_store::notifications::enqueue(&txn, row).await?;
                 }
-                queued.push(Queued::inapp(Recipient::Staff(staff.id.0), "new_order", link.clone()));
             }
         }
-        for q in queued {
-            let rendered = store_templates.render_email(q.template, &ctx).map_err(failed)?;
-            let inapp = q.channel == INAPP;
-            let text = if inapp { crate::marketing::first_line(&rendered.text) } else { rendered.text.clone() };
-            ecom_store::notifications::enqueue(
-                &txn,
-                ecom_store::notifications::NewNotification {
-                    tenant: Some(tenant.id),
-                    channel: q.channel,
-                    recipient: &q.to,
-                    template: q.template,
-                    event_id: Some(event.id),
-                    subject: &rendered.subject,
-                    body_text: &text,
-                    body_html: if inapp { "" } else { &rendered.html },
-                    headers: Vec::new(),
-                    link: &q.link,
-                },
-            )
-            .await?;
-        }
-        crate::push_alerts::queue(&txn, &tenant, &base, &order, event).await?;
+        crate::push_alerts::queue(&txn, &tenant, &base, &order, event, &store_templates, &ctx).await?;
         txn.commit().await.map_err(StoreError::from)?;
         Ok(())
     }

@@ -20,6 +20,7 @@
 mod consumer;
 mod dispatcher;
 mod email;
+mod fanout;
 mod format;
 pub mod inbox;
 pub mod marketing;
@@ -38,7 +39,7 @@ pub use format::{format_date, format_money};
 pub use inbox::{InAppChannel, InboxHub};
 pub use marketing::{LinkSigner, MarketingJob, MarketingSettings};
 pub use sms::{DevTextChannel, Phone, SMS, TwilioChannel, TwilioSettings};
-pub use store_templates::{StoreEnv, StoreTemplates};
+pub use store_templates::{AccountMessage, StoreEnv, StoreTemplates, account_context};
 pub use templates::{Rendered, TemplateError, builtin_source, names as template_names, render};
 pub use webpush::{PushMessage, Vapid, WEBPUSH, WebPushChannel};
 pub use whatsapp::{TemplateCall, WHATSAPP, WhatsAppChannel, WhatsAppSettings};

@@ -8,12 +8,11 @@
 //! leases overlap.
 
 use crate::consumer::store_context;
+use crate::fanout::CustomerMessage;
 use crate::routing::{self, Kind};
-use crate::{INAPP, StoreLinks, templates};
+use crate::{StoreEnv, StoreLinks, templates};
 use chrono::{DateTime, Utc};
 use ecom_core::{Tenant, TenantId};
-use ecom_store::inbox::Recipient;
-use ecom_store::notifications::{self as queue, NewNotification};
 use ecom_store::{DatabaseTransaction, Db, StoreError, marketing as repo};
 use hmac::{Hmac, Mac};
 use minijinja::{Value, context};
@@ -284,6 +283,7 @@ impl MarketingJob {
             template: "abandoned_cart",
             ctx: context! { cart_url => Value::from_safe_string(format!("{base}/cart")), lines, count },
             inapp_link: "/cart".into(),
+            whatsapp: vec![format!("{base}/cart")],
         };
         self.queue(&txn, tenant, &base, &contacts, &channels, &message).await?;
         txn.commit().await?;
@@ -342,11 +342,12 @@ impl MarketingJob {
             kind: Kind::BackInStock,
             template: "back_in_stock",
             ctx: context! { product => context! {
-                title => v.product_title,
+                title => v.product_title.clone(),
                 variant => v.variant_title,
                 url => Value::from_safe_string(format!("{base}/products/{}", v.handle)),
             } },
             inapp_link: format!("/products/{}", v.handle),
+            whatsapp: vec![v.product_title.clone(), format!("{base}/products/{}", v.handle)],
         };
         self.queue(&txn, tenant, &base, &contacts, &channels, &message).await?;
         txn.commit().await?;
@@ -372,39 +373,20 @@ impl MarketingJob {
             ..message.ctx.clone()
         };
         let rendered = templates::render_marketing(message.template, &ctx).map_err(failed)?;
-        for channel in channels {
-            let recipient = match *channel {
-                crate::EMAIL => email.clone(),
-                INAPP => match contacts.account {
-                    Some(id) => Recipient::Customer(id).address(),
-                    None => continue,
-                },
-                // Channels this node has no sender for wait in the queue for one.
-                _ => continue,
-            };
-            let (headers, body_html, link) = if *channel == crate::EMAIL {
-                (unsubscribe_headers(&unsubscribe_url, &self.settings.mailto), rendered.html.as_str(), "")
-            } else {
-                (Vec::new(), "", message.inapp_link.as_str())
-            };
-            let body_text = if *channel == crate::EMAIL { rendered.text.clone() } else { first_line(&rendered.text) };
-            queue::enqueue(
-                txn,
-                NewNotification {
-                    tenant: Some(tenant.id),
-                    channel,
-                    recipient: &recipient,
-                    template: message.template,
-                    event_id: None,
-                    subject: &rendered.subject,
-                    body_text: &body_text,
-                    body_html,
-                    headers,
-                    link,
-                },
-            )
-            .await?;
-        }
+        let env = StoreEnv::builtin();
+        let out = CustomerMessage {
+            tenant,
+            base,
+            template: message.template,
+            ctx: &ctx,
+            env: &env,
+            email: &rendered,
+            email_headers: unsubscribe_headers(&unsubscribe_url, &self.settings.mailto),
+            link: message.inapp_link.clone(),
+            whatsapp: [vec![tenant.name.clone()], message.whatsapp.clone()].concat(),
+            event_id: None,
+        };
+        crate::fanout::queue(txn, contacts, channels, &out).await?;
         tracing::debug!(kind = message.kind.as_str(), tenant.id = %tenant.id, "marketing message queued");
         Ok(())
     }
@@ -414,7 +396,10 @@ struct Message {
     kind: Kind,
     template: &'static str,
     ctx: Value,
+    /// A path in the store for the in-app item and a push click.
     inapp_link: String,
+    /// WhatsApp body parameters after the store's name.
+    whatsapp: Vec<String>,
 }
 
 pub(crate) fn first_line(text: &str) -> String {

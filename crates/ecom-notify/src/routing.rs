@@ -4,15 +4,16 @@
 //! Rules:
 //! - Transactional messages (order updates) always go by email when there is an
 //!   address; the customer cannot turn that off. The other channels follow the
-//!   preferences: in-app on unless turned off; SMS, WhatsApp and push only when the
-//!   customer turned them on and has a verified phone number / a push subscription.
+//!   preferences: in-app and push on unless turned off (push needs a device the
+//!   customer allowed it on); SMS and WhatsApp only when the customer turned them on
+//!   and has a verified phone number.
 //! - Marketing messages (abandoned-cart reminders, back in stock, news) need consent
 //!   that stands, and then go on each channel the customer left on (on by default once
 //!   consent is given); email only to a verified address, SMS/WhatsApp only to a
 //!   verified phone, push only with a subscription, in-app only to an account.
 //!
-//! SMS, WhatsApp and push are channel names here; their senders (and the phone and
-//! subscription data filled into [`Contacts`]) belong to those channels' modules.
+//! [`load`] reads all of it in the caller's transaction; `crate::fanout` queues the
+//! message on the channels [`channels`] returns.
 
 use ecom_core::TenantId;
 use ecom_store::{DatabaseTransaction, StoreError};
@@ -20,8 +21,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 pub const EMAIL: &str = crate::EMAIL;
-pub const SMS: &str = "sms";
-pub const WHATSAPP: &str = "whatsapp";
+pub const SMS: &str = crate::SMS;
+pub const WHATSAPP: &str = crate::WHATSAPP;
 pub const PUSH: &str = "push";
 pub const INAPP: &str = crate::INAPP;
 
@@ -78,10 +79,10 @@ pub struct Contacts {
     pub email_verified: bool,
     /// A store account: in-app messages have an inbox to go to.
     pub account: Option<Uuid>,
-    /// A phone number proven by a one-time code (filled by the phone module).
+    /// A phone number proven by a one-time code: SMS and WhatsApp go only there.
     pub verified_phone: Option<String>,
-    /// The customer allowed push messages on at least one device.
-    pub push_subscribed: bool,
+    /// The devices the customer allowed push messages on (subscription ids).
+    pub push_subscriptions: Vec<Uuid>,
 }
 
 /// A customer's explicit choices; anything not chosen takes the default.
@@ -128,7 +129,7 @@ pub fn channels(kind: Kind, prefs: &Preferences, contacts: &Contacts) -> Vec<&'s
                         && (!kind.is_marketing() || contacts.email_verified)
                 }
                 SMS | WHATSAPP => contacts.verified_phone.is_some(),
-                PUSH => contacts.push_subscribed,
+                PUSH => !contacts.push_subscriptions.is_empty(),
                 INAPP => contacts.account.is_some(),
                 _ => false,
             };
@@ -170,12 +171,23 @@ pub async fn load(
     } else {
         ecom_store::marketing::consent(txn, tenant, &address).await?.is_some_and(|c| c.given())
     };
+    let (verified_phone, push_subscriptions) = match &account {
+        Some(a) => (
+            ecom_store::channels::verified_phone(txn, tenant, a.id.0).await?,
+            ecom_store::channels::push_subscriptions_of(txn, tenant, ecom_store::channels::OWNER_CUSTOMER, &[a.id.0])
+                .await?
+                .into_iter()
+                .map(|s| s.id)
+                .collect(),
+        ),
+        None => (None, Vec::new()),
+    };
     let contacts = Contacts {
         email: (!address.is_empty()).then_some(address),
         email_verified: verified,
         account: account.map(|a| a.id.0),
-        verified_phone: None,
-        push_subscribed: false,
+        verified_phone,
+        push_subscriptions,
     };
     Ok((Preferences::new(chosen, consent), contacts))
 }

@@ -46,32 +46,87 @@ pub struct Message {
     pub label: &'static str,
     /// `shopper` or `staff`.
     pub audience: &'static str,
-    /// The event that sends it.
-    pub topic: Topic,
+    /// The event that sends it; `None` for account emails (password reset, email
+    /// confirmation), sent when the shopper asks.
+    pub topic: Option<Topic>,
+}
+
+impl Message {
+    /// Whether this is an account email: sent by email only, with an account context
+    /// (`account`, `link`, `valid_for`) instead of an order.
+    pub const fn is_account(&self) -> bool {
+        self.topic.is_none()
+    }
+
+    /// The channels it can be written for.
+    pub const fn channels(&self) -> &'static [&'static str] {
+        if self.is_account() { &["email"] } else { CHANNELS }
+    }
 }
 
 /// Every message there is, in the order of an order's life.
 pub const MESSAGES: &[Message] = &[
-    Message { name: "order_placed", label: "Order confirmation", audience: "shopper", topic: Topic::OrderPlaced },
-    Message { name: "order_paid", label: "Payment received", audience: "shopper", topic: Topic::OrderPaid },
-    Message { name: "order_shipped", label: "Order shipped", audience: "shopper", topic: Topic::OrderShipped },
+    Message { name: "order_placed", label: "Order confirmation", audience: "shopper", topic: Some(Topic::OrderPlaced) },
+    Message { name: "order_paid", label: "Payment received", audience: "shopper", topic: Some(Topic::OrderPaid) },
+    Message { name: "order_shipped", label: "Order shipped", audience: "shopper", topic: Some(Topic::OrderShipped) },
     Message {
         name: "order_out_for_delivery",
         label: "Out for delivery",
         audience: "shopper",
-        topic: Topic::OrderOutForDelivery,
+        topic: Some(Topic::OrderOutForDelivery),
     },
-    Message { name: "order_delivered", label: "Order delivered", audience: "shopper", topic: Topic::OrderDelivered },
-    Message { name: "order_cancelled", label: "Order cancelled", audience: "shopper", topic: Topic::OrderCancelled },
-    Message { name: "order_refunded", label: "Refund", audience: "shopper", topic: Topic::OrderRefunded },
+    Message {
+        name: "order_delivered",
+        label: "Order delivered",
+        audience: "shopper",
+        topic: Some(Topic::OrderDelivered),
+    },
+    Message {
+        name: "order_cancelled",
+        label: "Order cancelled",
+        audience: "shopper",
+        topic: Some(Topic::OrderCancelled),
+    },
+    Message { name: "order_refunded", label: "Refund", audience: "shopper", topic: Some(Topic::OrderRefunded) },
     Message {
         name: "order_return_received",
         label: "Return received",
         audience: "shopper",
-        topic: Topic::OrderReturnReceived,
+        topic: Some(Topic::OrderReturnReceived),
     },
-    Message { name: "new_order", label: "New order (to the owners)", audience: "staff", topic: Topic::OrderPlaced },
+    Message {
+        name: "new_order",
+        label: "New order (to the owners)",
+        audience: "staff",
+        topic: Some(Topic::OrderPlaced),
+    },
+    Message { name: "password_reset", label: "Password reset link", audience: "shopper", topic: None },
+    Message { name: "verify_email", label: "Email confirmation link", audience: "shopper", topic: None },
 ];
+
+/// What an account email (`password_reset`, `verify_email`) tells.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountMessage<'a> {
+    /// The account holder's name; may be empty.
+    pub name: &'a str,
+    pub email: &'a str,
+    /// The one-time link.
+    pub link: &'a str,
+    /// How long the link works, in words ("30 minutes", "7 days").
+    pub valid_for: &'a str,
+}
+
+/// What account email templates see: the store, the account, the link and how long
+/// it works. `base` is the store's address.
+pub fn account_context(tenant: &Tenant, base: &str, m: &AccountMessage<'_>) -> Value {
+    minijinja::context! {
+        store => crate::consumer::store_context(tenant, base),
+        account => minijinja::context! { name => m.name, email => m.email },
+        // Built by the caller from the store's address and a hex token.
+        link => Value::from_safe_string(m.link.to_owned()),
+        valid_for => m.valid_for,
+    }
+}
 
 /// The message called `name`.
 pub fn message(name: &str) -> Option<&'static Message> {
@@ -442,6 +497,9 @@ impl StoreTemplates {
     /// The context a preview renders with: the store's latest order, or a made-up
     /// one when it has none yet.
     async fn sample(&self, tenant: &Tenant, base: &str, name: &str) -> Result<(Value, Option<i64>), StoreError> {
+        if message(name).is_some_and(Message::is_account) {
+            return Ok((made_up_context(tenant, base, name), None));
+        }
         let txn = self.db.tenant_txn(tenant.id).await?;
         let filter = orders::OrderFilter { limit: 1, ..Default::default() };
         let (rows, _) = orders::list_orders(&txn, tenant.id, &filter).await?;
@@ -464,7 +522,7 @@ impl StoreTemplates {
 }
 
 fn known(channel: &str, name: &str) -> Result<(), TemplatesError> {
-    if !CHANNELS.contains(&channel) || message(name).is_none() {
+    if !message(name).is_some_and(|m| m.channels().contains(&channel)) {
         return Err(TemplatesError::Unknown(format!("{channel}/{name}")));
     }
     Ok(())
@@ -515,8 +573,15 @@ fn sample_event(
 }
 
 /// A realistic order for a store that has none yet: two items, a discount,
-/// shipping, tax, an address, tracking, and one item returned.
-fn made_up_context(tenant: &Tenant, base: &str, _name: &str) -> Value {
+/// shipping, tax, an address, tracking, and one item returned; for an account email,
+/// a made-up shopper and link.
+fn made_up_context(tenant: &Tenant, base: &str, name: &str) -> Value {
+    if message(name).is_some_and(Message::is_account) {
+        let link = format!("{base}/account/{}?token=0123456789abcdef", name.replace('_', "-"));
+        let valid_for = if name == "password_reset" { "60 minutes" } else { "7 days" };
+        let m = AccountMessage { name: "Jamie Rivera", email: "jamie.rivera@example.com", link: &link, valid_for };
+        return account_context(tenant, base, &m);
+    }
     let now = Utc::now();
     let id = Uuid::nil();
     let unit = |major: i64| major * 10i64.pow(u32::from(tenant.currency.minor_units()));
@@ -615,13 +680,17 @@ mod tests {
     fn every_default_passes_its_own_check_with_the_made_up_order() {
         let t = tenant();
         for m in MESSAGES {
-            for channel in CHANNELS {
+            for channel in m.channels() {
                 let ctx = made_up_context(&t, "http://demo.localhost", m.name);
                 let p = trial(channel, m.name, &default_parts(channel, m.name), &ctx)
                     .unwrap_or_else(|e| panic!("{channel}/{}: {e}", m.name));
-                assert!(p.text.contains("1001"), "{channel}/{}: {}", m.name, p.text);
+                let what = if m.is_account() { "token=0123456789abcdef" } else { "1001" };
+                assert!(p.text.contains(what), "{channel}/{}: {}", m.name, p.text);
+                assert!(!p.text.contains("&lt;") && !p.text.contains("&amp;"), "{channel}/{}: {}", m.name, p.text);
             }
         }
+        assert_eq!(message("password_reset").unwrap().channels(), ["email"]);
+        assert!(known("sms", "password_reset").is_err() && known("email", "verify_email").is_ok());
         // Money follows the store's locale.
         let p = trial("email", "order_placed", &default_parts("email", "order_placed"), &made_up_context(&t, "", ""))
             .unwrap();

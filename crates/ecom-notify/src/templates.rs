@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn every_message_renders_with_the_order_and_escapes_only_its_html() {
-        let names = names();
+        let account = ["password_reset", "verify_email"];
+        let names: Vec<&str> = names().into_iter().filter(|n| !account.contains(n)).collect();
         assert_eq!(
             names,
             [
@@ -165,6 +166,22 @@ mod tests {
         let placed = render("order_placed", &sample("Demo")).unwrap();
         assert!(placed.text.contains("2 × Wool Hat (Red) — $50.00") && placed.text.contains("Total: $58.13"));
         assert!(placed.html.contains("$58.13") && placed.html.contains("Pat Doe"));
+    }
+
+    #[test]
+    fn account_emails_carry_the_link_unescaped_and_the_store_escaped() {
+        let store = context! { name => "Bits <b>&</b> Bobs", url => "http://demo.localhost", color => "#2f5bd3",
+        ink => "#ffffff", link => "#2f5bd3", logo_url => () };
+        let link = "http://demo.localhost/account/reset?token=ab12";
+        for name in ["password_reset", "verify_email"] {
+            let ctx = context! { store => store.clone(), account => context! { name => "Pat", email => "pat@example.com" },
+            link => Value::from_safe_string(link.into()), valid_for => "30 minutes" };
+            let r = render(name, &ctx).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(r.text.contains(link) && r.text.contains("30 minutes") && r.text.contains("Hello Pat"), "{name}");
+            assert!(r.html.contains(&format!("href=\"{link}\"")), "{name}: the link as it is");
+            assert!(r.html.contains("Bits &lt;b&gt;"), "{name}");
+            assert!(r.subject.contains("Bits <b>&</b> Bobs"), "{name}: {}", r.subject);
+        }
     }
 
     #[test]

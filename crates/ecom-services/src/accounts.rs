@@ -5,6 +5,7 @@ use crate::ratelimit::Limit;
 use crate::{Mailer, RateLimits, Result, ServiceError, passwords};
 use chrono::{Duration, Utc};
 use ecom_core::{AccountId, Email, NewPassword, Realm};
+use ecom_notify::AccountMessage;
 use ecom_store::accounts::{self as repo, Credential, NewAccount};
 use ecom_store::tokens::{self, Purpose};
 use ecom_store::{DatabaseTransaction, Db};
@@ -184,7 +185,8 @@ impl Accounts {
         let email = Email::parse(email)?;
         self.check(Limit::ResetPerAccount, &account_key(realm, &email))?;
         let ttl = Duration::minutes(RESET_TOKEN_TTL_MINUTES);
-        self.send_password_link(realm, &email, link_base, ttl, |name, token_link| {
+        let valid_for = format!("{RESET_TOKEN_TTL_MINUTES} minutes");
+        self.send_password_link(realm, &email, link_base, ttl, Some(("password_reset", &valid_for)), |name, token_link| {
             (
                 format!("Reset your {store_name} password"),
                 format!(
@@ -202,7 +204,7 @@ impl Accounts {
     pub async fn invite(&self, realm: Realm, email: &str, link_base: &str, store_name: &str) -> Result<()> {
         let email = Email::parse(email)?;
         let ttl = Duration::days(INVITE_TTL_DAYS);
-        self.send_password_link(realm, &email, link_base, ttl, |_, token_link| {
+        self.send_password_link(realm, &email, link_base, ttl, None, |_, token_link| {
             (
                 format!("Your store {store_name} is ready"),
                 format!(
@@ -217,23 +219,37 @@ impl Accounts {
     }
 
     /// Emails an account a one-time link to set its password; nothing happens for an
-    /// address without an account. `message(name, link)` gives subject and body.
+    /// address without an account. `message(name, link)` gives subject and body;
+    /// `template` (its name and how long the link works), when given, writes a
+    /// store account's email in the store's branding and wording instead.
     async fn send_password_link(
         &self,
         realm: Realm,
         email: &Email,
         link_base: &str,
         ttl: Duration,
+        template: Option<(&'static str, &str)>,
         message: impl FnOnce(&str, &str) -> (String, String),
     ) -> Result<()> {
+        let style = match template {
+            Some(_) => self.mailer.account_style(&self.db, realm.tenant()).await?,
+            None => None,
+        };
         let txn = self.txn(realm).await?;
         if let Some(cred) = repo::find_by_email(&txn, realm, email).await? {
             let token = new_token();
             let expires = Utc::now() + ttl;
             tokens::insert(&txn, realm, cred.id, Purpose::Password, &token_hash(&token), expires).await?;
             let name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) };
-            let (subject, body) = message(&name, &format!("{link_base}?token={token}"));
-            self.mailer.send(&txn, realm.tenant(), email.as_str(), &subject, &body).await?;
+            let link = format!("{link_base}?token={token}");
+            let plain = message(&name, &link);
+            match template {
+                Some((template, valid_for)) => {
+                    let m = AccountMessage { name: &cred.name, email: email.as_str(), link: &link, valid_for };
+                    self.mailer.send_account(&txn, style.as_ref(), template, &m, plain).await?;
+                }
+                None => self.mailer.send(&txn, realm.tenant(), email.as_str(), &plain.0, &plain.1).await?,
+            }
         }
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(())
@@ -267,6 +283,7 @@ impl Accounts {
 impl Accounts {
     /// Emails an account a link that proves the address is theirs.
     pub async fn send_verification(&self, realm: Realm, account: AccountId, link_base: &str, site: &str) -> Result<()> {
+        let style = self.mailer.account_style(&self.db, realm.tenant()).await?;
         let txn = self.txn(realm).await?;
         let cred = repo::find_by_id(&txn, realm, account).await?.ok_or(ServiceError::NotFound)?;
         let token = new_token();
@@ -279,7 +296,10 @@ impl Accounts {
             name = if cred.name.is_empty() { String::new() } else { format!(" {}", cred.name) },
             email = cred.email,
         );
-        self.mailer.send(&txn, realm.tenant(), &cred.email, &subject, &body).await?;
+        let link = format!("{link_base}?token={token}");
+        let valid_for = format!("{VERIFY_TTL_DAYS} days");
+        let m = AccountMessage { name: &cred.name, email: &cred.email, link: &link, valid_for: &valid_for };
+        self.mailer.send_account(&txn, style.as_ref(), "verify_email", &m, (subject, body)).await?;
         txn.commit().await.map_err(ecom_store::StoreError::from)?;
         Ok(())
     }

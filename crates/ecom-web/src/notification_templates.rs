@@ -48,11 +48,12 @@ pub async fn list(State(state): State<AppState>, page: SignedIn) -> WebResult<Re
                     let row = rows.iter().find(|r| r.channel == *c && r.name == m.name);
                     context! {
                         channel => *c, label => channel_label(c), customised => row.is_some(),
+                        applies => m.channels().contains(c),
                         updated => row.map(|r| r.updated_at.format("%Y-%m-%d").to_string()),
                     }
                 })
                 .collect();
-            context! { name => m.name, label => m.label, audience => m.audience, topic => m.topic.as_str(), cells }
+            context! { name => m.name, label => m.label, audience => m.audience, topic => m.topic.map_or("account", |t| t.as_str()), cells }
         })
         .collect();
     let customised = rows.len();
@@ -63,10 +64,7 @@ pub async fn list(State(state): State<AppState>, page: SignedIn) -> WebResult<Re
 }
 
 fn known(channel: &str, name: &str) -> WebResult<&'static st::Message> {
-    if !CHANNELS.contains(&channel) {
-        return Err(WebError::not_found());
-    }
-    st::message(name).ok_or_else(WebError::not_found)
+    st::message(name).filter(|m| m.channels().contains(&channel)).ok_or_else(WebError::not_found)
 }
 
 /// The store's public address, for links in previews and test sends.

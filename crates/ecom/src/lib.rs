@@ -125,7 +125,10 @@ impl Application {
         let db = open_database(config).await?;
         let secret = secret_key(config)?;
         let limits = RateLimits::new(config.rate_limits);
-        let accounts = Accounts::new(db.clone(), limits.clone(), Mailer);
+        // One cache of the stores' notification templates: the consumer, account
+        // emails and the panel that edits them share it.
+        let store_templates = ecom_notify::StoreTemplates::new(db.clone());
+        let accounts = Accounts::new(db.clone(), limits.clone(), Mailer::with_templates(store_templates.clone()));
         let catalog = Catalog::new(db.clone());
         let catalog_handle = catalog.clone();
         let demo_logins = if demo {
@@ -149,12 +152,11 @@ impl Application {
         let webhooks = ecom_services::Webhooks::new(
             db.clone(),
             outbound.clone(),
-            Mailer,
+            Mailer::default(),
             secret.as_bytes(),
             config.webhook_settings(),
         );
         let amqp = config.amqp_settings();
-        let store_templates = ecom_notify::StoreTemplates::new(db.clone());
         let broker = ecom_bus::BrokerStatus::default();
         let (phones, push) = channels::services(config, &db, &outbound)?;
         let domains = domain_service(config, &db, &directory, &outbound, &listener)?;
@@ -464,7 +466,7 @@ const CLI_OPERATOR: &str = "operator (command line)";
 /// acts), mail through the configured mailer.
 fn cli_directory(config: &Config, db: &Db) -> (Directory, Accounts) {
     let directory = Directory::new(db.clone(), &config.platform_domain, Duration::from_secs(1));
-    (directory, Accounts::new(db.clone(), RateLimits::new(false), Mailer))
+    (directory, Accounts::new(db.clone(), RateLimits::new(false), Mailer::default()))
 }
 
 /// `https://<slug>.<domain>`, with the listening port when served over plain HTTP on

@@ -652,13 +652,14 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
 
     let (_, _, body) = body_for("laptop");
     let update: serde_json::Value = serde_json::from_str(&laptop.decrypt(body)).unwrap();
-    assert_eq!(update["title"], format!("Thanks! We have your order #{number}"));
-    assert!(update["url"].as_str().unwrap().contains("/orders/"), "{update}");
+    assert_eq!(update["title"], "demo", "the store's name");
+    assert!(update["body"].as_str().unwrap().starts_with(&format!("Thanks! We have your order #{number} · ")));
+    assert!(update["url"].as_str().unwrap().ends_with(&format!("/account/orders/{number}")), "{update}");
     // The device that is gone could not read the laptop's message.
     let (_, _, gone_body) = body_for("gone");
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&old_phone.decrypt(gone_body)).unwrap()["title"],
-        update["title"]
+        serde_json::from_str::<serde_json::Value>(&old_phone.decrypt(gone_body)).unwrap()["body"],
+        update["body"]
     );
 
     let sent: Vec<&NotificationRow> = rows.iter().filter(|r| r.channel == "webpush" && r.status == "sent").collect();
@@ -843,3 +844,175 @@ async fn age_code_if_any(app: &TestApp, tenant: &Tenant) {
         age_code(app, tenant, 2).await;
     }
 }
+
+// ---- order updates on the phone channels, as routed ----
+
+/// Places an order for `variant` as the signed-in `customer` (or a guest), paid by the
+/// manual method; returns its number.
+async fn place(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid, customer: Option<uuid::Uuid>) -> i64 {
+    let account = customer.map(ecom_core::AccountId);
+    let cart = app.checkout.add_to_cart(tenant, None, account, variant, 1).await.unwrap();
+    let details = CheckoutDetails {
+        email: "pat@example.com".into(),
+        phone: String::new(),
+        address: common::address(),
+        shipping_code: "standard".into(),
+        discount_code: String::new(),
+    };
+    app.checkout.save_details(tenant, cart, details).await.unwrap();
+    let manual = PaymentChoice { provider: "manual".into(), token: String::new() };
+    let PlaceOutcome::Placed { number, .. } = app.checkout.place_order(tenant, cart, None, &manual).await.unwrap()
+    else {
+        panic!("not placed")
+    };
+    number
+}
+
+/// The shopper's rows of one order's `order.placed` event (found by its email's
+/// subject), once there are `at_least` of them and the dispatcher settled them.
+async fn rows_for_order(app: &TestApp, number: i64, at_least: usize) -> Vec<NotificationRow> {
+    let mark = format!("#{number} ");
+    let event_of = |r: &[NotificationRow]| {
+        r.iter().find(|m| m.channel == "email" && m.subject.contains(&mark)).and_then(|m| m.event_id)
+    };
+    let mine = |r: &[NotificationRow], event| {
+        r.iter().filter(|m| m.event_id == Some(event) && m.template == "order_placed").cloned().collect::<Vec<_>>()
+    };
+    let rows = log_until(app, &format!("order {number}'s messages"), |r| {
+        event_of(r).is_some_and(|e| {
+            let m = mine(r, e);
+            m.len() >= at_least && m.iter().all(|m| m.status != "pending")
+        })
+    })
+    .await;
+    mine(&rows, event_of(&rows).unwrap())
+}
+
+fn channels_of(rows: &[NotificationRow]) -> Vec<&str> {
+    let mut c: Vec<&str> = rows.iter().filter(|m| m.template == "order_placed").map(|m| m.channel.as_str()).collect();
+    c.sort_unstable();
+    c
+}
+
+async fn order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopper_asks(backend: common::Backend) {
+    let twilio = Arc::new(Twilio::default());
+    let twilio_url = serve(
+        axum::Router::new()
+            .route("/2010-04-01/Accounts/{sid}/{file}", axum::routing::post(twilio_messages))
+            .with_state(twilio.clone()),
+    )
+    .await;
+    let graph = Arc::new(Graph::default());
+    let graph_url = serve(
+        axum::Router::new()
+            .route("/{version}/{id}/messages", axum::routing::post(graph_messages))
+            .with_state(graph.clone()),
+    )
+    .await;
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        fast(c);
+        c.twilio_account_sid = Some(SID.into());
+        c.twilio_auth_token = Some(ecom::config::Secret(TOKEN.into()));
+        c.twilio_from = Some("+15005550006".into());
+        c.twilio_api_url = twilio_url;
+        c.whatsapp_token = Some(ecom::config::Secret(WA_TOKEN.into()));
+        c.whatsapp_phone_number_id = Some(WA_NUMBER_ID.into());
+        c.whatsapp_api_url = format!("{graph_url}/v21.0");
+    })
+    .await
+    else {
+        return;
+    };
+    let (tenant, variant) = store_with_stock(&app, "demo", 10).await;
+    let host = "demo.localhost";
+    let pat = customer_id(&app, &tenant).await;
+
+    // Before Pat asks for anything, an order goes by email and to the inbox only,
+    // even with a verified phone: text messages are opt-in.
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    ecom_store::channels::set_customer_phone(&txn, tenant.id, pat, Some("+447700900123"), Some(chrono::Utc::now()))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let first = place(&app, &tenant, variant, Some(pat)).await;
+    assert_eq!(channels_of(&rows_for_order(&app, first, 2).await), ["email", "inapp"]);
+
+    // The owner rewords the text message for a new order in the panel.
+    let owner = app.browser(&[]);
+    owner.login(host, "/merchant", "owner@demo.test", PASSWORD).await;
+    let editor = "/merchant/settings/notifications/sms/order_placed";
+    let saved = owner
+        .submit(
+            host,
+            editor,
+            editor,
+            &[
+                ("action", "save"),
+                ("text", "{{ store.name }} has order {{ order.number }} ({{ order.total }}) {{ order.url }}"),
+            ],
+        )
+        .await;
+    assert!(saved.status == 303 || saved.status == 200, "{} {}", saved.status, saved.body);
+
+    // Pat asks for text messages and WhatsApp for order updates, and keeps the inbox.
+    let shopper = app.browser(&[]);
+    shopper.login(host, "/account", "pat@example.com", PASSWORD).await;
+    let prefs = shopper.get(host, "/account/notifications").await;
+    let chosen = ["order_updates:sms", "order_updates:whatsapp", "order_updates:inapp"];
+    let mut fields = vec![("_csrf", prefs.csrf())];
+    fields.extend(chosen.iter().map(|c| ("pref", (*c).to_owned())));
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = shopper.post(host, "/account/notifications", &fields).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+
+    let second = place(&app, &tenant, variant, Some(pat)).await;
+    let rows = rows_for_order(&app, second, 4).await;
+    assert_eq!(channels_of(&rows), ["email", "inapp", "sms", "whatsapp"], "{rows:#?}");
+    assert!(rows.iter().all(|m| m.status == "sent"), "{rows:#?}");
+    let sms = rows.iter().find(|m| m.channel == "sms").unwrap();
+    assert_eq!(sms.recipient, "+447700900123");
+    assert!(sms.provider_id.starts_with("SM"), "{sms:#?}");
+    assert!(twilio.malformed.lock().unwrap().is_empty(), "{:?}", twilio.malformed.lock().unwrap());
+    let texts = twilio.received.lock().unwrap().clone();
+    let (to, from, body) = texts.last().unwrap();
+    assert_eq!((to.as_str(), from.as_str()), ("+447700900123", "+15005550006"));
+    assert!(
+        body.starts_with(&format!("demo has order {second} (")) && body.contains("/orders/"),
+        "the store's wording: {body}"
+    );
+
+    assert!(graph.malformed.lock().unwrap().is_empty(), "{:?}", graph.malformed.lock().unwrap());
+    let calls = graph.received.lock().unwrap().clone();
+    let call = calls.last().unwrap();
+    assert_eq!(call["to"], "447700900123");
+    assert_eq!(call["template"]["name"], "order_placed", "the approved template of the message's name");
+    assert_eq!(call["template"]["language"]["code"], tenant.locale.as_str().replace('-', "_"));
+    let params: Vec<&str> = call["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(&params[..2], ["demo", second.to_string().as_str()]);
+    assert!(params[2].contains("/orders/"), "{params:?}");
+
+    // Pat turns text messages off again: the next order goes by WhatsApp, not SMS.
+    let prefs = shopper.get(host, "/account/notifications").await;
+    let r = shopper
+        .post(
+            host,
+            "/account/notifications",
+            &[("_csrf", &prefs.csrf()), ("pref", "order_updates:whatsapp"), ("pref", "order_updates:inapp")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let third = place(&app, &tenant, variant, Some(pat)).await;
+    assert_eq!(channels_of(&rows_for_order(&app, third, 3).await), ["email", "inapp", "whatsapp"]);
+
+    // A guest order under Pat's address is in no account: email only.
+    let guest = place(&app, &tenant, variant, None).await;
+    assert_eq!(channels_of(&rows_for_order(&app, guest, 1).await), ["email"]);
+    assert_eq!(twilio.received.lock().unwrap().len(), 1, "one text message in all");
+    assert_eq!(graph.received.lock().unwrap().len(), 2, "two WhatsApp messages in all");
+}
+backends!(order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopper_asks);

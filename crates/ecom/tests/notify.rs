@@ -286,8 +286,8 @@ async fn mail_to_a_dead_server_is_marked_failed_shown_and_retried_from_the_panel
 }
 backends!(mail_to_a_dead_server_is_marked_failed_shown_and_retried_from_the_panels);
 
-/// Password-reset mail (a caller of `Mailer::send` in its own transaction) goes through
-/// the same queue: over SMTP when configured, as a text-only message.
+/// Password-reset mail goes through the same queue (over SMTP when configured), in the
+/// store's branding and, once the store rewords it in the panel, in its words.
 async fn account_mail_goes_through_the_queue_to_smtp(backend: common::Backend) {
     let Some(sink) = Sink::start(0) else { return };
     let url = sink.url();
@@ -305,10 +305,42 @@ async fn account_mail_goes_through_the_queue_to_smtp(backend: common::Backend) {
     assert_eq!(sent.status, 200);
     let messages = sink.wait_for(1).await;
     assert_eq!(messages[0]["subject"], "Reset your Demo Outfitters password");
-    assert_eq!(messages[0]["content_type"], "text/plain");
-    assert!(messages[0]["parts"][0]["body"].as_str().unwrap().contains("/account/reset?token="));
+    assert_eq!(messages[0]["content_type"], "multipart/alternative");
+    let text = messages[0]["parts"][0]["body"].as_str().unwrap();
+    let html = messages[0]["parts"][1]["body"].as_str().unwrap();
+    assert!(text.contains("/account/reset?token=") && text.contains("within 60 minutes"), "{text}");
+    assert!(html.contains("Choose a new password") && html.contains("/account/reset?token="), "{html}");
     let rows = log_until(&app.db, "sent", |r| r.len() == 1 && r[0].status == "sent").await;
-    assert_eq!(rows[0].template, "plain");
+    assert_eq!(rows[0].template, "password_reset");
+
+    // The owner rewords it in the panel; the next reset email says so.
+    let owner = app.browser(&[]);
+    owner.login("demo.localhost", "/merchant", "owner@demo.test", common::PASSWORD).await;
+    let editor = "/merchant/settings/notifications/email/password_reset";
+    let page = owner.get("demo.localhost", editor).await;
+    assert_eq!(page.status, 200);
+    let saved = owner
+        .submit(
+            "demo.localhost",
+            editor,
+            editor,
+            &[
+                ("action", "save"),
+                ("subject", "New password for {{ store.name }}"),
+                ("text", "Hi {{ account.name }}, here you go: {{ link }} ({{ valid_for }})"),
+                ("html", ""),
+            ],
+        )
+        .await;
+    assert!(saved.status == 303, "{} {}", saved.status, saved.body);
+    // Account emails are email only: no SMS version to edit.
+    assert_eq!(owner.get("demo.localhost", "/merchant/settings/notifications/sms/password_reset").await.status, 404);
+    let sent = b.submit("demo.localhost", "/account/forgot", "/account/forgot", &[("email", "pat@example.com")]).await;
+    assert_eq!(sent.status, 200);
+    let messages = sink.wait_for(2).await;
+    assert_eq!(messages[1]["subject"], "New password for Demo Outfitters");
+    let text = messages[1]["parts"][0]["body"].as_str().unwrap_or_else(|| messages[1]["body"].as_str().unwrap());
+    assert!(text.starts_with("Hi Pat, here you go: http://demo.localhost") && text.contains("(60 minutes)"), "{text}");
     app.stop().await;
 }
 backends!(account_mail_goes_through_the_queue_to_smtp);

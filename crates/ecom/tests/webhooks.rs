@@ -440,7 +440,7 @@ async fn private_targets_are_refused_when_saved_and_when_sent(backend: Backend) 
     let lax = ecom_services::Webhooks::new(
         app.db.clone(),
         ecom_services::Outbound::new(true).unwrap(),
-        ecom_services::Mailer,
+        ecom_services::Mailer::default(),
         b"test-secret-key-that-is-long-enough-0123456789",
         ecom_services::webhooks::WebhookSettings::default(),
     );

@@ -180,7 +180,7 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        let accounts = Accounts::new(db.clone(), RateLimits::new(false), Mailer);
+        let accounts = Accounts::new(db.clone(), RateLimits::new(false), Mailer::default());
         Some(Self {
             addr,
             db,
