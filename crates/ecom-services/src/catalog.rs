@@ -454,6 +454,7 @@ impl Catalog {
         draft.validate(tenant.currency)?;
         let txn = self.db.tenant_txn(tenant.id).await?;
         let category_id = category_id(&txn, tenant, category).await?;
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Products).await?;
         let count = repo::count_products(&txn, tenant.id).await?;
         crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Products, count + 1).await?;
         let position = i32::try_from(count).unwrap_or(i32::MAX);
@@ -721,6 +722,7 @@ impl Catalog {
     ) -> Result<ImportSummary> {
         let total = products.len();
         let txn = self.db.tenant_txn(tenant.id).await?;
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Products).await?;
         let existing = repo::count_products(&txn, tenant.id).await?;
         let new_products = self.new_handles(&txn, tenant, &products).await?;
         // All or none: refused before anything is written when the new ones do not fit.
@@ -862,6 +864,7 @@ impl Catalog {
             return Err(ecom_core::Invalid::new("alt", format!("use at most {MAX_ALT_CHARS} characters")).into());
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Storage).await?;
         let used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
         crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Storage, used.saturating_add(bytes))
             .await?;

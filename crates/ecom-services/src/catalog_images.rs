@@ -327,6 +327,7 @@ impl Catalog {
             }
         }
         let txn = self.db.tenant_txn(tenant.id).await?;
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Storage).await?;
         let used = ecom_store::plans::storage_bytes(&txn, tenant.id).await?;
         let adding = ready.iter().map(|f| f.bytes).fold(0u64, u64::saturating_add);
         crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Storage, used.saturating_add(adding))

@@ -2,6 +2,7 @@
 
 use crate::Result;
 use ecom_core::Tenant;
+use ecom_core::staff::{Access, Permission};
 use ecom_store::{Db, StoreError};
 use serde::Serialize;
 
@@ -14,6 +15,11 @@ pub struct Step {
     /// Where the merchant does it.
     pub href: &'static str,
     pub done: bool,
+    /// Whether this member may do it (staff without the step's area see it, unlinked,
+    /// with who to ask).
+    pub allowed: bool,
+    /// The area it needs ("Catalog"), for the hint to staff who lack it.
+    pub area: Option<&'static str>,
 }
 
 /// The steps in order, and how many are done.
@@ -24,8 +30,9 @@ pub struct Checklist {
     pub total: usize,
 }
 
-/// The checklist of `tenant`, for a staff member whose email is `verified` or not.
-pub async fn checklist(db: &Db, tenant: &Tenant, verified: bool) -> Result<Checklist> {
+/// The checklist of `tenant`, for a staff member whose email is `verified` or not
+/// and who has `access` (`None`: everything, as for the operator's view).
+pub async fn checklist(db: &Db, tenant: &Tenant, verified: bool, access: Option<Access>) -> Result<Checklist> {
     let txn = db.tenant_txn(tenant.id).await?;
     let products = ecom_store::catalog::count_products(&txn, tenant.id).await?;
     let shipping = ecom_store::orders::shipping_methods(&txn, tenant.id).await?;
@@ -35,7 +42,15 @@ pub async fn checklist(db: &Db, tenant: &Tenant, verified: bool) -> Result<Check
     let branded = tenant.brand.color.is_some() || tenant.brand.logo.is_some();
     let drafts = templates.iter().any(|t| t.status == ecom_store::themes::DRAFT);
     let customised = branded || !templates.is_empty();
-    let step = |key, title, hint, href, done| Step { key, title, hint, href, done };
+    let step = |key, title, hint, href, done| {
+        let area = match key {
+            "verify" => None,
+            "product" => Some(Permission::Catalog),
+            _ => Some(Permission::Settings),
+        };
+        let allowed = area.is_none_or(|a| access.is_none_or(|x| x.allows(a)));
+        Step { key, title, hint, href, done, allowed, area: area.map(Permission::label) }
+    };
     let steps = vec![
         step("verify", "Confirm your email", "Open the link we emailed you.", "/merchant", verified),
         step("product", "Add a product", "With a photo, a price and stock.", "/merchant/products/new", products > 0),

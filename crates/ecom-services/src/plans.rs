@@ -93,7 +93,15 @@ pub async fn ensure_within(db: &Db, store: TenantId, limit: Limit, count: u64) -
     check(plan.as_ref(), limit, count)
 }
 
-/// [`ensure_within`] inside a transaction the caller is about to write in.
+/// Takes the store's turn for additions counted against `limit`, until the
+/// transaction ends: call it before counting, so that two concurrent additions
+/// cannot both fit under the limit (`ecom_store::plans::lock_usage`).
+pub async fn take_turn(txn: &ecom_store::DatabaseTransaction, store: TenantId, limit: Limit) -> Result<()> {
+    Ok(repo::lock_usage(txn, store, limit.code()).await?)
+}
+
+/// [`ensure_within`] inside a transaction the caller is about to write in (after
+/// [`take_turn`] and counting).
 pub async fn ensure_within_txn(
     txn: &ecom_store::DatabaseTransaction,
     store: TenantId,

@@ -38,9 +38,15 @@ pub enum InviteLookup {
 /// limit counts.
 pub async fn seats_used(db: &Db, tenant: TenantId) -> Result<i64> {
     let txn = db.tenant_txn(tenant).await?;
-    let members = accounts_repo::count(&txn, Realm::Staff(tenant)).await?;
-    let pending = repo::pending(&txn, tenant, Utc::now()).await?.len();
+    let seats = seats_in(&txn, tenant).await?;
     txn.commit().await.map_err(StoreError::from)?;
+    Ok(seats)
+}
+
+/// [`seats_used`] in the caller's transaction.
+async fn seats_in(txn: &ecom_store::DatabaseTransaction, tenant: TenantId) -> Result<i64> {
+    let members = accounts_repo::count(txn, Realm::Staff(tenant)).await?;
+    let pending = repo::pending(txn, tenant, Utc::now()).await?.len();
     Ok(members + i64::try_from(pending).unwrap_or(i64::MAX))
 }
 
@@ -99,10 +105,12 @@ impl Accounts {
         }
         let realm = Realm::Staff(tenant.id);
         let now = Utc::now();
-        // The plan's staff accounts count members and pending invitations alike.
-        let seats = u64::try_from(seats_used(self.db(), tenant.id).await?).unwrap_or(u64::MAX);
-        crate::plans::ensure_within(self.db(), tenant.id, crate::plans::Limit::Staff, seats.saturating_add(1)).await?;
         let txn = self.db().tenant_txn(tenant.id).await?;
+        // The plan's staff accounts count members and pending invitations alike,
+        // one invitation at a time per store.
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Staff).await?;
+        let seats = u64::try_from(seats_in(&txn, tenant.id).await?).unwrap_or(u64::MAX);
+        crate::plans::ensure_within_txn(&txn, tenant.id, crate::plans::Limit::Staff, seats.saturating_add(1)).await?;
         if accounts_repo::find_by_email(&txn, realm, &email).await?.is_some() {
             return Err(Invalid::new("email", format!("{email} is already a member of this team")).into());
         }
@@ -316,6 +324,9 @@ impl Accounts {
         let access = access_of(actor)?;
         let (role, areas) = parse_grant(role, areas)?;
         let txn = self.db().tenant_txn(tenant.id).await?;
+        // Team changes of a store take turns, so two owners removing or demoting each
+        // other at once cannot leave the store without one.
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Staff).await?;
         let target =
             accounts_repo::find_by_id(&txn, Realm::Staff(tenant.id), member).await?.ok_or(ServiceError::NotFound)?;
         let current = target.role.ok_or(ServiceError::NotFound)?;
@@ -335,6 +346,9 @@ impl Accounts {
     pub async fn remove_member(&self, actor: &Credential, tenant: &Tenant, member: AccountId) -> Result<()> {
         let access = access_of(actor)?;
         let txn = self.db().tenant_txn(tenant.id).await?;
+        // Team changes of a store take turns, so two owners removing or demoting each
+        // other at once cannot leave the store without one.
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Staff).await?;
         let target =
             accounts_repo::find_by_id(&txn, Realm::Staff(tenant.id), member).await?.ok_or(ServiceError::NotFound)?;
         let role = target.role.ok_or(ServiceError::NotFound)?;
@@ -361,6 +375,9 @@ impl Accounts {
             return Err(Invalid::new("member", "choose another member to hand the store to").into());
         }
         let txn = self.db().tenant_txn(tenant.id).await?;
+        // Team changes of a store take turns, so two owners removing or demoting each
+        // other at once cannot leave the store without one.
+        crate::plans::take_turn(&txn, tenant.id, crate::plans::Limit::Staff).await?;
         let target =
             accounts_repo::find_by_id(&txn, Realm::Staff(tenant.id), member).await?.ok_or(ServiceError::NotFound)?;
         repo::set_access(&txn, tenant.id, member, StaffRole::Owner, Permissions::none()).await?;

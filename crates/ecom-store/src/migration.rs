@@ -91,6 +91,7 @@ const NOTIFICATION_TEMPLATE_TABLES: &[&str] = &["notification_templates"];
 const STAFF_TABLES: &[&str] = &["staff_invitations"];
 
 mod m0018_staff;
+mod m0021_node_traffic;
 
 pub(crate) struct Migrator;
 
@@ -117,6 +118,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_staff::M0018Staff),
             Box::new(M0019Plans),
             Box::new(M0020DomainVerification),
+            Box::new(m0021_node_traffic::M0021NodeTraffic),
         ]
     }
 }

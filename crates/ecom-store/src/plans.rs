@@ -303,3 +303,29 @@ pub async fn operator_log(db: &Db, limit: u64) -> Result<Vec<crate::entities::op
     txn.commit().await?;
     Ok(rows)
 }
+
+/// Makes the transactions that count something of a store and then add to it (a
+/// product, an image, a staff invitation, checked against the plan) take turns, so
+/// that two concurrent additions cannot both pass a check that only one fits. Call it
+/// before counting; it holds until the transaction ends. PostgreSQL: a
+/// transaction-scoped advisory lock on (store, `what`), so other stores and other
+/// kinds of additions do not wait. SQLite: a no-op write to the store's row, which
+/// takes the database's write lock at once (SQLite writes one at a time).
+pub async fn lock_usage(txn: &sea_orm::DatabaseTransaction, store: TenantId, what: &str) -> Result<()> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let key = format!("plan-usage:{}:{what}", store.0);
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    } else {
+        tenant::Entity::update_many()
+            .col_expr(tenant::Column::Name, Expr::col(tenant::Column::Name))
+            .filter(tenant::Column::Id.eq(store.0))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}

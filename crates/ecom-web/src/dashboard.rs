@@ -1,8 +1,10 @@
 //! The platform dashboard on the super-admin home: requests per minute and p99
-//! latency (this node: an in-memory ring of per-minute counters and a latency
-//! histogram), orders per minute (all stores, from the database, so cluster-wide),
-//! outbox lag and dead letters (from the bus tables, sampled each minute on this node).
-//! Charts are server-rendered SVG; `dashboard.js` swaps in fresh ones every 10 s.
+//! latency of every node (each keeps an in-memory ring of per-minute counters and a
+//! latency histogram and writes it to `node_traffic` every 15 s; the dashboard adds
+//! the nodes' histograms up, so the p99 is the cluster's), orders per minute (all
+//! stores, from the database), outbox lag and dead letters (from the bus tables,
+//! sampled each minute on the node drawing the page). Charts are server-rendered SVG;
+//! `dashboard.js` swaps in fresh ones every 10 s.
 
 use crate::auth::SignedIn;
 use crate::error::WebResult;
@@ -32,28 +34,39 @@ struct Minute {
     dead_letters: Option<u64>,
 }
 
-impl Minute {
-    /// The 99th percentile as the upper bound of the bucket it falls in (`None`
-    /// without requests); above the last bound it is reported as that bound.
-    fn p99_ms(&self) -> Option<f64> {
-        if self.requests == 0 {
-            return None;
-        }
-        let rank = (self.requests as f64 * 0.99).ceil() as u64;
-        let mut seen = 0;
-        for (i, n) in self.buckets.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return Some(BOUNDS_MS.get(i).copied().unwrap_or(BOUNDS_MS[BOUNDS_MS.len() - 1]));
-            }
-        }
-        None
+/// The 99th percentile of a minute's `requests` as the upper bound of the histogram
+/// bucket it falls in (`None` without requests); above the last bound it is reported
+/// as that bound.
+fn p99_ms(requests: u64, buckets: &[u64]) -> Option<f64> {
+    if requests == 0 {
+        return None;
     }
+    let rank = (requests as f64 * 0.99).ceil() as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some(BOUNDS_MS.get(i).copied().unwrap_or(BOUNDS_MS[BOUNDS_MS.len() - 1]));
+        }
+    }
+    None
 }
 
-/// This node's per-minute request series. Cheap to clone; shared by every request.
-#[derive(Clone, Default)]
-pub struct Traffic(Arc<Mutex<VecDeque<Minute>>>);
+/// This node's per-minute request series, and its name in `node_traffic`. Cheap to
+/// clone; shared by every request.
+#[derive(Clone)]
+pub struct Traffic {
+    ring: Arc<Mutex<VecDeque<Minute>>>,
+    node: Arc<str>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let node = format!("node-{}-{}", std::process::id(), &id[id.len() - 8..]);
+        Self { ring: Arc::default(), node: node.into() }
+    }
+}
 
 fn minute_now() -> i64 {
     Utc::now().timestamp().div_euclid(60)
@@ -68,7 +81,7 @@ impl Traffic {
     /// time moves on.
     fn with_current(&self, f: impl FnOnce(&mut Minute)) {
         let now = minute_now();
-        let Ok(mut ring) = self.0.lock() else { return };
+        let Ok(mut ring) = self.ring.lock() else { return };
         if ring.back().is_none_or(|m| m.at != now) {
             if ring.len() >= KEEP {
                 ring.pop_front();
@@ -98,25 +111,49 @@ impl Traffic {
         });
     }
 
-    /// Samples the bus every 30 s until aborted, so its charts have a point per minute
-    /// even when nobody watches the dashboard.
+    /// Every 15 s until aborted: writes this node's current and previous minute to
+    /// `node_traffic` (and drops rows older than two hours), and every other tick
+    /// samples the bus, so the charts have a point per minute even when nobody
+    /// watches the dashboard.
     pub fn spawn_sampler(self, db: ecom_store::Db) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            for n in 0u64.. {
                 tick.tick().await;
-                match ecom_store::stats::bus_health(&db).await {
-                    Ok((lag, dead)) => self.record_bus(lag, dead),
-                    Err(e) => tracing::warn!(error = %e, "sampling the bus for the dashboard failed"),
+                if let Err(e) = self.flush(&db).await {
+                    tracing::warn!(error = %e, "writing this node's traffic for the dashboard failed");
+                }
+                if n % 2 == 0 {
+                    match ecom_store::stats::bus_health(&db).await {
+                        Ok((lag, dead)) => self.record_bus(lag, dead),
+                        Err(e) => tracing::warn!(error = %e, "sampling the bus for the dashboard failed"),
+                    }
                 }
             }
         })
     }
 
+    /// Writes this node's current and previous minute to `node_traffic`.
+    pub async fn flush(&self, db: &ecom_store::Db) -> Result<(), ecom_store::StoreError> {
+        let now = minute_now();
+        let minutes: Vec<ecom_store::stats::TrafficMinute> = {
+            let ring = self.ring.lock().map(|r| r.clone()).unwrap_or_default();
+            ring.iter()
+                .filter(|m| m.at >= now - 1)
+                .map(|m| ecom_store::stats::TrafficMinute {
+                    minute: m.at,
+                    requests: m.requests,
+                    buckets: m.buckets.to_vec(),
+                })
+                .collect()
+        };
+        ecom_store::stats::save_node_traffic(db, &self.node, &minutes, now - KEEP as i64).await
+    }
+
     /// The last [`SHOWN`] minutes, oldest first, with empty minutes filled in.
     fn last_hour(&self) -> Vec<Minute> {
         let now = minute_now();
-        let ring = self.0.lock().map(|r| r.clone()).unwrap_or_default();
+        let ring = self.ring.lock().map(|r| r.clone()).unwrap_or_default();
         (now - SHOWN + 1..=now)
             .map(|at| ring.iter().find(|m| m.at == at).cloned().unwrap_or(Minute { at, ..Minute::default() }))
             .collect()
@@ -216,15 +253,24 @@ fn minute_key(at: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Every chart of the dashboard, from this node's ring and the database.
+/// Every chart of the dashboard, from the nodes' traffic, this node's bus samples and
+/// the database.
 async fn charts_context(state: &AppState) -> WebResult<minijinja::Value> {
     let (lag, dead) = ecom_store::stats::bus_health(&state.db).await?;
     state.traffic.record_bus(lag, dead);
+    // This node's latest counts first, so the page is up to date at least for it.
+    state.traffic.flush(&state.db).await?;
     let minutes = state.traffic.last_hour();
-    let since = Utc.timestamp_opt(minutes.first().map_or(0, |m| m.at) * 60, 0).single().unwrap_or_else(Utc::now);
+    let first = minutes.first().map_or(0, |m| m.at);
+    let since = Utc.timestamp_opt(first * 60, 0).single().unwrap_or_else(Utc::now);
     let orders = ecom_store::stats::orders_per_minute(&state.db, since).await?;
-    let requests: Vec<Option<f64>> = minutes.iter().map(|m| Some(m.requests as f64)).collect();
-    let p99: Vec<Option<f64>> = minutes.iter().map(Minute::p99_ms).collect();
+    let (cluster, nodes) = ecom_store::stats::cluster_traffic(&state.db, first).await?;
+    let traffic_at = |at: i64| cluster.iter().find(|t| t.minute == at);
+    let requests: Vec<Option<f64>> =
+        minutes.iter().map(|m| Some(traffic_at(m.at).map_or(0.0, |t| t.requests as f64))).collect();
+    let p99: Vec<Option<f64>> =
+        minutes.iter().map(|m| traffic_at(m.at).and_then(|t| p99_ms(t.requests, &t.buckets))).collect();
+    let scope: &'static str = if nodes > 1 { "all nodes" } else { "one node" };
     let orders: Vec<Option<f64>> = minutes
         .iter()
         .map(|m| {
@@ -235,14 +281,16 @@ async fn charts_context(state: &AppState) -> WebResult<minijinja::Value> {
     let lags: Vec<Option<f64>> = minutes.iter().map(|m| m.outbox_lag_secs).collect();
     let deads: Vec<Option<f64>> = minutes.iter().map(|m| m.dead_letters.map(|d| d as f64)).collect();
     let charts = vec![
-        chart("requests", "Requests per minute", "this node", "", &requests, true),
-        chart("latency", "p99 latency", "this node", "ms", &p99, false),
+        chart("requests", "Requests per minute", scope, "", &requests, true),
+        chart("latency", "p99 latency", scope, "ms", &p99, false),
         chart("orders", "Orders per minute", "all stores, all nodes", "", &orders, true),
         chart("outbox", "Outbox lag", "oldest unpublished event", "s", &lags, false),
         chart("dead", "Dead letters", "waiting in the panel", "", &deads, false),
     ];
     let updated = Utc::now().format("%H:%M:%S UTC").to_string();
-    Ok(context! { charts => crate::templates::ser(&charts), updated, width => W, height => H, minutes => SHOWN })
+    Ok(context! {
+        charts => crate::templates::ser(&charts), updated, width => W, height => H, minutes => SHOWN, nodes,
+    })
 }
 
 /// `/admin`: the dashboard, then the newest stores.
@@ -286,7 +334,8 @@ mod tests {
         t.record(Duration::from_millis(400));
         let last = t.last_hour().pop().unwrap();
         assert_eq!(last.requests, 100);
-        assert_eq!(last.p99_ms(), Some(50.0));
+        assert_eq!(p99_ms(last.requests, &last.buckets), Some(50.0));
+        assert_eq!(p99_ms(0, &[]), None);
         assert_eq!(nice_max(37.0), 50.0);
         assert_eq!(nice_max(0.0), 1.0);
     }

@@ -212,6 +212,7 @@ pub fn router(state: AppState) -> Router {
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/tls/ask", get(ops::tls_ask))
         .route("/metrics", get(ops::metrics));
     app.merge(shop)
         .merge(ops)

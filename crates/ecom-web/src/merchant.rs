@@ -26,7 +26,7 @@ pub async fn home(
     let who =
         ecom_services::accounts::SignedIn { realm: page.ctx.realm, id: page.me.id, auth_version: page.me.auth_version };
     let verified = state.accounts.email_verified(&who).await?;
-    let checklist = ecom_services::onboarding::checklist(&state.db, &page.store()?, verified).await?;
+    let checklist = ecom_services::onboarding::checklist(&state.db, &page.store()?, verified, page.me.access()).await?;
     let txn = state.db.tenant_txn(tenant_id).await?;
     let staff = ecom_store::accounts::list_staff(&txn, tenant_id).await?;
     txn.commit().await.map_err(StoreError::from)?;

@@ -36,6 +36,37 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+#[derive(serde::Deserialize)]
+pub struct TlsAsk {
+    #[serde(default)]
+    domain: String,
+}
+
+/// `GET /tls/ask?domain=…`: whether a certificate may be issued for `domain` — the
+/// platform's domain, an open store's address under it, or a store's verified custom
+/// domain (200), anything else (404). A TLS-terminating proxy that issues certificates
+/// on demand asks this first (Caddy's `on_demand_tls { ask … }`), so nobody can make it
+/// request certificates for names that are not ours.
+pub async fn tls_ask(State(state): State<AppState>, axum::extract::Query(q): axum::extract::Query<TlsAsk>) -> Response {
+    use ecom_services::directory::Site;
+    let domain = q.domain.trim().trim_end_matches('.');
+    // A bare name only: no port, no path, no wildcard.
+    let plain = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let ours = plain
+        && match state.directory.resolve(domain).await {
+            Ok(Site::Platform) => true,
+            Ok(Site::Store(t)) => t.status == ecom_core::TenantStatus::Active,
+            Ok(Site::Unknown | Site::Invalid) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "tls ask: directory lookup failed");
+                return (StatusCode::SERVICE_UNAVAILABLE, "lookup failed\n").into_response();
+            }
+        };
+    if ours { (StatusCode::OK, "ok\n").into_response() } else { (StatusCode::NOT_FOUND, "not ours\n").into_response() }
+}
+
 /// Ready when the database and media storage answer and, in RabbitMQ mode, the bus is
 /// connected to the broker.
 pub async fn readyz(State(state): State<AppState>) -> Response {

@@ -16,7 +16,6 @@ pub fn vapid(config: &Config, db: &Db) -> anyhow::Result<Vapid> {
 /// Adds SMS (Twilio, else the dev mailbox), WhatsApp (Cloud API, else the dev
 /// mailbox) and Web Push (through the webhooks' SSRF-guarded client) to `channels`.
 pub fn add(config: &Config, db: &Db, channels: Channels) -> anyhow::Result<Channels> {
-    let per_sec = config.notify_email_per_sec;
     let sms: Arc<dyn Channel> = match config.twilio() {
         Some(settings) => Arc::new(ecom_notify::TwilioChannel::new(settings?).map_err(|e| anyhow::anyhow!(e))?),
         None => Arc::new(DevTextChannel::new(db.clone(), SMS)),
@@ -37,7 +36,10 @@ pub fn add(config: &Config, db: &Db, channels: Channels) -> anyhow::Result<Chann
         guard.check_url(url).map_err(|e| e.to_string())
     });
     let push = ecom_notify::WebPushChannel::new(db.clone(), vapid(config, db)?, outbound.client().clone(), check);
-    Ok(channels.with(sms, per_sec).with(whatsapp, per_sec).with(Arc::new(push), per_sec))
+    Ok(channels
+        .with(sms, config.notify_sms_per_sec)
+        .with(whatsapp, config.notify_whatsapp_per_sec)
+        .with(Arc::new(push), config.notify_push_per_sec))
 }
 
 /// The phone verification and push subscription services of the web layer.

@@ -128,6 +128,15 @@ pub struct Config {
     pub notify_max_attempts: u32,
     /// Emails per second one node may send (a provider's sending limit).
     pub notify_email_per_sec: u32,
+    /// Text messages per second one node may send through Twilio (a long-code number
+    /// takes about 1 a second, a Messaging Service or short code more).
+    pub notify_sms_per_sec: u32,
+    /// WhatsApp messages per second one node may send (the Cloud API's default
+    /// throughput is 80 a second per business number).
+    pub notify_whatsapp_per_sec: u32,
+    /// Web Push messages per second one node may send (push services throttle abuse,
+    /// not volume).
+    pub notify_push_per_sec: u32,
     /// Days to keep what is done with (delivered bus and webhook deliveries, consumer
     /// receipts, sent notifications, the dev mailbox); 0 keeps them forever. Nothing
     /// waiting, failed or dead-lettered is pruned; idempotency keys go after 24 h.
@@ -229,6 +238,9 @@ impl Default for Config {
             mail_from: None,
             notify_max_attempts: 8,
             notify_email_per_sec: 50,
+            notify_sms_per_sec: 10,
+            notify_whatsapp_per_sec: 80,
+            notify_push_per_sec: 500,
             retention_days: 30,
             webhook_sender: true,
             webhook_disable_after_secs: 86_400,
@@ -399,8 +411,15 @@ impl Config {
         if !(1..=100).contains(&self.notify_max_attempts) {
             return err("notify_max_attempts", "expected 1 to 100");
         }
-        if !(1..=100_000).contains(&self.notify_email_per_sec) {
-            return err("notify_email_per_sec", "expected 1 to 100000");
+        for (key, rate) in [
+            ("notify_email_per_sec", self.notify_email_per_sec),
+            ("notify_sms_per_sec", self.notify_sms_per_sec),
+            ("notify_whatsapp_per_sec", self.notify_whatsapp_per_sec),
+            ("notify_push_per_sec", self.notify_push_per_sec),
+        ] {
+            if !(1..=100_000).contains(&rate) {
+                return err(key, "expected 1 to 100000");
+            }
         }
         if parse_duration(&self.abandoned_cart_after).is_none_or(|d| d.as_secs() < 60 || d.as_secs() > 90 * 86_400) {
             return err("abandoned_cart_after", "expected a time from 1m to 90d, such as 90m, 4h or 2d");
@@ -746,6 +765,7 @@ mod tests {
         assert!(e(Config { mail_from: Some("nobody".into()), ..Config::default() }).contains("ECOM_MAIL_FROM"));
         assert!(e(Config { notify_max_attempts: 0, ..Config::default() }).contains("ECOM_NOTIFY_MAX_ATTEMPTS"));
         assert!(e(Config { notify_email_per_sec: 0, ..Config::default() }).contains("ECOM_NOTIFY_EMAIL_PER_SEC"));
+        assert!(e(Config { notify_sms_per_sec: 0, ..Config::default() }).contains("ECOM_NOTIFY_SMS_PER_SEC"));
         assert!(e(Config { retention_days: 40_000, ..Config::default() }).contains("ECOM_RETENTION_DAYS"));
         assert_eq!(Config { retention_days: 0, ..Config::default() }.retention_settings().days, 0);
         let ok = Config {

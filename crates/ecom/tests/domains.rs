@@ -160,8 +160,20 @@ async fn a_domain_verified_by_dns_txt_routes_only_once_verified(app: TestApp, dn
     assert!(body.contains(&format!("/.well-known/ecom-verify/{}", row.token)));
     assert!(body.contains("pending"));
 
-    // Pending: the domain does not reach the store.
+    // Pending: the domain does not reach the store, and a TLS proxy asking whether
+    // to get a certificate for it is told no.
     assert_eq!(b.get(DOMAIN, "/").await.status, 404);
+    let ask = |domain: &str| {
+        let b = &b;
+        let url = b.url("localhost", &format!("/tls/ask?domain={domain}"));
+        async move { b.client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ask(DOMAIN).await, 404);
+    assert_eq!(ask("demo.localhost").await, 200, "a store's platform address");
+    assert_eq!(ask("localhost").await, 200, "the platform itself");
+    for not_ours in ["nobody.localhost", "example.com", "", "demo.localhost:443", "*.localhost", "a/b"] {
+        assert_eq!(ask(not_ours).await, 404, "{not_ours:?}");
+    }
 
     // The wrong token is refused, and the domain still does not route.
     dns.set_txt(&format!("_ecom-verify.{DOMAIN}"), "ecom-verify=0123456789abcdef0123456789abcdef");
@@ -183,11 +195,13 @@ async fn a_domain_verified_by_dns_txt_routes_only_once_verified(app: TestApp, dn
     let home = b.get(DOMAIN, "/").await;
     assert_eq!(home.status, 200);
     assert!(home.body.contains("Demo Outfitters"));
+    assert_eq!(ask(DOMAIN).await, 200, "verified: a certificate may be issued");
 
     // Removing it stops the routing at once; all of it is in the audit log.
     let removed = b.submit("demo.localhost", PAGE, &format!("{PAGE}/{}/delete", row.id), &[]).await;
     assert_eq!(removed.status, 303);
     assert_eq!(b.get(DOMAIN, "/").await.status, 404);
+    assert_eq!(ask(DOMAIN).await, 404);
     let audit = b.get("demo.localhost", "/merchant/audit").await.body;
     for action in ["domain.added", "domain.verified", "domain.removed"] {
         assert!(audit.contains(action), "{action} audited: {audit}");
@@ -373,7 +387,8 @@ async fn the_dashboard_shows_requests_orders_and_the_bus(app: TestApp, _dns: Dns
     for title in ["Requests per minute", "p99 latency", "Orders per minute", "Outbox lag", "Dead letters"] {
         assert!(body.contains(title), "{title}: {body}");
     }
-    assert!(body.contains("this node") && body.contains("all stores, all nodes"));
+    assert!(body.contains("one node") && body.contains("all stores, all nodes"));
+    assert!(body.contains("1 node reported in this hour"), "{body}");
     assert!(body.contains("<svg class=\"chart chart-requests\""));
     // The figures: the 5 product pages and the sign-in requests counted by this node,
     // the one order from the database, no dead letters, the outbox sampled.
@@ -396,6 +411,25 @@ async fn the_dashboard_shows_requests_orders_and_the_bus(app: TestApp, _dns: Dns
     assert!(current("outbox").ends_with(" s"));
     assert!(body.contains("chart-bar") && body.contains("/static/dashboard.js"));
     assert!(body.contains("demo.localhost"), "the newest stores are listed");
+
+    // Another node writes its minute (as every node does every 15 s): 50 slow
+    // requests. The charts add the nodes up; its slow requests set the p99.
+    let now = chrono::Utc::now().timestamp().div_euclid(60);
+    let mut buckets = vec![0u64; 14];
+    buckets[10] = 50; // ≤ 2.5 s
+    // (This minute and the next, in case the clock turns before the page is drawn.)
+    let other: Vec<_> = [now, now + 1]
+        .map(|minute| ecom_store::stats::TrafficMinute { minute, requests: 50, buckets: buckets.clone() })
+        .into();
+    ecom_store::stats::save_node_traffic(&app.db, "node-elsewhere", &other, now - 120).await.unwrap();
+    let page = admin.get("localhost", "/admin").await;
+    let body = &page.body;
+    assert!(body.contains("all nodes") && body.contains("2 nodes reported in this hour"), "{body}");
+    let marker = "Requests per minute over the last 60 minutes: now ";
+    let start = body.find(marker).unwrap() + marker.len();
+    let now_requests: f64 = body[start..].split([',', ' ']).next().unwrap().parse().unwrap();
+    assert!(now_requests >= 50.0, "both nodes counted: {now_requests}");
+    assert!(body.contains("p99 latency over the last 60 minutes: now 2.5 s"), "{body}");
 
     // The refresh fragment, for signed-in operators only.
     let fragment = admin.get("localhost", "/admin/dashboard/charts").await;

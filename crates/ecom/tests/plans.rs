@@ -625,3 +625,34 @@ async fn the_cli_opens_stores_on_a_plan(app: TestApp) {
     app.stop().await;
 }
 both!(the_cli_opens_stores_on_a_plan);
+
+/// Additions counted against a plan take turns: ten products created at once on a
+/// plan with room for three leave exactly three, and the other seven are refused with
+/// the plan's message.
+async fn concurrent_additions_cannot_overshoot_a_limit(app: TestApp) {
+    let b = operator(&app, &[]).await;
+    let shoes = app.store("shoes", "Shoe Shed").await;
+    make_plan(&b, "tiny", "3", "", "", "").await;
+    put_on_plan(&b, "shoes", "tiny").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let (catalog, shoes) = (app.catalog.clone(), shoes.clone());
+        tasks.spawn(async move {
+            let draft = common::product(&format!("Hat {i}"), "Hats", &[], &["Red"], 2500, &shoes);
+            catalog.create_product(&shoes, draft, None).await
+        });
+    }
+    let (mut made, mut refused) = (0, Vec::new());
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(_) => made += 1,
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    assert_eq!(made, 3, "{refused:?}");
+    assert_eq!(refused.len(), 7);
+    assert!(refused.iter().all(|e| e.contains("Your Tiny plan allows 3 products")), "{refused:?}");
+    assert_eq!(product_count(&app, &shoes).await, 3);
+    app.stop().await;
+}
+both!(concurrent_additions_cannot_overshoot_a_limit);

@@ -318,9 +318,14 @@ async fn staff_reach_only_their_areas(app: TestApp) {
         "/merchant/settings/api",
         "/merchant/audit",
         "/merchant/settings/staff",
+        // The getting-started checklist names the steps but links none it forbids.
+        "/merchant/products/new",
+        "/merchant/settings/checkout",
+        "/merchant/theme",
     ] {
         assert!(!home.body.contains(&format!("href=\"{hidden}\"")), "{hidden} shown");
     }
+    assert!(home.body.contains("Add a product") && home.body.contains("Needs the Catalog permission — ask an owner."));
 
     // Forbidden actions change nothing.
     let before = count_products(&app, &tenant).await;
