@@ -310,6 +310,47 @@ pub(crate) fn env_name(key: &str) -> String {
     format!("ECOM_{}", key.to_ascii_uppercase())
 }
 
+/// The settings that are text whatever they look like. Figment reads `ECOM_*` values
+/// as TOML-like literals, so `ECOM_TWILIO_FROM=+15005550006` would become the number
+/// 15005550006 (the `+` lost, then refused as "not a string") and a numeric WhatsApp
+/// phone number id or password the same: these are taken from the environment as
+/// written instead.
+const TEXT_KEYS: &[&str] = &[
+    "database_url",
+    "platform_domain",
+    "secret_key",
+    "log_level",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "stripe_api_base",
+    "smtp_url",
+    "mail_from",
+    "amqp_url",
+    "amqp_prefix",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "twilio_from",
+    "twilio_api_url",
+    "whatsapp_token",
+    "whatsapp_phone_number_id",
+    "whatsapp_api_url",
+    "vapid_private_key",
+    "vapid_subject",
+    "dns_resolver",
+    "abandoned_cart_after",
+];
+
+/// [`TEXT_KEYS`] set in the environment, as written (`ECOM_` names, case as figment
+/// takes them: any).
+fn raw_text_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars()
+        .filter_map(|(name, value)| {
+            let key = name.strip_prefix("ECOM_")?.to_ascii_lowercase();
+            TEXT_KEYS.contains(&key.as_str()).then_some((key, value))
+        })
+        .collect()
+}
+
 impl Config {
     /// The DNS server for domain verification, when one is set (checked by `validate`).
     pub fn dns_resolver_addr(&self) -> Option<SocketAddr> {
@@ -324,7 +365,8 @@ impl Config {
         }
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(config_file))
-            .merge(Env::prefixed("ECOM_").ignore(&["config"]));
+            .merge(Env::prefixed("ECOM_").ignore(&["config"]))
+            .merge(Serialized::defaults(raw_text_env()));
         let config: Config = figment.extract().map_err(|errors| {
             let lines: Vec<String> = errors
                 .into_iter()

@@ -1016,3 +1016,25 @@ async fn order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopp
     assert_eq!(graph.received.lock().unwrap().len(), 2, "two WhatsApp messages in all");
 }
 backends!(order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopper_asks);
+
+/// Settings that look like numbers stay as written: a sender number with its `+` and a
+/// numeric WhatsApp phone number id (read as TOML-like literals they would be numbers).
+#[test]
+fn phone_numbers_and_numeric_ids_in_the_environment_stay_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::ecom_command()
+        .arg("config")
+        .current_dir(dir.path())
+        .env("ECOM_TWILIO_ACCOUNT_SID", SID)
+        .env("ECOM_TWILIO_AUTH_TOKEN", TOKEN)
+        .env("ECOM_TWILIO_FROM", "+15005550006")
+        .env("ECOM_WHATSAPP_TOKEN", WA_TOKEN)
+        .env("ECOM_WHATSAPP_PHONE_NUMBER_ID", WA_NUMBER_ID)
+        .env("ECOM_NOTIFY_SMS_PER_SEC", "5")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("+15005550006") && stdout.contains(WA_NUMBER_ID), "{stdout}");
+    assert!(!stdout.contains(TOKEN) && !stdout.contains(WA_TOKEN), "secrets stay hidden: {stdout}");
+}
