@@ -112,6 +112,9 @@ pub struct Config {
     pub bus_backoff_max_ms: u64,
     /// How often an idle relay looks for new events, in milliseconds.
     pub bus_poll_ms: u64,
+    /// Seconds a relay holds the deliveries it claimed; a node that dies mid-round
+    /// leaves them to the others after this long.
+    pub bus_lease_secs: u64,
     /// Run the bus relay in this process. Any number of nodes may run it (they share
     /// the work); turn it off on nodes that should only serve requests.
     pub bus_relay: bool,
@@ -233,6 +236,7 @@ impl Default for Config {
             bus_backoff_base_ms: 1_000,
             bus_backoff_max_ms: 600_000,
             bus_poll_ms: 500,
+            bus_lease_secs: 60,
             bus_relay: true,
             smtp_url: None,
             mail_from: None,
@@ -450,6 +454,9 @@ impl Config {
         if !(1..=60_000).contains(&self.bus_poll_ms) {
             return err("bus_poll_ms", "expected 1 to 60000 milliseconds");
         }
+        if !(4..=3600).contains(&self.bus_lease_secs) {
+            return err("bus_lease_secs", "expected 4 to 3600 seconds");
+        }
         if !(1..=100).contains(&self.notify_max_attempts) {
             return err("notify_max_attempts", "expected 1 to 100");
         }
@@ -606,6 +613,7 @@ impl Config {
             backoff_base: std::time::Duration::from_millis(self.bus_backoff_base_ms),
             backoff_max: std::time::Duration::from_millis(self.bus_backoff_max_ms),
             poll: std::time::Duration::from_millis(self.bus_poll_ms),
+            lease: std::time::Duration::from_secs(self.bus_lease_secs),
             ..ecom_bus::RelaySettings::default()
         }
     }
@@ -840,6 +848,7 @@ mod tests {
         assert!(e(Config { bus_backoff_base_ms: 0, ..Config::default() }).contains("ECOM_BUS_BACKOFF_BASE_MS"));
         assert!(e(Config { bus_backoff_max_ms: 10, ..Config::default() }).contains("ECOM_BUS_BACKOFF_MAX_MS"));
         assert!(e(Config { bus_poll_ms: 0, ..Config::default() }).contains("ECOM_BUS_POLL_MS"));
+        assert!(e(Config { bus_lease_secs: 1, ..Config::default() }).contains("ECOM_BUS_LEASE_SECS"));
         assert!(
             e(Config { abandoned_cart_after: "soon".into(), ..Config::default() })
                 .contains("ECOM_ABANDONED_CART_AFTER")
