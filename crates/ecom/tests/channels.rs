@@ -188,14 +188,17 @@ async fn twilio_messages(
     }
 }
 
-async fn twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed(backend: common::Backend) {
+/// A local server answering Twilio's Messages API, and its address.
+async fn twilio_server() -> (Arc<Twilio>, String) {
     let twilio = Arc::new(Twilio::default());
-    let base = serve(
-        axum::Router::new()
-            .route("/2010-04-01/Accounts/{sid}/{file}", axum::routing::post(twilio_messages))
-            .with_state(twilio.clone()),
-    )
-    .await;
+    let router = axum::Router::new()
+        .route("/2010-04-01/Accounts/{sid}/{file}", axum::routing::post(twilio_messages))
+        .with_state(twilio.clone());
+    (twilio, serve(router).await)
+}
+
+async fn twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed(backend: common::Backend) {
+    let (twilio, base) = twilio_server().await;
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
         c.twilio_account_sid = Some(SID.into());
@@ -310,14 +313,17 @@ async fn graph_messages(
     .into_response()
 }
 
-async fn whatsapp_templates_are_sent_as_documented_and_go_to_verified_phones_only(backend: common::Backend) {
+/// A local server answering the WhatsApp Cloud API's messages endpoint, and its address.
+async fn graph_server() -> (Arc<Graph>, String) {
     let graph = Arc::new(Graph::default());
-    let base = serve(
-        axum::Router::new()
-            .route("/{version}/{id}/messages", axum::routing::post(graph_messages))
-            .with_state(graph.clone()),
-    )
-    .await;
+    let router = axum::Router::new()
+        .route("/{version}/{id}/messages", axum::routing::post(graph_messages))
+        .with_state(graph.clone());
+    (graph, serve(router).await)
+}
+
+async fn whatsapp_templates_are_sent_as_documented_and_go_to_verified_phones_only(backend: common::Backend) {
+    let (graph, base) = graph_server().await;
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
         c.whatsapp_token = Some(ecom::config::Secret(WA_TOKEN.into()));
@@ -895,20 +901,8 @@ fn channels_of(rows: &[NotificationRow]) -> Vec<&str> {
 }
 
 async fn order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopper_asks(backend: common::Backend) {
-    let twilio = Arc::new(Twilio::default());
-    let twilio_url = serve(
-        axum::Router::new()
-            .route("/2010-04-01/Accounts/{sid}/{file}", axum::routing::post(twilio_messages))
-            .with_state(twilio.clone()),
-    )
-    .await;
-    let graph = Arc::new(Graph::default());
-    let graph_url = serve(
-        axum::Router::new()
-            .route("/{version}/{id}/messages", axum::routing::post(graph_messages))
-            .with_state(graph.clone()),
-    )
-    .await;
+    let (twilio, twilio_url) = twilio_server().await;
+    let (graph, graph_url) = graph_server().await;
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
         c.twilio_account_sid = Some(SID.into());
