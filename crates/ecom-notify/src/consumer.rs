@@ -110,11 +110,14 @@ impl Consumer for Notifications {
         let ctx = order_context(&tenant, &base, &order, &lines, event);
         // The shopper: email always (transactional), other channels as routed. A guest
         // order is not in any account, so it goes by email only, even when the
-        // address has an account (and a phone, and devices) here.
-        let (prefs, mut contacts) = routing::load(&txn, tenant.id, order.customer_id, &order.email).await?;
-        if order.customer_id.is_none() {
-            contacts = routing::Contacts { email: contacts.email, ..Default::default() };
-        }
+        // address has an account (and a phone, and devices) here: nothing to read.
+        let (prefs, contacts) = match order.customer_id {
+            Some(_) => routing::load(&txn, tenant.id, order.customer_id, &order.email).await?,
+            None => {
+                let email = Some(order.email.trim().to_owned()).filter(|e| !e.is_empty());
+                (routing::Preferences::default(), routing::Contacts { email, ..Default::default() })
+            }
+        };
         let email = store_templates.render_email(template, &ctx).map_err(failed)?;
         let message = CustomerMessage {
             tenant: &tenant,
