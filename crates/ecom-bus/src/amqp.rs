@@ -254,7 +254,10 @@ impl AmqpBus {
         let mut tasks = tokio::task::JoinSet::new();
         for consumer in self.consumers.iter() {
             let ch = conn.create_channel().await?;
-            ch.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+            // A batching consumer takes two batches of up to `prefetch` at once.
+            let prefetch =
+                if consumer.batches() { self.settings.prefetch.saturating_mul(2) } else { self.settings.prefetch };
+            ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             let bus = self.clone();
             let worker = consumer.clone();
@@ -442,60 +445,131 @@ impl AmqpBus {
             .basic_consume(queue.as_str().into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await?;
         let limit = usize::from(self.settings.prefetch.max(1));
-        stream
-            .map_err(AmqpError::from)
-            .try_for_each_concurrent(limit, |delivery| {
-                let (bus, ch, consumer) = (self.clone(), ch.clone(), consumer.clone());
-                async move { bus.deliver(&ch, consumer, delivery).await }
-            })
-            .await?;
+        if consumer.batches() {
+            // What has arrived, up to the prefetch, goes to the consumer together; two
+            // batches at once (the channel's prefetch is doubled for this), so the
+            // broker refills one while the other is handled.
+            stream
+                .ready_chunks(limit)
+                .map(|chunk| chunk.into_iter().collect::<Result<Vec<_>, _>>().map_err(AmqpError::from))
+                .try_for_each_concurrent(2, |deliveries| {
+                    let (bus, ch, consumer) = (self.clone(), ch.clone(), consumer.clone());
+                    async move { bus.deliver_batch(&ch, consumer, deliveries).await }
+                })
+                .await?;
+        } else {
+            stream
+                .map_err(AmqpError::from)
+                .try_for_each_concurrent(limit, |delivery| {
+                    let (bus, ch, consumer) = (self.clone(), ch.clone(), consumer.clone());
+                    async move { bus.deliver(&ch, consumer, delivery).await }
+                })
+                .await?;
+        }
         Err(AmqpError::Cancelled(queue))
     }
 
-    /// Handles one message: ack after success; on failure, republish to the delay
-    /// queue of its attempt and ack; when attempts ran out, record the failure and
-    /// reject it to the dead-letter queue.
+    /// The event a message carries; a message that will never parse goes straight to
+    /// the dead-letter queue, whose recorder logs and drops it (there is no store to
+    /// file it under), and gives `None`.
+    async fn event_of(
+        &self,
+        consumer: &dyn Consumer,
+        delivery: &lapin::message::Delivery,
+    ) -> Result<Option<Event>, AmqpError> {
+        match Event::from_json(&String::from_utf8_lossy(&delivery.data)) {
+            Ok(event) => Ok(Some(event)),
+            Err(e) => {
+                tracing::warn!(consumer = consumer.name(), error = %e, "malformed message from the broker");
+                delivery.reject(BasicRejectOptions { requeue: false }).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs a handler on a task of its own, so that a session ending under it (the
+    /// broker went away, another part of the session failed) does not cut it off
+    /// halfway: its transaction commits or rolls back whole, only the ack is lost, and
+    /// the broker's redelivery meets the receipt. Only the lease stops it.
+    async fn guarded<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, String> {
+        let lease = self.settings.relay.lease;
+        let mut handler = tokio::spawn(work);
+        match tokio::time::timeout(lease, &mut handler).await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) => Err(format!("the consumer stopped: {e}")),
+            Err(_) => {
+                handler.abort();
+                Err(format!("timed out after {lease:?}"))
+            }
+        }
+    }
+
+    /// Handles one message, then settles it ([`AmqpBus::settle`]).
     async fn deliver(
         &self,
         ch: &Channel,
         consumer: Arc<dyn Consumer>,
         delivery: lapin::message::Delivery,
     ) -> Result<(), AmqpError> {
+        let Some(event) = self.event_of(&*consumer, &delivery).await? else { return Ok(()) };
+        let result = {
+            let (consumer, event) = (consumer.clone(), event.clone());
+            self.guarded(async move { consumer.handle(&event).await.map_err(|e| e.to_string()) }).await.and_then(|r| r)
+        };
+        self.settle(ch, &*consumer, delivery, &event, result).await
+    }
+
+    /// Hands a batching consumer several messages together, then settles each by its
+    /// own outcome.
+    async fn deliver_batch(
+        &self,
+        ch: &Channel,
+        consumer: Arc<dyn Consumer>,
+        deliveries: Vec<lapin::message::Delivery>,
+    ) -> Result<(), AmqpError> {
+        let mut batch = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            if let Some(event) = self.event_of(&*consumer, &delivery).await? {
+                batch.push((delivery, event));
+            }
+        }
+        let events: Vec<Event> = batch.iter().map(|(_, e)| e.clone()).collect();
+        let n = events.len();
+        let results: Vec<Result<(), String>> = {
+            let worker = consumer.clone();
+            match self.guarded(async move { worker.handle_batch(&events).await }).await {
+                Ok(r) if r.len() == n => r.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+                Ok(r) => vec![Err(format!("{} gave {} outcomes for {n} events", consumer.name(), r.len())); n],
+                Err(e) => vec![Err(e); n],
+            }
+        };
+        for ((delivery, event), result) in batch.into_iter().zip(results) {
+            self.settle(ch, &*consumer, delivery, &event, result).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles a handled message: ack after success; on failure, republish to the delay
+    /// queue of its attempt and ack; when attempts ran out, record the failure and
+    /// reject it to the dead-letter queue.
+    async fn settle(
+        &self,
+        ch: &Channel,
+        consumer: &dyn Consumer,
+        delivery: lapin::message::Delivery,
+        event: &Event,
+        result: Result<(), String>,
+    ) -> Result<(), AmqpError> {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
         let attempt = header_u32(&headers, ATTEMPT).unwrap_or(1).max(1);
         let redriven = header_u32(&headers, REDRIVE).is_some_and(|v| v > 0);
-        let text = String::from_utf8_lossy(&delivery.data);
-        let event = match Event::from_json(&text) {
-            Ok(event) => event,
-            Err(e) => {
-                // It will never parse: straight to the dead-letter queue, whose recorder
-                // logs and drops it (there is no store to file it under).
-                tracing::warn!(consumer = consumer.name(), error = %e, "malformed message from the broker");
-                delivery.reject(BasicRejectOptions { requeue: false }).await?;
-                return Ok(());
-            }
-        };
-        // The handler runs on a task of its own, so that a session ending under it (the
-        // broker went away, another part of the session failed) does not cut it off
-        // halfway: its transaction commits or rolls back whole, only the ack is lost,
-        // and the broker's redelivery meets the receipt. Only the lease stops it.
-        let mut handler = {
-            let (consumer, event) = (consumer.clone(), event.clone());
-            tokio::spawn(async move { consumer.handle(&event).await })
-        };
-        let result = match tokio::time::timeout(self.settings.relay.lease, &mut handler).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(e.to_string()),
-            Ok(Err(e)) => Err(format!("the consumer stopped: {e}")),
-            Err(_) => {
-                handler.abort();
-                Err(format!("timed out after {:?}", self.settings.relay.lease))
-            }
-        };
         let labels = [("consumer", consumer.name())];
         match result {
             Ok(()) => {
-                if redriven && let Err(e) = self.mark_redriven_delivered(&event, consumer.name()).await {
+                if redriven && let Err(e) = self.mark_redriven_delivered(event, consumer.name()).await {
                     // The effect is in (receipts dedupe it); only the panel's row is stale.
                     tracing::warn!(event = %event.id, error = %e, "recording a retried delivery failed");
                 }
@@ -505,7 +579,7 @@ impl AmqpBus {
             Err(error) => {
                 let error: String = error.chars().take(2000).collect();
                 if attempt >= self.settings.relay.max_attempts {
-                    if let Err(e) = self.failed_for_good(&event, consumer.name(), attempt, &error).await {
+                    if let Err(e) = self.failed_for_good(event, consumer.name(), attempt, &error).await {
                         // Could not record it: let the broker give it back, later.
                         tracing::warn!(event = %event.id, error = %e, "recording a dead letter failed; requeued");
                         tokio::time::sleep(self.settings.relay.poll).await;
@@ -524,7 +598,7 @@ impl AmqpBus {
                             self.settings.delay_queue(consumer.name(), level).as_str().into(),
                             BasicPublishOptions::default(),
                             &delivery.data,
-                            properties(&event, attempt + 1, redriven),
+                            properties(event, attempt + 1, redriven),
                         )
                         .await?
                         .await?;

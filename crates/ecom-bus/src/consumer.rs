@@ -2,6 +2,7 @@
 //! makes at-least-once delivery give exactly-once effects.
 
 use crate::events::{Event, Topic};
+use ecom_core::TenantId;
 use ecom_store::{DatabaseTransaction, Db, StoreError};
 
 /// Why a consumer could not handle an event; the relay retries it later.
@@ -30,6 +31,23 @@ pub trait Consumer: Send + Sync + 'static {
     fn topics(&self) -> &[Topic];
     async fn handle(&self, event: &Event) -> Result<(), ConsumerError>;
 
+    /// Whether the relay should hand this consumer its claimed events together, in
+    /// [`Consumer::handle_batch`], rather than one by one, several at once.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Handles several events (of any stores, in no particular order); one outcome per
+    /// event, in their order. A consumer that batches does in a few statements what
+    /// `handle` does per event, and keeps one event's failure from failing the others.
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), ConsumerError>> {
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            results.push(self.handle(event).await);
+        }
+        results
+    }
+
     /// Opens a transaction in the event's store that already holds this consumer's
     /// receipt for the event, or `None` when the event was applied before. Make the
     /// effect in the transaction and commit it: the receipt and the effect land
@@ -50,6 +68,39 @@ pub async fn once(db: &Db, consumer: &str, event: &Event) -> Result<Option<Datab
     }
 }
 
+/// The batching consumers' shape of [`Consumer::handle_batch`]: groups `events` by
+/// store and hands each group to `store` (one transaction per store, in the consumer);
+/// a group that fails is retried event by event, so that one bad event fails alone.
+pub async fn by_store<'e, F, Fut>(events: &'e [Event], store: F) -> Vec<Result<(), ConsumerError>>
+where
+    F: Fn(TenantId, Vec<&'e Event>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ConsumerError>>,
+{
+    let mut groups: Vec<(TenantId, Vec<usize>)> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        match groups.iter_mut().find(|(t, _)| *t == event.tenant()) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((event.tenant(), vec![i])),
+        }
+    }
+    let mut results: Vec<Option<Result<(), ConsumerError>>> = events.iter().map(|_| None).collect();
+    for (tenant, idx) in groups {
+        let group: Vec<&Event> = idx.iter().map(|&i| &events[i]).collect();
+        match store(tenant, group).await {
+            Ok(()) => idx.iter().for_each(|&i| results[i] = Some(Ok(()))),
+            Err(e) if idx.len() == 1 => results[idx[0]] = Some(Err(e)),
+            Err(e) => {
+                tracing::info!(tenant.id = %tenant, events = idx.len(), error = %e,
+                    "a batch of events failed together; handling them one by one");
+                for &i in &idx {
+                    results[i] = Some(store(tenant, vec![&events[i]]).await);
+                }
+            }
+        }
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(ConsumerError::failed("not handled")))).collect()
+}
+
 /// The store activity counter: counts every event per store, day and topic
 /// (`store_activity`), shown on the merchant dashboard's bus page.
 pub struct Activity {
@@ -61,6 +112,24 @@ impl Activity {
 
     pub fn new(db: Db) -> Self {
         Self { db }
+    }
+
+    /// Counts one store's events: their receipts and one counter update per day and
+    /// topic, in one transaction.
+    async fn count(&self, tenant: TenantId, events: Vec<&Event>) -> Result<(), ConsumerError> {
+        let txn = self.db.tenant_txn(tenant).await?;
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+        let fresh = ecom_store::bus::first_receipts(&txn, tenant, Self::NAME, &ids).await?;
+        let mut counts: std::collections::BTreeMap<(String, &str), i64> = Default::default();
+        for event in events.iter().filter(|e| fresh.contains(&e.id)) {
+            let day = event.occurred_at.format("%Y-%m-%d").to_string();
+            *counts.entry((day, event.topic.as_str())).or_default() += 1;
+        }
+        for ((day, topic), n) in counts {
+            ecom_store::bus::add_activity(&txn, tenant, &day, topic, n).await?;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(())
     }
 }
 
@@ -75,10 +144,14 @@ impl Consumer for Activity {
     }
 
     async fn handle(&self, event: &Event) -> Result<(), ConsumerError> {
-        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
-        let day = event.occurred_at.format("%Y-%m-%d").to_string();
-        ecom_store::bus::bump_activity(&txn, event.tenant(), &day, event.topic.as_str()).await?;
-        txn.commit().await.map_err(StoreError::from)?;
-        Ok(())
+        self.count(event.tenant(), vec![event]).await
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), ConsumerError>> {
+        by_store(events, |tenant, group| self.count(tenant, group)).await
     }
 }

@@ -96,6 +96,10 @@ impl From<ecom_store::DbErr> for BusError {
     }
 }
 
+/// A delivery attempted: its row, the event's payload (kept with a dead letter) and the
+/// error, if it failed.
+type Outcome = (DeliveryRow, serde_json::Value, Result<(), String>);
+
 /// The relay. Cheap to clone.
 #[derive(Clone)]
 pub struct Relay {
@@ -157,31 +161,53 @@ impl Relay {
         if claimed.is_empty() {
             return Ok(round);
         }
-        let mut claimed = claimed.into_iter();
+        let events = Arc::new(events);
         let mut results = Vec::with_capacity(claimed.len());
         let mut skipped = Vec::new();
+        // A batching consumer gets its deliveries together, in one task; the others'
+        // go one by one, `concurrency` at a time.
+        let mut batches: Vec<(Arc<dyn Consumer>, Vec<DeliveryRow>)> = Vec::new();
+        let mut singles = Vec::new();
+        for row in claimed {
+            if !events.contains_key(&row.event_id) {
+                skipped.push(row.id);
+                continue;
+            }
+            match self.consumer(&row.consumer) {
+                Some(c) if c.batches() => match batches.iter_mut().find(|(b, _)| b.name() == c.name()) {
+                    Some((_, rows)) => rows.push(row),
+                    None => batches.push((c.clone(), vec![row])),
+                },
+                _ => singles.push(row),
+            }
+        }
         let mut tasks = tokio::task::JoinSet::new();
+        for (consumer, rows) in batches {
+            let Some(limit) = self.time_left(until) else {
+                skipped.extend(rows.iter().map(|r| r.id));
+                continue;
+            };
+            let (relay, events) = (self.clone(), events.clone());
+            tasks.spawn(async move { relay.attempt_batch(&*consumer, rows, &events, limit).await });
+        }
+        let mut singles = singles.into_iter();
         loop {
             while tasks.len() < self.settings.concurrency.max(1) {
-                let Some(row) = claimed.next() else { break };
-                // Started only with half the lease left, and cut off before it ends,
-                // so that the outcome is recorded while this relay still holds it.
-                let left = (until - Utc::now()).to_std().unwrap_or_default();
-                let event = events.get(&row.event_id).cloned();
-                let Some(event) = event.filter(|_| left >= self.settings.lease / 2) else {
+                let Some(row) = singles.next() else { break };
+                let Some(limit) = self.time_left(until) else {
                     skipped.push(row.id);
                     continue;
                 };
-                let relay = self.clone();
-                let limit = left.saturating_sub(self.settings.lease / 4);
+                let (relay, events) = (self.clone(), events.clone());
                 tasks.spawn(async move {
-                    let result = relay.attempt(&row, &event, limit).await;
-                    (row, event.payload, result)
+                    let event = &events[&row.event_id];
+                    let result = relay.attempt(&row, event, limit).await;
+                    vec![(row, event.payload.clone(), result)]
                 });
             }
             let Some(done) = tasks.join_next().await else { break };
             match done {
-                Ok(r) => results.push(r),
+                Ok(r) => results.extend(r),
                 Err(e) => tracing::warn!(error = %e, "a bus delivery task failed"),
             }
         }
@@ -253,6 +279,51 @@ impl Relay {
         Ok((claimed, until, events))
     }
 
+    /// How long an attempt may take, started now: `None` once less than half the lease
+    /// is left, and cut off with a quarter left, so that its outcome is recorded while
+    /// this relay still holds the deliveries.
+    fn time_left(&self, until: DateTime<Utc>) -> Option<Duration> {
+        let left = (until - Utc::now()).to_std().unwrap_or_default();
+        (left >= self.settings.lease / 2).then(|| left.saturating_sub(self.settings.lease / 4))
+    }
+
+    /// Hands a batching consumer its events together; each delivery's outcome.
+    async fn attempt_batch(
+        &self,
+        consumer: &dyn Consumer,
+        rows: Vec<DeliveryRow>,
+        events: &HashMap<Uuid, OutboxRow>,
+        limit: Duration,
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let (mut handed, mut parsed) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        for row in rows {
+            match Event::from_outbox(&events[&row.event_id]) {
+                Ok(event) => {
+                    handed.push(row);
+                    parsed.push(event);
+                }
+                Err(e) => outcomes.push((row, Err(e.to_string()))),
+            }
+        }
+        let results: Vec<Result<(), String>> = match tokio::time::timeout(limit, consumer.handle_batch(&parsed)).await {
+            Ok(r) if r.len() == parsed.len() => r.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+            Ok(r) => {
+                let error = format!("{} gave {} outcomes for {} events", consumer.name(), r.len(), parsed.len());
+                parsed.iter().map(|_| Err(error.clone())).collect()
+            }
+            Err(_) => parsed.iter().map(|_| Err(format!("timed out after {limit:?}"))).collect(),
+        };
+        outcomes.extend(handed.into_iter().zip(results));
+        outcomes
+            .into_iter()
+            .map(|(row, result)| {
+                let payload = events[&row.event_id].payload.clone();
+                (row, payload, result)
+            })
+            .collect()
+    }
+
     /// Hands one event to one consumer; the error, if it failed.
     async fn attempt(&self, row: &DeliveryRow, event_row: &OutboxRow, limit: Duration) -> Result<(), String> {
         let Some(consumer) = self.consumer(&row.consumer).cloned() else {
@@ -269,11 +340,7 @@ impl Relay {
     /// Records a round's outcomes in one transaction: the events' locks, every success
     /// in one update, each failure (retry or dead letter), leases given back for the
     /// deliveries not attempted, and `published_at` for events now done.
-    async fn record(
-        &self,
-        results: Vec<(DeliveryRow, serde_json::Value, Result<(), String>)>,
-        skipped: &[Uuid],
-    ) -> Result<Round, BusError> {
+    async fn record(&self, results: Vec<Outcome>, skipped: &[Uuid]) -> Result<Round, BusError> {
         let mut round = Round::default();
         let now = Utc::now();
         let mut events: Vec<Uuid> = results.iter().map(|(row, _, _)| row.event_id).collect();

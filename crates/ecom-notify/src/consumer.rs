@@ -9,11 +9,14 @@ use crate::format::{format_date, format_money};
 use crate::routing::{self, Kind};
 use crate::{EMAIL, INAPP, StoreTemplates};
 use ecom_bus::{Consumer, ConsumerError, Event, Topic};
-use ecom_core::{StaffRole, Tenant};
+use ecom_core::{StaffRole, Tenant, TenantId};
 use ecom_store::inbox::Recipient;
+use ecom_store::notifications::{Batch, NewNotification};
 use ecom_store::{Db, StoreError, orders};
 use minijinja::{Value, context};
+use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// How to write a store's public address (`http://demo.localhost:8080`), for links in
 /// messages.
@@ -82,6 +85,141 @@ fn failed(e: impl std::fmt::Display) -> ConsumerError {
     ConsumerError::failed(e.to_string())
 }
 
+impl Notifications {
+    /// Handles events of one store together: one transaction holds every receipt and
+    /// every message queued for them; the orders, their lines, the store's staff and
+    /// devices and each customer's routing are read once, and the messages are written
+    /// in multi-row inserts.
+    async fn handle_store(&self, tenant: TenantId, events: Vec<&Event>) -> Result<(), ConsumerError> {
+        // Read before the consumer's transaction opens: on SQLite the pool may have a
+        // single connection.
+        let Some(tenant) = ecom_store::tenants::find_by_id(&self.db, tenant).await? else { return Ok(()) };
+        let store_templates = self.templates.load(tenant.id).await?;
+        let mut work = Vec::with_capacity(events.len());
+        for event in events {
+            let Some(template) = shopper_template(event.topic) else { continue };
+            work.push((event, template, event.order().map_err(failed)?.order_id));
+        }
+        let txn = self.db.tenant_txn(tenant.id).await?;
+        let ids: Vec<Uuid> = work.iter().map(|(e, _, _)| e.id).collect();
+        let fresh = ecom_store::bus::first_receipts(&txn, tenant.id, Self::NAME, &ids).await?;
+        // Events applied before (a redelivery) queue nothing again.
+        work.retain(|(e, _, _)| fresh.contains(&e.id));
+        let mut order_ids: Vec<Uuid> = work.iter().map(|(_, _, id)| *id).collect();
+        order_ids.sort_unstable();
+        order_ids.dedup();
+        // An order that is gone (its store was deleted) keeps the receipt and sends nothing.
+        let orders: HashMap<Uuid, orders::OrderRow> =
+            orders::orders_by_ids(&txn, tenant.id, &order_ids).await?.into_iter().map(|o| (o.id, o)).collect();
+        let mut lines: HashMap<Uuid, Vec<orders::LineRow>> = HashMap::new();
+        for line in orders::order_lines(&txn, tenant.id, &order_ids).await? {
+            lines.entry(line.order_id).or_default().push(line);
+        }
+        let new_orders = work.iter().any(|(e, _, id)| e.topic == Topic::OrderPlaced && orders.contains_key(id));
+        let (staff, staff_devices) = if new_orders {
+            (
+                ecom_store::accounts::list_staff(&txn, tenant.id).await?,
+                ecom_store::channels::staff_push_subscriptions(&txn, tenant.id).await?,
+            )
+        } else {
+            Default::default()
+        };
+        let base = self.links.base(&tenant);
+        let mut routes: HashMap<(Uuid, String), (routing::Preferences, routing::Contacts)> = HashMap::new();
+        let mut out = Batch::default();
+        for (event, template, order_id) in work {
+            let Some(order) = orders.get(&order_id) else { continue };
+            let ctx = order_context(&tenant, &base, order, lines.get(&order_id).map_or(&[], Vec::as_slice), event);
+            // The shopper: email always (transactional), other channels as routed. A
+            // guest order is not in any account, so it goes by email only, even when
+            // the address has an account (and a phone, and devices) here: nothing to read.
+            let guest;
+            let (prefs, contacts) = match order.customer_id {
+                Some(customer) => {
+                    let key = (customer, order.email.clone());
+                    if !routes.contains_key(&key) {
+                        let route = routing::load(&txn, tenant.id, Some(customer), &order.email).await?;
+                        routes.insert(key.clone(), route);
+                    }
+                    &routes[&key]
+                }
+                None => {
+                    let email = Some(order.email.trim().to_owned()).filter(|e| !e.is_empty());
+                    guest = (routing::Preferences::default(), routing::Contacts { email, ..Default::default() });
+                    &guest
+                }
+            };
+            let email = store_templates.render_email(template, &ctx).map_err(failed)?;
+            let message = CustomerMessage {
+                tenant: &tenant,
+                base: &base,
+                template,
+                ctx: &ctx,
+                env: &store_templates,
+                email: &email,
+                email_headers: Vec::new(),
+                link: format!("/account/orders/{}", order.number),
+                whatsapp: vec![
+                    tenant.name.clone(),
+                    order.number.to_string(),
+                    format!("{base}/orders/{}", order.access_token),
+                ],
+                event_id: Some(event.id),
+            };
+            let channels = routing::channels(Kind::OrderUpdates, prefs, contacts);
+            crate::fanout::queue(&mut out, contacts, &channels, &message);
+            // The staff, for a new order: the owners by email, everyone in their inbox
+            // and on the devices that asked for alerts.
+            if event.topic == Topic::OrderPlaced {
+                let rendered = store_templates.render_email("new_order", &ctx).map_err(failed)?;
+                let first = crate::marketing::first_line(&rendered.text);
+                let link = format!("/merchant/orders/{}", order.number);
+                for staff in &staff {
+                    let inbox = Recipient::Staff(staff.id.0).address();
+                    let owner = staff.role == Some(StaffRole::Owner);
+                    let rows = [
+                        owner.then_some((
+                            EMAIL,
+                            staff.email.as_str(),
+                            rendered.text.as_str(),
+                            rendered.html.as_str(),
+                            "",
+                        )),
+                        Some((INAPP, inbox.as_str(), first.as_str(), "", link.as_str())),
+                    ];
+                    for (channel, to, text, html, link) in rows.into_iter().flatten() {
+                        out.push(NewNotification {
+                            tenant: Some(tenant.id),
+                            channel,
+                            recipient: to,
+                            template: "new_order",
+                            event_id: Some(event.id),
+                            subject: &rendered.subject,
+                            body_text: text,
+                            body_html: html,
+                            headers: Vec::new(),
+                            link,
+                        });
+                    }
+                }
+                crate::push_alerts::queue(
+                    &mut out,
+                    &staff_devices,
+                    &tenant,
+                    &base,
+                    order,
+                    event,
+                    &store_templates,
+                    &ctx,
+                );
+            }
+        }
+        out.write(&txn).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Consumer for Notifications {
     fn name(&self) -> &'static str {
@@ -93,82 +231,15 @@ impl Consumer for Notifications {
     }
 
     async fn handle(&self, event: &Event) -> Result<(), ConsumerError> {
-        let Some(template) = shopper_template(event.topic) else { return Ok(()) };
-        let data = event.order().map_err(failed)?;
-        // Read before the consumer's transaction opens: on SQLite the pool may have a
-        // single connection.
-        let Some(tenant) = ecom_store::tenants::find_by_id(&self.db, event.tenant()).await? else { return Ok(()) };
-        let store_templates = self.templates.load(tenant.id).await?;
-        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
-        let Some(order) = orders::order_by_id(&txn, tenant.id, data.order_id).await? else {
-            // The order is gone (its store was deleted): keep the receipt, send nothing.
-            txn.commit().await.map_err(StoreError::from)?;
-            return Ok(());
-        };
-        let lines = orders::order_lines(&txn, tenant.id, &[order.id]).await?;
-        let base = self.links.base(&tenant);
-        let ctx = order_context(&tenant, &base, &order, &lines, event);
-        // The shopper: email always (transactional), other channels as routed. A guest
-        // order is not in any account, so it goes by email only, even when the
-        // address has an account (and a phone, and devices) here: nothing to read.
-        let (prefs, contacts) = match order.customer_id {
-            Some(_) => routing::load(&txn, tenant.id, order.customer_id, &order.email).await?,
-            None => {
-                let email = Some(order.email.trim().to_owned()).filter(|e| !e.is_empty());
-                (routing::Preferences::default(), routing::Contacts { email, ..Default::default() })
-            }
-        };
-        let email = store_templates.render_email(template, &ctx).map_err(failed)?;
-        let message = CustomerMessage {
-            tenant: &tenant,
-            base: &base,
-            template,
-            ctx: &ctx,
-            env: &store_templates,
-            email: &email,
-            email_headers: Vec::new(),
-            link: format!("/account/orders/{}", order.number),
-            whatsapp: vec![
-                tenant.name.clone(),
-                order.number.to_string(),
-                format!("{base}/orders/{}", order.access_token),
-            ],
-            event_id: Some(event.id),
-        };
-        let channels = routing::channels(Kind::OrderUpdates, &prefs, &contacts);
-        crate::fanout::queue(&txn, &contacts, &channels, &message).await?;
-        // The staff, for a new order: the owners by email, everyone in their inbox.
-        if event.topic == Topic::OrderPlaced {
-            let rendered = store_templates.render_email("new_order", &ctx).map_err(failed)?;
-            let first = crate::marketing::first_line(&rendered.text);
-            let link = format!("/merchant/orders/{}", order.number);
-            for staff in ecom_store::accounts::list_staff(&txn, tenant.id).await? {
-                let inbox = Recipient::Staff(staff.id.0).address();
-                let owner = staff.role == Some(StaffRole::Owner);
-                let rows = [
-                    owner.then_some((EMAIL, staff.email.as_str(), rendered.text.as_str(), rendered.html.as_str(), "")),
-                    Some((INAPP, inbox.as_str(), first.as_str(), "", link.as_str())),
-                ];
-                for (channel, to, text, html, link) in rows.into_iter().flatten() {
-                    let row = ecom_store::notifications::NewNotification {
-                        tenant: Some(tenant.id),
-                        channel,
-                        recipient: to,
-                        template: "new_order",
-                        event_id: Some(event.id),
-                        subject: &rendered.subject,
-                        body_text: text,
-                        body_html: html,
-                        headers: Vec::new(),
-                        link,
-                    };
-                    ecom_store::notifications::enqueue(&txn, row).await?;
-                }
-            }
-        }
-        crate::push_alerts::queue(&txn, &tenant, &base, &order, event, &store_templates, &ctx).await?;
-        txn.commit().await.map_err(StoreError::from)?;
-        Ok(())
+        self.handle_store(event.tenant(), vec![event]).await
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    async fn handle_batch(&self, events: &[Event]) -> Vec<Result<(), ConsumerError>> {
+        ecom_bus::consumer::by_store(events, |tenant, group| self.handle_store(tenant, group)).await
     }
 }
 

@@ -1,5 +1,5 @@
 //! Queues one message to one customer on each channel [`crate::routing`] chose for it,
-//! in the caller's transaction: the email as rendered, the text channels (SMS, push,
+//! into the caller's [`Batch`] (written in its transaction): the email as rendered, the text channels (SMS, push,
 //! in-app) in the store's wording for that channel ([`StoreEnv::render_text`]), and
 //! WhatsApp as a call of the approved template of the same name.
 //!
@@ -10,8 +10,7 @@ use crate::routing::{self, Contacts};
 use crate::{PushMessage, Rendered, StoreEnv, TemplateCall};
 use ecom_core::Tenant;
 use ecom_store::inbox::Recipient;
-use ecom_store::notifications::{NewNotification, enqueue};
-use ecom_store::{DatabaseTransaction, StoreError};
+use ecom_store::notifications::{Batch, NewNotification};
 use minijinja::Value;
 use uuid::Uuid;
 
@@ -76,37 +75,27 @@ fn whatsapp_language(locale: &str) -> String {
 
 /// Queues `m` on each of `channels` (routing's names) the contacts can be reached on;
 /// returns how many rows were queued.
-pub(crate) async fn queue(
-    txn: &DatabaseTransaction,
-    contacts: &Contacts,
-    channels: &[&'static str],
-    m: &CustomerMessage<'_>,
-) -> Result<usize, StoreError> {
-    let mut queued = 0;
+pub(crate) fn queue(out: &mut Batch, contacts: &Contacts, channels: &[&'static str], m: &CustomerMessage<'_>) -> usize {
+    let before = out.len();
     for &channel in channels {
         match channel {
             routing::EMAIL => {
                 let Some(to) = contacts.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) else { continue };
-                enqueue(
-                    txn,
-                    NewNotification {
-                        body_html: &m.email.html,
-                        headers: m.email_headers.clone(),
-                        ..m.row(crate::EMAIL, to, &m.email.subject, &m.email.text)
-                    },
-                )
-                .await?;
+                out.push(NewNotification {
+                    body_html: &m.email.html,
+                    headers: m.email_headers.clone(),
+                    ..m.row(crate::EMAIL, to, &m.email.subject, &m.email.text)
+                });
             }
             routing::INAPP => {
                 let Some(account) = contacts.account else { continue };
                 let to = Recipient::Customer(account).address();
                 let text = m.inapp_text();
-                enqueue(txn, NewNotification { link: &m.link, ..m.row(crate::INAPP, &to, &m.email.subject, &text) })
-                    .await?;
+                out.push(NewNotification { link: &m.link, ..m.row(crate::INAPP, &to, &m.email.subject, &text) });
             }
             routing::SMS => {
                 let Some(phone) = contacts.verified_phone.as_deref() else { continue };
-                enqueue(txn, m.row(crate::SMS, phone, "", &m.text(crate::SMS))).await?;
+                out.push(m.row(crate::SMS, phone, "", &m.text(crate::SMS)));
             }
             routing::WHATSAPP => {
                 let Some(phone) = contacts.verified_phone.as_deref() else { continue };
@@ -115,7 +104,7 @@ pub(crate) async fn queue(
                     language: whatsapp_language(m.tenant.locale.as_str()),
                     parameters: m.whatsapp.clone(),
                 };
-                enqueue(txn, m.row(crate::WHATSAPP, phone, "", &call.to_row_text())).await?;
+                out.push(m.row(crate::WHATSAPP, phone, "", &call.to_row_text()));
             }
             // Routing's `push` is the `webpush` row kind, one row per device.
             routing::PUSH => {
@@ -128,16 +117,13 @@ pub(crate) async fn queue(
                     url: format!("{}{}", m.base, m.link),
                 };
                 for sub in &contacts.push_subscriptions {
-                    crate::enqueue_push(txn, m.tenant.id, *sub, m.template, &message, m.event_id).await?;
-                    queued += 1;
+                    crate::push_row(out, m.tenant.id, *sub, m.template, &message, m.event_id);
                 }
-                continue;
             }
-            _ => continue,
+            _ => {}
         }
-        queued += 1;
     }
-    Ok(queued)
+    out.len() - before
 }
 
 #[cfg(test)]

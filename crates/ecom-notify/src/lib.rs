@@ -185,29 +185,25 @@ pub async fn enqueue_to_number(
     .await
 }
 
-/// Queues a Web Push message to one subscription.
-pub async fn enqueue_push(
-    txn: &DatabaseTransaction,
+/// Adds a Web Push message to one subscription to `out`; returns its id.
+pub fn push_row(
+    out: &mut ecom_store::notifications::Batch,
     tenant: TenantId,
     subscription: uuid::Uuid,
     template: &str,
     message: &PushMessage,
     event_id: Option<uuid::Uuid>,
-) -> Result<uuid::Uuid, ecom_store::StoreError> {
+) -> uuid::Uuid {
     let title: String = message.title.chars().take(200).collect();
-    ecom_store::notifications::enqueue(
-        txn,
-        ecom_store::notifications::NewNotification {
-            tenant: Some(tenant),
-            channel: WEBPUSH,
-            recipient: &subscription.to_string(),
-            template,
-            event_id,
-            subject: &title,
-            body_text: &message.to_row_text(),
-            body_html: "",
-            ..Default::default()
-        },
-    )
-    .await
+    out.push(ecom_store::notifications::NewNotification {
+        tenant: Some(tenant),
+        channel: WEBPUSH,
+        recipient: &subscription.to_string(),
+        template,
+        event_id,
+        subject: &title,
+        body_text: &message.to_row_text(),
+        body_html: "",
+        ..Default::default()
+    })
 }

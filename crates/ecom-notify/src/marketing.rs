@@ -386,7 +386,9 @@ impl MarketingJob {
             whatsapp: [vec![tenant.name.clone()], message.whatsapp.clone()].concat(),
             event_id: None,
         };
-        crate::fanout::queue(txn, contacts, channels, &out).await?;
+        let mut batch = ecom_store::notifications::Batch::default();
+        crate::fanout::queue(&mut batch, contacts, channels, &out);
+        batch.write(txn).await?;
         tracing::debug!(kind = message.kind.as_str(), tenant.id = %tenant.id, "marketing message queued");
         Ok(())
     }

@@ -2,30 +2,30 @@
 //! that asked for them ("Alert me on new orders on this device"). The shopper's own
 //! devices are reached through routing, like their other channels.
 
-use crate::{PushMessage, StoreEnv, enqueue_push};
+use crate::{PushMessage, StoreEnv, push_row};
 use ecom_bus::{Event, Topic};
 use ecom_core::Tenant;
-use ecom_store::channels;
-use ecom_store::{DatabaseTransaction, StoreError, orders::OrderRow};
+use ecom_store::channels::PushSubscriptionRow;
+use ecom_store::notifications::Batch;
+use ecom_store::orders::OrderRow;
 use minijinja::Value;
 
-/// Queues the staff push alerts `event` calls for, in the consumer's transaction.
+/// Adds the staff push alerts `event` calls for to `out`, one per device in
+/// `subscriptions` (the store's [`ecom_store::channels::staff_push_subscriptions`]).
 /// `base` is the store's address; the text is the store's `push/new_order` wording.
-pub(crate) async fn queue(
-    txn: &DatabaseTransaction,
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue(
+    out: &mut Batch,
+    subscriptions: &[PushSubscriptionRow],
     tenant: &Tenant,
     base: &str,
     order: &OrderRow,
     event: &Event,
     env: &StoreEnv,
     ctx: &Value,
-) -> Result<(), StoreError> {
-    if event.topic != Topic::OrderPlaced {
-        return Ok(());
-    }
-    let subscriptions = channels::staff_push_subscriptions(txn, tenant.id).await?;
-    if subscriptions.is_empty() {
-        return Ok(());
+) {
+    if event.topic != Topic::OrderPlaced || subscriptions.is_empty() {
+        return;
     }
     let alert = PushMessage {
         title: format!("New order #{} · {}", order.number, tenant.name),
@@ -33,7 +33,6 @@ pub(crate) async fn queue(
         url: format!("{base}/merchant/orders/{}", order.number),
     };
     for sub in subscriptions {
-        enqueue_push(txn, tenant.id, sub.id, "new_order_push", &alert, Some(event.id)).await?;
+        push_row(out, tenant.id, sub.id, "new_order_push", &alert, Some(event.id));
     }
-    Ok(())
 }

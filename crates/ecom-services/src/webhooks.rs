@@ -750,21 +750,44 @@ impl Consumer for Fanout {
     }
 
     async fn handle(&self, event: &Event) -> std::result::Result<(), ConsumerError> {
-        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
-        let tenant = event.tenant();
-        let wanted: Vec<SubscriptionRow> = repo::active_subscriptions(&txn, tenant)
-            .await?
-            .into_iter()
-            .filter(|s| s.topics.split(',').any(|t| t == event.topic.as_str()))
-            // A subscription gets the events that happened after it was made, however
-            // late the relay fans an older one out.
-            .filter(|s| s.created_at <= event.occurred_at)
-            .collect();
-        if !wanted.is_empty() {
-            let store = repo::store_names(&txn, tenant).await?.map(|(slug, _)| slug).unwrap_or_default();
-            let body = body(event, &store);
-            let now = Utc::now();
-            for sub in &wanted {
+        self.fan_out(event.tenant(), vec![event]).await
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    async fn handle_batch(&self, events: &[Event]) -> Vec<std::result::Result<(), ConsumerError>> {
+        ecom_bus::consumer::by_store(events, |tenant, group| self.fan_out(tenant, group)).await
+    }
+}
+
+impl Fanout {
+    /// One store's events: their receipts and a delivery per subscription wanting each,
+    /// in one transaction; the subscriptions and the store's name are read once.
+    async fn fan_out(&self, tenant: TenantId, events: Vec<&Event>) -> std::result::Result<(), ConsumerError> {
+        let txn = self.db.tenant_txn(tenant).await?;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let fresh = ecom_store::bus::first_receipts(&txn, tenant, Self::NAME, &ids).await?;
+        let subscriptions = repo::active_subscriptions(&txn, tenant).await?;
+        let mut store = None;
+        let now = Utc::now();
+        for event in events.iter().filter(|e| fresh.contains(&e.id)) {
+            let wanted: Vec<&SubscriptionRow> = subscriptions
+                .iter()
+                .filter(|s| s.topics.split(',').any(|t| t == event.topic.as_str()))
+                // A subscription gets the events that happened after it was made,
+                // however late the relay fans an older one out.
+                .filter(|s| s.created_at <= event.occurred_at)
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            if store.is_none() {
+                store = Some(repo::store_names(&txn, tenant).await?.map(|(slug, _)| slug).unwrap_or_default());
+            }
+            let body = body(event, store.as_deref().unwrap_or_default());
+            for sub in wanted {
                 repo::add_delivery(&txn, tenant, sub.id, event.id, event.topic.as_str(), &body, now).await?;
             }
         }

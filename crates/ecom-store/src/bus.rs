@@ -517,6 +517,41 @@ pub async fn first_receipt(
     Ok(res == 1)
 }
 
+/// [`first_receipt`] for many events of one store, in one statement per few hundred:
+/// the events among `events` this consumer had not applied, whose receipts are now in
+/// the transaction.
+pub async fn first_receipts(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    consumer: &str,
+    events: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>> {
+    let now = Utc::now();
+    let mut fresh = std::collections::HashSet::with_capacity(events.len());
+    for chunk in events.chunks(CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(receipt::Entity).columns([
+            receipt::Column::Id,
+            receipt::Column::TenantId,
+            receipt::Column::Consumer,
+            receipt::Column::EventId,
+            receipt::Column::CreatedAt,
+        ]);
+        for &event in chunk {
+            insert.values_panic([Uuid::now_v7().into(), tenant.0.into(), consumer.into(), event.into(), now.into()]);
+        }
+        insert
+            .on_conflict(
+                OnConflict::columns([receipt::Column::Consumer, receipt::Column::EventId]).do_nothing().to_owned(),
+            )
+            .returning_col(receipt::Column::EventId);
+        for row in txn.query_all(&insert).await? {
+            fresh.insert(row.try_get::<Uuid>("", "event_id")?);
+        }
+    }
+    Ok(fresh)
+}
+
 /// How many events `consumer` has applied in one store.
 pub async fn receipts(txn: &DatabaseTransaction, tenant: TenantId, consumer: &str) -> Result<u64> {
     Ok(receipt::Entity::find()
@@ -526,18 +561,18 @@ pub async fn receipts(txn: &DatabaseTransaction, tenant: TenantId, consumer: &st
         .await?)
 }
 
-/// Adds one to a store's count of `topic` events on `day` (`YYYY-MM-DD`).
-pub async fn bump_activity(txn: &DatabaseTransaction, tenant: TenantId, day: &str, topic: &str) -> Result<()> {
+/// Adds `n` to a store's count of `topic` events on `day` (`YYYY-MM-DD`).
+pub async fn add_activity(txn: &DatabaseTransaction, tenant: TenantId, day: &str, topic: &str, n: i64) -> Result<()> {
     activity::Entity::insert(activity::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant.0),
         day: Set(day.to_owned()),
         topic: Set(topic.to_owned()),
-        count: Set(1),
+        count: Set(n),
     })
     .on_conflict(
         OnConflict::columns([activity::Column::TenantId, activity::Column::Day, activity::Column::Topic])
-            .value(activity::Column::Count, Expr::col((activity::Entity, activity::Column::Count)).add(1))
+            .value(activity::Column::Count, Expr::col((activity::Entity, activity::Column::Count)).add(n))
             .to_owned(),
     )
     .exec_without_returning(txn)

@@ -94,37 +94,73 @@ pub struct NewNotification<'a> {
 /// Queues a message, due at once; returns its id. Call it in the transaction of the
 /// change that causes it, so the message exists exactly when the change was committed.
 pub async fn enqueue(txn: &DatabaseTransaction, new: NewNotification<'_>) -> Result<Uuid> {
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    N::insert(notification::ActiveModel {
-        id: Set(id),
-        tenant_id: Set(new.tenant.map(|t| t.0)),
-        channel: Set(new.channel.to_owned()),
-        recipient: Set(new.recipient.to_owned()),
-        template: Set(new.template.to_owned()),
-        event_id: Set(new.event_id),
-        subject: Set(new.subject.to_owned()),
-        body_text: Set(new.body_text.to_owned()),
-        body_html: Set(new.body_html.to_owned()),
-        status: Set(PENDING.into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        claimed_by: Set(String::new()),
-        claimed_until: Set(None),
-        provider_id: Set(String::new()),
-        last_error: Set(String::new()),
-        sent_at: Set(None),
-        created_at: Set(now),
-        headers: Set(if new.headers.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&new.headers).unwrap_or_default()
-        }),
-        link: Set(new.link.to_owned()),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    let mut batch = Batch::default();
+    let id = batch.push(new);
+    batch.write(txn).await?;
     Ok(id)
+}
+
+/// Messages collected to be queued together: [`Batch::write`] inserts them in one
+/// statement per few hundred, so a consumer that turns many events into many messages
+/// does not pay a round trip for each.
+#[derive(Debug, Default)]
+pub struct Batch {
+    rows: Vec<notification::ActiveModel>,
+}
+
+impl Batch {
+    /// Adds a message, due at once; returns its id.
+    pub fn push(&mut self, new: NewNotification<'_>) -> Uuid {
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        self.rows.push(notification::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(new.tenant.map(|t| t.0)),
+            channel: Set(new.channel.to_owned()),
+            recipient: Set(new.recipient.to_owned()),
+            template: Set(new.template.to_owned()),
+            event_id: Set(new.event_id),
+            subject: Set(new.subject.to_owned()),
+            body_text: Set(new.body_text.to_owned()),
+            body_html: Set(new.body_html.to_owned()),
+            status: Set(PENDING.into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            claimed_by: Set(String::new()),
+            claimed_until: Set(None),
+            provider_id: Set(String::new()),
+            last_error: Set(String::new()),
+            sent_at: Set(None),
+            created_at: Set(now),
+            headers: Set(if new.headers.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&new.headers).unwrap_or_default()
+            }),
+            link: Set(new.link.to_owned()),
+        });
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Queues every message added, in the caller's transaction; returns how many.
+    pub async fn write(self, txn: &DatabaseTransaction) -> Result<usize> {
+        let n = self.rows.len();
+        let mut rows = self.rows.into_iter().peekable();
+        // 20 columns a row: 200 rows keep a statement well under SQLite's and
+        // PostgreSQL's bind-parameter limits.
+        while rows.peek().is_some() {
+            N::insert_many(rows.by_ref().take(200)).exec_without_returning(txn).await?;
+        }
+        Ok(n)
+    }
 }
 
 /// The lease columns of `notifications`.

@@ -529,6 +529,22 @@ pub async fn order_by_id(txn: &DatabaseTransaction, tenant: TenantId, id: Uuid) 
         .await?)
 }
 
+/// Several orders of one store by id, in one query per few hundred; ids not found are
+/// left out.
+pub async fn orders_by_ids(txn: &DatabaseTransaction, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<OrderRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        rows.extend(
+            order::Entity::find()
+                .filter(order::Column::TenantId.eq(tenant.0))
+                .filter(order::Column::Id.is_in(chunk.to_vec()))
+                .all(txn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 /// Takes the order's row lock for the rest of the transaction (a no-op update), so that
 /// a change read after it cannot be overtaken by a concurrent one (a provider's webhook
 /// for the same payment, say). SQLite's single writer already gives this.
@@ -623,12 +639,18 @@ pub async fn list_orders(txn: &DatabaseTransaction, tenant: TenantId, f: &OrderF
 }
 
 pub async fn order_lines(txn: &DatabaseTransaction, tenant: TenantId, orders: &[Uuid]) -> Result<Vec<LineRow>> {
-    Ok(order_line::Entity::find()
-        .filter(order_line::Column::TenantId.eq(tenant.0))
-        .filter(order_line::Column::OrderId.is_in(orders.to_vec()))
-        .order_by_asc(order_line::Column::Position)
-        .all(txn)
-        .await?)
+    let mut lines = Vec::new();
+    for chunk in orders.chunks(500) {
+        lines.extend(
+            order_line::Entity::find()
+                .filter(order_line::Column::TenantId.eq(tenant.0))
+                .filter(order_line::Column::OrderId.is_in(chunk.to_vec()))
+                .order_by_asc(order_line::Column::Position)
+                .all(txn)
+                .await?,
+        );
+    }
+    Ok(lines)
 }
 
 pub async fn set_line_fulfilled(txn: &DatabaseTransaction, tenant: TenantId, line: Uuid, fulfilled: i32) -> Result<()> {

@@ -384,7 +384,7 @@ impl Consumer for CommitsThenHangs {
         let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
         if let Some(txn) = self.begin_once(&self.db, event).await? {
             let day = event.occurred_at.format("%Y-%m-%d").to_string();
-            ecom_store::bus::bump_activity(&txn, event.tenant(), &day, "ledger").await?;
+            ecom_store::bus::add_activity(&txn, event.tenant(), &day, "ledger", 1).await?;
             txn.commit().await.map_err(ecom_store::StoreError::from)?;
         }
         if first {

@@ -61,21 +61,36 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// Whether PostgreSQL answers; in CI a missing PostgreSQL fails the test instead of
-/// skipping it.
-async fn postgres_available() -> bool {
-    let ok = tokio::time::timeout(std::time::Duration::from_secs(3), sqlx::PgPool::connect(PG_ADMIN_URL))
-        .await
-        .is_ok_and(|r| r.is_ok());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "PostgreSQL is not reachable at {PG_ADMIN_URL}, and CI=true: start it (see DESIGN.md) instead of skipping"
-            );
+/// A connection to PostgreSQL's admin database, or `None` (outside CI) when there is no
+/// PostgreSQL here. In CI a missing PostgreSQL fails the test instead of skipping it, and
+/// a slow or momentarily full server (a loaded machine, every connection slot taken by
+/// parallel tests) is retried for up to 30 s before the test fails with the server's own
+/// error.
+async fn postgres_admin() -> Option<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        let error =
+            match tokio::time::timeout(std::time::Duration::from_secs(5), sqlx::PgConnection::connect(PG_ADMIN_URL))
+                .await
+            {
+                Ok(Ok(conn)) => return Some(conn),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer within 5 s".to_owned(),
+            };
+        if !ci || std::time::Instant::now() >= deadline {
+            break error;
         }
-        eprintln!("SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL}; this test ran on SQLite only");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    if ci {
+        panic!(
+            "PostgreSQL is not reachable at {PG_ADMIN_URL} ({error}) after 30 s, and CI=true: start it (see DESIGN.md) instead of skipping"
+        );
     }
-    ok
+    eprintln!("SKIPPED: PostgreSQL is not reachable at {PG_ADMIN_URL} ({error}); this test ran on SQLite only");
+    None
 }
 
 /// The URL of a new, empty database: a SQLite file in `dir`, or a PostgreSQL database
@@ -84,13 +99,11 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<S
     Some(match backend {
         Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("ecom.db").display()),
         Backend::Postgres => {
-            if !postgres_available().await {
-                return None;
-            }
+            use sqlx::Connection;
+            let mut admin = postgres_admin().await?;
             let name = format!("ecom_test_{}", uuid::Uuid::now_v7().simple());
-            let pool = sqlx::PgPool::connect(PG_ADMIN_URL).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
-            pool.close().await;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+            admin.close().await.unwrap();
             format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable")
         }
     })
