@@ -1,9 +1,9 @@
-//! The email channels: SMTP (lettre, pooled connections, rustls) and the dev mailbox.
+//! The email channels: SMTP (lettre's client on our own pooled `TCP_NODELAY`
+//! connections, [`crate::smtp`]; rustls) and the dev mailbox.
 
 use crate::{Channel, EMAIL, Outgoing, SendError};
 use ecom_store::Db;
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::time::Duration;
 
 /// A parsed `ECOM_SMTP_URL` plus the sender. `Debug` hides the credentials.
@@ -55,9 +55,9 @@ impl SmtpSettings {
             }
         }
         let lettre_url = url.replace("tls=starttls", "tls=required");
-        // lettre's own parse catches the rest (percent-encoding, TLS parameters); its
-        // messages do not include the URL.
-        AsyncSmtpTransport::<Tokio1Executor>::from_url(&lettre_url).map_err(|e| format!("{e}: {URL_FORMS}"))?;
+        // The connection's own parse catches the rest (percent-encoding, TLS
+        // parameters); its messages do not include the URL.
+        crate::smtp::Target::parse(&lettre_url).map_err(|e| format!("{e}: {URL_FORMS}"))?;
         let from: Mailbox = from
             .trim()
             .parse()
@@ -68,20 +68,17 @@ impl SmtpSettings {
 
 /// Email over SMTP. Connections are pooled and reused between messages.
 pub struct SmtpChannel {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: crate::smtp::Pool,
     settings: SmtpSettings,
 }
 
 impl SmtpChannel {
     pub fn new(settings: SmtpSettings) -> Result<Self, String> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
-            .map_err(|e| format!("SMTP: {e}"))?
-            .timeout(Some(settings.timeout))
-            // As many open connections as the dispatcher sends at once (its default
-            // concurrency), each reused for message after message.
-            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(16))
-            .build();
-        Ok(Self { transport, settings })
+        let target = crate::smtp::Target::parse(&settings.url).map_err(|e| format!("SMTP: {e}"))?;
+        // As many open connections as the dispatcher sends at once (its default
+        // concurrency), each reused for message after message.
+        let pool = crate::smtp::Pool::new(target, settings.timeout, 16);
+        Ok(Self { pool, settings })
     }
 
     /// Builds the MIME message: multipart/alternative (text, then HTML) when there is
@@ -135,15 +132,17 @@ impl Channel for SmtpChannel {
     async fn send(&self, m: &Outgoing) -> Result<String, SendError> {
         let message = self.message(m)?;
         let message_id = format!("<{}@{}>", m.id.simple(), self.settings.from.email.domain());
-        match self.transport.send(message).await {
-            Ok(reply) => {
+        let timeout = self.settings.timeout;
+        match tokio::time::timeout(timeout, self.pool.send(&message)).await {
+            Ok(Ok(reply)) => {
                 let text: Vec<&str> = reply.message().collect();
                 Ok(format!("{message_id} {} {}", reply.code(), text.join(" ")).trim().chars().take(480).collect())
             }
             // A 5xx reply will not change by trying again; everything else (4xx,
             // refused or dropped connections, timeouts, TLS trouble) may.
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP server refused: {e}"))),
-            Err(e) => Err(SendError::Transient(format!("SMTP: {e}"))),
+            Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP server refused: {e}"))),
+            Ok(Err(e)) => Err(SendError::Transient(format!("SMTP: {e}"))),
+            Err(_) => Err(SendError::Transient(format!("SMTP: no answer within {timeout:?}"))),
         }
     }
 }

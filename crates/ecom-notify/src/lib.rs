@@ -27,6 +27,7 @@ pub mod marketing;
 mod push_alerts;
 pub mod routing;
 pub mod sms;
+mod smtp;
 pub mod store_templates;
 mod templates;
 pub mod webpush;

@@ -198,6 +198,70 @@ async fn a_redelivered_order_event_queues_each_email_once(backend: common::Backe
 }
 backends!(a_redelivered_order_event_queues_each_email_once);
 
+async fn a_batch_of_events_from_two_stores_queues_each_message_once_and_a_bad_event_fails_alone(
+    backend: common::Backend,
+) {
+    let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
+    let (demo, hat) = store_with_stock(&app, "demo", 10).await;
+    let (other, other_hat) = store_with_stock(&app, "other", 10).await;
+    for _ in 0..3 {
+        place(&app, &demo, hat).await;
+    }
+    place(&app, &other, other_hat).await;
+    // Each order: the shopper's confirmation and the owner's new-order email.
+    log_until(&app.db, "the live relay's emails", |r| r.len() == 8).await;
+
+    // The same orders' events under new ids (new events, as far as receipts go), in one
+    // batch across both stores, with a malformed one of the demo store among them.
+    let mut events = Vec::new();
+    for tenant in [&demo, &other] {
+        let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+        let outbox = ecom_store::orders::outbox_of(&txn, tenant.id).await.unwrap();
+        txn.commit().await.unwrap();
+        for row in outbox.iter().filter(|e| e.topic == "order.placed") {
+            let mut event = Event::from_outbox(row).unwrap();
+            event.id = uuid::Uuid::now_v7();
+            events.push(event);
+        }
+    }
+    assert_eq!(events.len(), 4);
+    let mut bad = events[0].clone();
+    bad.id = uuid::Uuid::now_v7();
+    bad.data = serde_json::json!({ "order": "not an order" });
+    events.insert(1, bad);
+    let links = ecom_notify::StoreLinks::new(|t| format!("http://{}.localhost", t.slug.as_str()));
+    let consumer = ecom_notify::Notifications::new(app.db.clone(), links);
+    assert!(consumer.batches());
+    let results = consumer.handle_batch(&events).await;
+    assert_eq!(results.len(), 5);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.is_err(), i == 1, "event {i}: {r:?}");
+    }
+    let rows = log_until(&app.db, "the batch's emails", |r| r.len() == 16).await;
+    for (i, event) in events.iter().enumerate() {
+        let of_event: Vec<_> = rows.iter().filter(|n| n.event_id == Some(event.id)).collect();
+        if i == 1 {
+            assert!(of_event.is_empty(), "the bad event queued {of_event:#?}");
+            continue;
+        }
+        // Each store's mail is its own.
+        let tenant = if event.tenant_id == demo.id.0 { &demo } else { &other };
+        let mut recipients: Vec<&str> = of_event.iter().map(|n| n.recipient.as_str()).collect();
+        recipients.sort_unstable();
+        let owner = format!("owner@{}.test", tenant.slug.as_str());
+        assert_eq!(recipients, [owner.as_str(), "pat@example.com"], "event {i}: {of_event:#?}");
+        assert!(of_event.iter().all(|n| n.tenant_id == Some(tenant.id.0)), "{of_event:#?}");
+    }
+
+    // Delivered again (at least once means maybe twice): nothing new is queued.
+    let again = consumer.handle_batch(&events).await;
+    assert!(again.iter().enumerate().all(|(i, r)| r.is_err() == (i == 1)), "{again:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(log(&app.db).await.len(), 16);
+    app.stop().await;
+}
+backends!(a_batch_of_events_from_two_stores_queues_each_message_once_and_a_bad_event_fails_alone);
+
 async fn a_server_that_says_later_is_retried_with_backoff_until_it_takes_the_mail(backend: common::Backend) {
     // 451 to the first three transactions.
     let Some(sink) = Sink::start(3) else { return };
