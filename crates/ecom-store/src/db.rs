@@ -90,6 +90,10 @@ impl Db {
             if info.failed {
                 metrics::counter!("ecom_db_statement_errors_total").increment(1);
             }
+            // Every statement with its time, for finding where time goes:
+            // `RUST_LOG=warn,ecom_sql=trace`.
+            tracing::trace!(target: "ecom_sql", us = info.elapsed.as_micros() as u64, failed = info.failed,
+                sql = %info.statement.sql);
         });
         Ok(Self { conn, backend, max_connections: options.max_connections, statements })
     }
