@@ -50,7 +50,7 @@ impl Default for RelaySettings {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
             poll: Duration::from_millis(500),
-            batch: 256,
+            batch: 1024,
             lease: Duration::from_secs(60),
             concurrency: 8,
         }

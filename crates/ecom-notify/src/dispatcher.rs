@@ -47,7 +47,7 @@ impl Default for DispatchSettings {
             max_attempts: 8,
             backoff: ecom_bus::RelaySettings::default(),
             poll: Duration::from_millis(500),
-            batch: 256,
+            batch: 1024,
             lease: Duration::from_secs(60),
             concurrency: 16,
             per_channel_per_sec: 50,

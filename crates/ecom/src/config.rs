@@ -254,7 +254,7 @@ impl Default for Config {
             webhook_timeout_secs: 10,
             amqp_url: None,
             amqp_prefix: "ecom".into(),
-            amqp_prefetch: 32,
+            amqp_prefetch: 128,
             twilio_account_sid: None,
             twilio_auth_token: None,
             twilio_from: None,
@@ -879,7 +879,7 @@ mod tests {
         let ok = Config { amqp_url: url("amqp://guest:s3cret-pw@127.0.0.1:5672/%2f"), ..Config::default() };
         ok.validate().unwrap();
         let s = ok.amqp_settings().unwrap();
-        assert_eq!((s.prefix.as_str(), s.prefetch), ("ecom", 32));
+        assert_eq!((s.prefix.as_str(), s.prefetch), ("ecom", 128));
         assert!(!format!("{ok:?}").contains("s3cret-pw"));
         assert!(!format!("{s:?}").contains("s3cret-pw"));
         Config { amqp_url: url("amqps://u:p@broker.example.com/prod"), ..Config::default() }.validate().unwrap();
