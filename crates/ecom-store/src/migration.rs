@@ -92,7 +92,7 @@ const STAFF_TABLES: &[&str] = &["staff_invitations"];
 
 mod m0018_staff;
 mod m0021_node_traffic;
-mod m0022_delivery_event_status;
+mod m0022_queue_indexes;
 
 pub(crate) struct Migrator;
 
@@ -120,7 +120,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0019Plans),
             Box::new(M0020DomainVerification),
             Box::new(m0021_node_traffic::M0021NodeTraffic),
-            Box::new(m0022_delivery_event_status::M0022DeliveryEventStatus),
+            Box::new(m0022_queue_indexes::M0022QueueIndexes),
         ]
     }
 }
