@@ -538,14 +538,9 @@ impl AmqpBus {
         }
         let events: Vec<Event> = batch.iter().map(|(_, e)| e.clone()).collect();
         let n = events.len();
-        let results: Vec<Result<(), String>> = {
-            let worker = consumer.clone();
-            match self.guarded(async move { worker.handle_batch(&events).await }).await {
-                Ok(r) if r.len() == n => r.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
-                Ok(r) => vec![Err(format!("{} gave {} outcomes for {n} events", consumer.name(), r.len())); n],
-                Err(e) => vec![Err(e); n],
-            }
-        };
+        let worker = consumer.clone();
+        let handled = self.guarded(async move { worker.handle_batch(&events).await }).await;
+        let results = crate::consumer::batch_outcomes(consumer.name(), n, handled);
         for ((delivery, event), result) in batch.into_iter().zip(results) {
             self.settle(ch, &*consumer, delivery, &event, result).await?;
         }

@@ -68,6 +68,21 @@ pub async fn once(db: &Db, consumer: &str, event: &Event) -> Result<Option<Datab
     }
 }
 
+/// What a batching consumer's [`Consumer::handle_batch`] gave for `n` events, as each
+/// event's outcome: its own, or, when the batch failed as a whole (`Err`: timed out, the
+/// task stopped) or gave the wrong number of outcomes, the same error for every event.
+pub fn batch_outcomes(
+    consumer: &str,
+    n: usize,
+    handled: Result<Vec<Result<(), ConsumerError>>, String>,
+) -> Vec<Result<(), String>> {
+    match handled {
+        Ok(r) if r.len() == n => r.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
+        Ok(r) => vec![Err(format!("{consumer} gave {} outcomes for {n} events", r.len())); n],
+        Err(e) => vec![Err(e); n],
+    }
+}
+
 /// The batching consumers' shape of [`Consumer::handle_batch`]: groups `events` by
 /// store and hands each group to `store` (one transaction per store, in the consumer);
 /// a group that fails is retried event by event, so that one bad event fails alone.

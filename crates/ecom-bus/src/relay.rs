@@ -306,14 +306,10 @@ impl Relay {
                 Err(e) => outcomes.push((row, Err(e.to_string()))),
             }
         }
-        let results: Vec<Result<(), String>> = match tokio::time::timeout(limit, consumer.handle_batch(&parsed)).await {
-            Ok(r) if r.len() == parsed.len() => r.into_iter().map(|r| r.map_err(|e| e.to_string())).collect(),
-            Ok(r) => {
-                let error = format!("{} gave {} outcomes for {} events", consumer.name(), r.len(), parsed.len());
-                parsed.iter().map(|_| Err(error.clone())).collect()
-            }
-            Err(_) => parsed.iter().map(|_| Err(format!("timed out after {limit:?}"))).collect(),
-        };
+        let handled = tokio::time::timeout(limit, consumer.handle_batch(&parsed))
+            .await
+            .map_err(|_| format!("timed out after {limit:?}"));
+        let results = crate::consumer::batch_outcomes(consumer.name(), parsed.len(), handled);
         outcomes.extend(handed.into_iter().zip(results));
         outcomes
             .into_iter()

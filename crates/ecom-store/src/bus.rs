@@ -504,17 +504,7 @@ pub async fn first_receipt(
     consumer: &str,
     event_id: Uuid,
 ) -> Result<bool> {
-    let res = receipt::Entity::insert(receipt::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(tenant.0),
-        consumer: Set(consumer.to_owned()),
-        event_id: Set(event_id),
-        created_at: Set(Utc::now()),
-    })
-    .on_conflict(OnConflict::columns([receipt::Column::Consumer, receipt::Column::EventId]).do_nothing().to_owned())
-    .exec_without_returning(txn)
-    .await?;
-    Ok(res == 1)
+    Ok(first_receipts(txn, tenant, consumer, &[event_id]).await?.contains(&event_id))
 }
 
 /// [`first_receipt`] for many events of one store, in one statement per few hundred:
