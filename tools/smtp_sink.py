@@ -7,6 +7,10 @@ tests can watch retries. Prints "READY" on stdout once it listens.
 
     python3 tools/smtp_sink.py --port 2525 --dir /tmp/mail [--fail-first 2]
 
+With --tls starttls (STARTTLS offered, and required before MAIL) or --tls implicit (TLS from the
+first byte, as on port 465) and --cert/--key (PEM files), it speaks TLS, and writes the TLS
+version each message came over to DIR/<n>.tls.
+
 With --dump FILE… it instead prints the received messages as a JSON list (headers and decoded
 parts, parsed by Python's email package), so tests need no MIME parser of their own:
 
@@ -43,7 +47,17 @@ def parse(path):
         "content_type": msg.get_content_type(),
         "headers": {name: str(value) for name, value in msg.items()},
         "parts": parts,
+        # The TLS version the message came over, or None when it came in the clear.
+        "tls": read_if_exists(path.removesuffix(".eml") + ".tls"),
     }
+
+
+def read_if_exists(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 class Sink:
@@ -57,6 +71,10 @@ class Sink:
             self.fail_left -= 1
             return "451 4.3.0 Try again later (test sink)"
         n = next(self.counter)
+        tls = server.transport.get_extra_info("ssl_object")
+        if tls is not None:
+            with open(os.path.join(self.directory, f"{n}.tls"), "w") as f:
+                f.write(tls.version())
         tmp = os.path.join(self.directory, f".{n}.tmp")
         with open(tmp, "wb") as f:
             f.write(("Envelope-To: " + ", ".join(envelope.rcpt_tos) + "\r\n").encode())
@@ -72,13 +90,26 @@ def main():
     p.add_argument("--dir")
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--dump", nargs="+")
+    p.add_argument("--tls", choices=["starttls", "implicit"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
     a = p.parse_args()
     if a.dump:
         dump(a.dump)
         return
     from aiosmtpd.controller import Controller
     os.makedirs(a.dir, exist_ok=True)
-    controller = Controller(Sink(a.dir, a.fail_first), hostname="127.0.0.1", port=a.port)
+    options = {}
+    if a.tls:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(a.cert, a.key)
+        if a.tls == "implicit":
+            options["ssl_context"] = context
+        else:
+            options["server_kwargs"] = {"tls_context": context, "require_starttls": True}
+    controller = Controller(Sink(a.dir, a.fail_first), hostname="127.0.0.1", port=a.port, **options)
     controller.start()
     print("READY", flush=True)
     try:

@@ -15,6 +15,8 @@ pub struct SmtpSettings {
     endpoint: String,
     pub from: Mailbox,
     pub timeout: Duration,
+    /// Authorities trusted beside the system's ([`SmtpSettings::trust`]).
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -57,12 +59,38 @@ impl SmtpSettings {
         let lettre_url = url.replace("tls=starttls", "tls=required");
         // The connection's own parse catches the rest (percent-encoding, TLS
         // parameters); its messages do not include the URL.
-        crate::smtp::Target::parse(&lettre_url).map_err(|e| format!("{e}: {URL_FORMS}"))?;
+        crate::smtp::Target::parse(&lettre_url, &[]).map_err(|e| format!("{e}: {URL_FORMS}"))?;
         let from: Mailbox = from
             .trim()
             .parse()
             .map_err(|e| format!("{e}: expected an address such as ECOM <no-reply@shops.example.com>"))?;
-        Ok(Self { url: lettre_url, endpoint: host_port.to_owned(), from, timeout: Duration::from_secs(30) })
+        Ok(Self {
+            url: lettre_url,
+            endpoint: host_port.to_owned(),
+            from,
+            timeout: Duration::from_secs(30),
+            roots: Vec::new(),
+        })
+    }
+
+    /// Trusts the certificate authorities in `pem` (one or more PEM certificates, such as
+    /// a company relay's private CA) beside the system's roots. Refused when there is
+    /// no certificate in it, or when the URL does not ask for TLS (it would do nothing).
+    pub fn trust(mut self, pem: &[u8]) -> Result<Self, String> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        if !self.url.starts_with("smtps:") && !self.url.contains("tls=") {
+            return Err("the SMTP URL does not ask for TLS (smtps:// or ?tls=starttls), so a CA file would do nothing"
+                .to_owned());
+        }
+        let roots = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("not a PEM certificate file: {e}"))?;
+        if roots.is_empty() {
+            return Err("no certificate (-----BEGIN CERTIFICATE-----) in it".to_owned());
+        }
+        crate::smtp::Target::parse(&self.url, &roots)?;
+        self.roots = roots;
+        Ok(self)
     }
 }
 
@@ -74,7 +102,7 @@ pub struct SmtpChannel {
 
 impl SmtpChannel {
     pub fn new(settings: SmtpSettings) -> Result<Self, String> {
-        let target = crate::smtp::Target::parse(&settings.url).map_err(|e| format!("SMTP: {e}"))?;
+        let target = crate::smtp::Target::parse(&settings.url, &settings.roots).map_err(|e| format!("SMTP: {e}"))?;
         // As many open connections as the dispatcher sends at once (its default
         // concurrency), each reused for message after message.
         let pool = crate::smtp::Pool::new(target, settings.timeout, 16);

@@ -7,13 +7,15 @@
 //! message took at least 40 ms on an otherwise idle connection. Here the socket is
 //! opened by us, with `TCP_NODELAY`, and handed to lettre's connection, which speaks
 //! the protocol (EHLO, STARTTLS, AUTH, the message); implicit TLS (`smtps://`) is
-//! tokio-rustls over that socket, checked against the system's roots.
+//! tokio-rustls over that socket. Certificates are checked against the system's roots and
+//! any authorities `ECOM_SMTP_CA_FILE` adds.
 
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
+use rustls::pki_types::CertificateDer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,20 +44,40 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+    /// `roots`: certificate authorities trusted beside the system's (a private relay's).
+    pub(crate) fn parse(url: &str, roots: &[CertificateDer<'static>]) -> Result<Self, String> {
         let url = url::Url::parse(url).map_err(|e| e.to_string())?;
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or("no host")?;
         // `[::1]` in a URL, `::1` to connect to and to check a certificate against.
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let tls = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
-        let params = || TlsParameters::new(host.clone()).map_err(|e| format!("TLS: {e}"));
+        let params = || {
+            let mut builder = TlsParameters::builder(host.clone());
+            for root in roots {
+                builder = builder.add_root_certificate(
+                    lettre::transport::smtp::client::Certificate::from_der(root.to_vec())
+                        .map_err(|e| format!("TLS: {e}"))?,
+                );
+            }
+            builder.build().map_err(|e| format!("TLS: {e}"))
+        };
         let (security, default_port) = match (url.scheme(), tls.as_deref()) {
             ("smtp", None) => (Security::None, 25),
             ("smtp", Some("required" | "starttls")) => (Security::Required(params()?), 587),
             ("smtp", Some("opportunistic")) => (Security::Opportunistic(params()?), 587),
             ("smtps", None) => {
-                use rustls_platform_verifier::ConfigVerifierExt;
-                let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS: {e}"))?;
+                let provider = rustls::crypto::CryptoProvider::get_default()
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+                let verifier =
+                    rustls_platform_verifier::Verifier::new_with_extra_roots(roots.iter().cloned(), provider.clone())
+                        .map_err(|e| format!("TLS: {e}"))?;
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS: {e}"))?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_no_client_auth();
                 (Security::Wrapper(Arc::new(config)), 465)
             }
             (scheme, tls) => return Err(format!("scheme {scheme:?} with tls={tls:?} is not understood")),

@@ -122,6 +122,9 @@ pub struct Config {
     /// `smtps://host:port` (TLS), with `user:password@` to log in. Unset: the dev
     /// mailbox in `/admin/mailbox`.
     pub smtp_url: Option<Secret>,
+    /// A PEM file of certificate authorities to trust for the SMTP server's TLS
+    /// certificate beside the system's roots (a relay with a private CA).
+    pub smtp_ca_file: Option<String>,
     /// The sender of every email; store mail shows the store's name with this address.
     /// Default `ECOM <no-reply@<platform_domain>>`.
     pub mail_from: Option<String>,
@@ -239,6 +242,7 @@ impl Default for Config {
             bus_lease_secs: 60,
             bus_relay: true,
             smtp_url: None,
+            smtp_ca_file: None,
             mail_from: None,
             notify_max_attempts: 8,
             notify_email_per_sec: 50,
@@ -328,6 +332,7 @@ const TEXT_KEYS: &[&str] = &[
     "stripe_webhook_secret",
     "stripe_api_base",
     "smtp_url",
+    "smtp_ca_file",
     "mail_from",
     "amqp_url",
     "amqp_prefix",
@@ -484,11 +489,11 @@ impl Config {
         {
             return err("mail_from", "expected an address such as ECOM <no-reply@shops.example.com>");
         }
-        if let Some(url) = given(self.smtp_url.as_ref().map(|s| s.0.as_str())) {
-            // The message describes the problem without repeating the URL (it may
-            // hold a password).
-            ecom_notify::SmtpSettings::parse(url, &self.mail_from())
-                .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url"))))?;
+        if let Some(Err(e)) = self.smtp() {
+            return Err(e);
+        }
+        if given(self.smtp_ca_file.as_deref()).is_some() && self.smtp().is_none() {
+            return err("smtp_ca_file", "is set but ECOM_SMTP_URL is not: there is no SMTP server to trust it for");
         }
         if !(1..=30 * 86_400).contains(&self.webhook_disable_after_secs) {
             return err("webhook_disable_after_secs", "expected 1 to 2592000 seconds (30 days)");
@@ -522,10 +527,16 @@ impl Config {
     /// SMTP, when `smtp_url` is set (checked by [`Config::validate`]).
     pub fn smtp(&self) -> Option<Result<ecom_notify::SmtpSettings, ConfigError>> {
         let url = given(self.smtp_url.as_ref().map(|s| s.0.as_str()))?;
-        Some(
-            ecom_notify::SmtpSettings::parse(url, &self.mail_from())
-                .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url")))),
-        )
+        // The message describes the problem without repeating the URL (it may hold a
+        // password).
+        let settings = ecom_notify::SmtpSettings::parse(url, &self.mail_from())
+            .map_err(|e| ConfigError(format!("{}: {e}", env_name("smtp_url"))));
+        let Some(path) = given(self.smtp_ca_file.as_deref()) else { return Some(settings) };
+        let in_file = |e: String| ConfigError(format!("{} ({path}): {e}", env_name("smtp_ca_file")));
+        Some(settings.and_then(|s| {
+            let pem = std::fs::read(path).map_err(|e| in_file(e.to_string()))?;
+            s.trust(&pem).map_err(in_file)
+        }))
     }
 
     /// The marketing job's settings (after [`Config::validate`] accepted them).
