@@ -131,8 +131,8 @@ impl Notifications {
             let Some(order) = orders.get(&order_id) else { continue };
             let ctx = order_context(&tenant, &base, order, lines.get(&order_id).map_or(&[], Vec::as_slice), event);
             // The shopper: email always (transactional), other channels as routed. A
-            // guest order is not in any account, so it goes by email only, even when
-            // the address has an account (and a phone, and devices) here: nothing to read.
+            // guest order goes to the typed address only (`routing::load`'s rule for
+            // guests), which for order updates is the email: nothing to read.
             let guest;
             let (prefs, contacts) = match order.customer_id {
                 Some(customer) => {

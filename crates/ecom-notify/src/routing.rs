@@ -138,8 +138,13 @@ pub fn channels(kind: Kind, prefs: &Preferences, contacts: &Contacts) -> Vec<&'s
         .collect()
 }
 
-/// Reads what routing needs about a store's customer (by account, or for a guest by
-/// the address alone) in the caller's tenant transaction.
+/// Reads what routing needs about a store's customer in the caller's tenant
+/// transaction: by account, or for a guest (`customer` is `None`) by the address alone.
+///
+/// A guest is not the account that may own the typed address: anyone can type an
+/// address at checkout. So a guest's message goes to that address only. The account's
+/// proof of the address (verified) and its opt-outs still count, as they are the
+/// address owner's word, but its phone, devices and inbox are never used.
 pub async fn load(
     txn: &DatabaseTransaction,
     tenant: TenantId,
@@ -171,6 +176,8 @@ pub async fn load(
     } else {
         ecom_store::marketing::consent(txn, tenant, &address).await?.is_some_and(|c| c.given())
     };
+    // The account's own ways to reach its owner: only for the signed-in customer.
+    let account = account.filter(|_| customer.is_some());
     let (verified_phone, push_subscriptions) = match &account {
         Some(a) => (
             ecom_store::channels::verified_phone(txn, tenant, a.id.0).await?,

@@ -1008,6 +1008,50 @@ async fn order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopp
     assert_eq!(channels_of(&rows_for_order(&app, guest, 1).await), ["email"]);
     assert_eq!(twilio.received.lock().unwrap().len(), 1, "one text message in all");
     assert_eq!(graph.received.lock().unwrap().len(), 2, "two WhatsApp messages in all");
+
+    // Marketing: Pat has proven the address, consents, and wants cart reminders by
+    // text and WhatsApp too. A guest's cart under Pat's address (anyone can type it)
+    // is reminded at that address only: never on Pat's phone or in Pat's inbox.
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    let realm = Realm::Customer(tenant.id);
+    let now = chrono::Utc::now();
+    let token = ecom_store::tokens::Purpose::Verify;
+    ecom_store::tokens::insert(
+        &txn,
+        realm,
+        ecom_core::AccountId(pat),
+        token,
+        "pat-proof",
+        now + chrono::Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    assert!(ecom_store::tokens::consume(&txn, realm, token, "pat-proof", now).await.unwrap().is_some());
+    ecom_store::marketing::record_consent(&txn, tenant.id, "pat@example.com", true, "account page", now).await.unwrap();
+    // (The form above turned every box it did not list off, cart reminders too.)
+    let reminders = ["email", "sms", "whatsapp", "inapp"].map(|c| ("abandoned_cart", c, true));
+    ecom_store::marketing::set_preferences(&txn, tenant.id, pat, &reminders).await.unwrap();
+    txn.commit().await.unwrap();
+    let job = common::marketing_job(&app);
+    let later = || chrono::Utc::now() + chrono::Duration::hours(5);
+    common::ready_cart(&app, &tenant, variant, 1).await; // a guest's, with pat@example.com
+    assert_eq!(job.run_once(later()).await.unwrap().reminded, 1);
+    let reminded = |rows: &[NotificationRow]| {
+        let mut c: Vec<String> =
+            rows.iter().filter(|m| m.template == "abandoned_cart").map(|m| m.channel.clone()).collect();
+        c.sort();
+        c
+    };
+    let rows = log_until(&app, "the guest cart's reminder", |r| !reminded(r).is_empty()).await;
+    assert_eq!(reminded(&rows), ["email"], "{rows:#?}");
+    assert_eq!(rows.iter().find(|m| m.template == "abandoned_cart").unwrap().recipient, "pat@example.com");
+    // Pat's own cart, signed in: every channel Pat chose.
+    app.checkout.add_to_cart(&tenant, None, Some(ecom_core::AccountId(pat)), variant, 1).await.unwrap();
+    assert_eq!(job.run_once(later()).await.unwrap().reminded, 1);
+    let rows = log_until(&app, "Pat's cart's reminders", |r| reminded(r).len() == 5).await;
+    assert_eq!(reminded(&rows), ["email", "email", "inapp", "sms", "whatsapp"], "{rows:#?}");
+    let sms = rows.iter().find(|m| m.template == "abandoned_cart" && m.channel == "sms").unwrap();
+    assert_eq!(sms.recipient, "+447700900123");
 }
 backends!(order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopper_asks);
 

@@ -35,7 +35,7 @@ macro_rules! backends {
     };
 }
 
-const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
+use common::SECRET;
 
 fn fast(c: &mut ecom::config::Config) {
     c.bus_poll_ms = 10;
@@ -303,16 +303,6 @@ fn link_in(text: &str, needle: &str) -> String {
         .to_owned()
 }
 
-fn job(app: &TestApp) -> ecom_notify::MarketingJob {
-    let port = app.addr.port();
-    ecom_notify::MarketingJob::new(
-        app.db.clone(),
-        ecom_notify::StoreLinks::new(move |t| format!("http://{}.localhost:{port}", t.slug.as_str())),
-        ecom_notify::LinkSigner::new(SECRET.as_bytes()),
-        ecom_notify::MarketingSettings { mailto: "no-reply@localhost".into(), ..Default::default() },
-    )
-}
-
 async fn settled(app: &TestApp) {
     common::mail_settled(&app.db).await;
 }
@@ -329,7 +319,7 @@ async fn marketing_needs_consent_and_unsubscribes_in_one_click(backend: Backend)
         return;
     };
     let (tenant, variant) = store_with_stock(&app, "bell", 10).await;
-    let job = job(&app);
+    let job = common::marketing_job(&app);
     let later = || chrono::Utc::now() + chrono::Duration::hours(5);
 
     // Pat (an account, no consent) leaves a cart: nothing is sent, ever.
@@ -448,7 +438,7 @@ fn path_of(url: &str, port: u16) -> &str {
 async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
     let (tenant, variant) = store_with_stock(&app, "bell", 0).await;
-    let job = job(&app);
+    let job = common::marketing_job(&app);
     let guest = app.browser(&["bell.localhost"]);
     let page = guest.get("bell.localhost", "/products/wool-hat").await;
     assert!(page.body.contains("action=\"/back-in-stock\""), "a sold-out page offers it");

@@ -15,6 +15,8 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
+/// The apps' `ECOM_SECRET_KEY`.
+pub const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +178,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             database_url: Some(Secret(database_url.clone())),
-            secret_key: Some(Secret("test-secret-key-that-is-long-enough-0123456789".into())),
+            secret_key: Some(Secret(SECRET.into())),
             ..Config::default()
         };
         tweak(&mut config);
@@ -459,4 +461,16 @@ pub async fn mail_settled(db: &Db) {
         assert!(start.elapsed() < std::time::Duration::from_secs(30), "{pending} email(s) still queued");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The marketing job (abandoned carts, back in stock) on this app's database, with its
+/// links and signatures, run by the tests with `run_once` at a time of their choosing.
+pub fn marketing_job(app: &TestApp) -> ecom_notify::MarketingJob {
+    let port = app.addr.port();
+    ecom_notify::MarketingJob::new(
+        app.db.clone(),
+        ecom_notify::StoreLinks::new(move |t| format!("http://{}.localhost:{port}", t.slug.as_str())),
+        ecom_notify::LinkSigner::new(SECRET.as_bytes()),
+        ecom_notify::MarketingSettings { mailto: "no-reply@localhost".into(), ..Default::default() },
+    )
 }
