@@ -9,6 +9,7 @@ pub mod ids;
 pub mod money;
 pub mod order;
 pub mod scope;
+pub mod sealed;
 pub mod staff;
 pub mod tenant;
 

@@ -9,8 +9,9 @@
 //!
 //! Keys: `ECOM_VAPID_PRIVATE_KEY` (the raw P-256 private key, base64url, as web-push
 //! tools print it) when set; else a key pair generated once and kept in the database
-//! (`platform_keys`), so every node signs with the same key and subscriptions survive
-//! restarts. Browsers subscribe with the public key from `GET /push/key`.
+//! (`platform_keys`, sealed with a key derived from `ECOM_SECRET_KEY`:
+//! `ecom_core::sealed`), so every node signs with the same key and subscriptions
+//! survive restarts. Browsers subscribe with the public key from `GET /push/key`.
 //!
 //! Crypto is aws-lc-rs (already the TLS provider): ECDH and ECDSA on P-256, HMAC-SHA-256
 //! for HKDF, AES-128-GCM.
@@ -220,6 +221,8 @@ pub struct Vapid {
     db: Db,
     subject: String,
     configured: Option<Arc<VapidKey>>,
+    /// Seals the generated key in `platform_keys`.
+    sealer: ecom_core::sealed::Sealer,
     loaded: Arc<tokio::sync::OnceCell<Arc<VapidKey>>>,
 }
 
@@ -229,15 +232,21 @@ impl std::fmt::Debug for Vapid {
     }
 }
 
+/// How a sealed key is marked in `platform_keys` (rows from before sealing hold the
+/// key itself, and are sealed when first read).
+const SEALED: &str = "sealed:";
+
 impl Vapid {
     /// `private_key` is `ECOM_VAPID_PRIVATE_KEY` when set; `subject` the contact
-    /// (`mailto:…` or `https://…`) push services may use to reach the operator.
-    pub fn new(db: Db, private_key: Option<&str>, subject: &str) -> Result<Self, String> {
+    /// (`mailto:…` or `https://…`) push services may use to reach the operator;
+    /// `secret_key` the platform secret, which seals a generated key.
+    pub fn new(db: Db, private_key: Option<&str>, subject: &str, secret_key: &[u8]) -> Result<Self, String> {
         let configured = match private_key.map(str::trim).filter(|k| !k.is_empty()) {
             Some(k) => Some(Arc::new(VapidKey::from_private(k, subject)?)),
             None => None,
         };
-        Ok(Self { db, subject: subject.to_owned(), configured, loaded: Arc::default() })
+        let sealer = ecom_core::sealed::Sealer::new(secret_key, "ecom vapid key");
+        Ok(Self { db, subject: subject.to_owned(), configured, sealer, loaded: Arc::default() })
     }
 
     /// The key: configured, or read from (and on the very first call, generated into)
@@ -253,16 +262,25 @@ impl Vapid {
                     Some(k) => k,
                     None => {
                         let fresh = VapidKey::generate(&self.subject).map_err(corrupt)?;
-                        let kept =
-                            ecom_store::channels::platform_key_or_insert(&txn, KEY_NAME, &fresh.private_b64).await?;
+                        let sealed = format!("{SEALED}{}", self.sealer.seal(&fresh.private_b64));
+                        let kept = ecom_store::channels::platform_key_or_insert(&txn, KEY_NAME, &sealed).await?;
                         tracing::info!(
                             "generated the Web Push (VAPID) key pair; set ECOM_VAPID_PRIVATE_KEY to choose one"
                         );
                         kept
                     }
                 };
+                let private = match stored.strip_prefix(SEALED) {
+                    Some(sealed) => self.sealer.open(sealed).map_err(|e| corrupt(format!("{KEY_NAME}: {e}")))?,
+                    None => {
+                        // Kept in the clear by an older version: sealed now.
+                        let sealed = format!("{SEALED}{}", self.sealer.seal(&stored));
+                        ecom_store::channels::replace_platform_key(&txn, KEY_NAME, &sealed).await?;
+                        stored
+                    }
+                };
                 txn.commit().await?;
-                Ok(Arc::new(VapidKey::from_private(&stored, &self.subject).map_err(corrupt)?))
+                Ok(Arc::new(VapidKey::from_private(&private, &self.subject).map_err(corrupt)?))
             })
             .await
             .cloned()

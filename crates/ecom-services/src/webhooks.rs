@@ -21,8 +21,6 @@
 
 use crate::outbound::{FetchError, Outbound, explain};
 use crate::{Mailer, Result, ServiceError};
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
 use chrono::{DateTime, Utc};
 use ecom_bus::{Consumer, ConsumerError, Event, Topic};
 use ecom_core::{Invalid, StaffRole, TenantId};
@@ -172,7 +170,8 @@ pub struct Webhooks {
     db: Db,
     outbound: Outbound,
     mailer: Mailer,
-    cipher: Arc<Aes256Gcm>,
+    /// Seals the signing secrets at rest.
+    sealer: ecom_core::sealed::Sealer,
     settings: Arc<WebhookSettings>,
     id: Arc<str>,
 }
@@ -233,10 +232,11 @@ impl Webhooks {
     /// `secret_key` is the platform secret; the key that seals signing secrets is
     /// derived from it (so it must be the same on every node, as for cookies).
     pub fn new(db: Db, outbound: Outbound, mailer: Mailer, secret_key: &[u8], settings: WebhookSettings) -> Self {
-        let key = hmac(secret_key, &[b"ecom webhook secrets"]);
-        let cipher = Aes256Gcm::new(&key.into());
+        // The label predates the shared sealer; it must stay, or stored secrets would
+        // no longer open.
+        let sealer = ecom_core::sealed::Sealer::new(secret_key, "ecom webhook secrets");
         let id = format!("webhooks-{}-{}", std::process::id(), Uuid::now_v7().simple());
-        Self { db, outbound, mailer, cipher: Arc::new(cipher), settings: Arc::new(settings), id: id.into() }
+        Self { db, outbound, mailer, sealer, settings: Arc::new(settings), id: id.into() }
     }
 
     /// The bus consumer that turns events into deliveries.
@@ -246,28 +246,6 @@ impl Webhooks {
 
     pub fn settings(&self) -> &WebhookSettings {
         &self.settings
-    }
-
-    fn seal(&self, secret: &str) -> Result<String> {
-        let nonce: [u8; 12] = rand::random();
-        let sealed = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), secret.as_bytes())
-            .map_err(|_| ServiceError::Internal("sealing a webhook secret failed".into()))?;
-        Ok(format!("{}{}", hex::encode(nonce), hex::encode(sealed)))
-    }
-
-    fn open(&self, sealed: &str) -> Result<String> {
-        // Never echo the sealed value: the message says what failed, not what it was.
-        let corrupt =
-            || ServiceError::Internal("a webhook secret cannot be opened (was ECOM_SECRET_KEY changed?)".into());
-        let bytes = hex::decode(sealed).map_err(|_| corrupt())?;
-        if bytes.len() < 12 {
-            return Err(corrupt());
-        }
-        let (nonce, data) = bytes.split_at(12);
-        let plain = self.cipher.decrypt(Nonce::from_slice(nonce), data).map_err(|_| corrupt())?;
-        String::from_utf8(plain).map_err(|_| corrupt())
     }
 
     /// Checks a callback URL: `https://` (plain `http://` only when private networks
@@ -316,7 +294,7 @@ impl Webhooks {
         let topics = parse_topics(topics)?;
         let url = self.check_callback(callback_url).await?;
         let secret = format!("{SECRET_PREFIX}{}", hex::encode(rand::random::<[u8; 24]>()));
-        let sealed = self.seal(&secret)?;
+        let sealed = self.sealer.seal(&secret);
         let txn = self.db.tenant_txn(tenant).await?;
         if repo::count_subscriptions(&txn, tenant).await? >= MAX_SUBSCRIPTIONS {
             return Err(invalid(
@@ -541,7 +519,7 @@ impl Webhooks {
         let Some(sub) = sub else { return Ok(Outcome::LostLease) };
         let started = Instant::now();
         let answer = if sub.status == repo::ACTIVE {
-            match self.open(&sub.secret_sealed) {
+            match self.sealer.open(&sub.secret_sealed) {
                 Ok(secret) => self.post(&sub, &row, &secret).await,
                 // Not sent unsigned: logged as a failed attempt, retried like one.
                 Err(_) => Answer::error("the signing secret cannot be opened (was ECOM_SECRET_KEY changed?)"),

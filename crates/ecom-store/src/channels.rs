@@ -357,6 +357,16 @@ pub async fn platform_key(txn: &DatabaseTransaction, name: &str) -> Result<Optio
     Ok(platform_key::Entity::find_by_id(name.to_owned()).one(txn).await?.map(|r| r.value))
 }
 
+/// Overwrites the key kept under `name` (re-sealing a stored key).
+pub async fn replace_platform_key(txn: &DatabaseTransaction, name: &str, value: &str) -> Result<()> {
+    platform_key::Entity::update_many()
+        .col_expr(platform_key::Column::Value, Expr::value(value))
+        .filter(platform_key::Column::Name.eq(name))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// Stores `value` under `name` unless a key is there already (another node was
 /// first), and returns the key that is kept.
 pub async fn platform_key_or_insert(txn: &DatabaseTransaction, name: &str, value: &str) -> Result<String> {

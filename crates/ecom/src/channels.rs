@@ -10,7 +10,9 @@ use std::sync::Arc;
 /// The platform's VAPID key handle (configured, or kept in the database).
 pub fn vapid(config: &Config, db: &Db) -> anyhow::Result<Vapid> {
     let key = config.vapid_private_key.as_ref().map(|s| s.0.as_str());
-    Vapid::new(db.clone(), key, &config.vapid_subject()).map_err(|e| anyhow::anyhow!("ECOM_VAPID_PRIVATE_KEY: {e}"))
+    let secret = crate::secret_key(config)?;
+    Vapid::new(db.clone(), key, &config.vapid_subject(), secret.as_bytes())
+        .map_err(|e| anyhow::anyhow!("ECOM_VAPID_PRIVATE_KEY: {e}"))
 }
 
 /// Adds SMS (Twilio, else the dev mailbox), WhatsApp (Cloud API, else the dev

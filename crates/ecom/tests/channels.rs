@@ -703,7 +703,7 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     let guarded = ecom_services::channels::PushSubscriptions::new(
         app.db.clone(),
         ecom_services::Outbound::new(false).unwrap(),
-        ecom_notify::Vapid::new(app.db.clone(), None, "mailto:ops@example.com").unwrap(),
+        ecom_notify::Vapid::new(app.db.clone(), None, "mailto:ops@example.com", common::SECRET.as_bytes()).unwrap(),
     );
     let sub: ecom_services::channels::SubscriptionJson =
         serde_json::from_value(laptop.subscription("https://127.0.0.1/push/x")).unwrap();
@@ -711,6 +711,31 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
     assert!(err.contains("loopback"), "{err}");
     // …and the key it uses is the one kept in the database: the same the app serves.
     assert_eq!(guarded.public_key().await.unwrap(), public_key);
+
+    // The generated key is kept sealed under ECOM_SECRET_KEY: the database alone does
+    // not give it away, and another secret cannot open it.
+    let vapid =
+        |secret: &str| ecom_notify::Vapid::new(app.db.clone(), None, "mailto:ops@example.com", secret.as_bytes());
+    let stored = || async {
+        let txn = app.db.platform_txn().await.unwrap();
+        let v = ecom_store::channels::platform_key(&txn, "vapid_private_key").await.unwrap().unwrap();
+        txn.commit().await.unwrap();
+        v
+    };
+    let sealed = stored().await;
+    let opened = ecom_core::sealed::Sealer::new(common::SECRET.as_bytes(), "ecom vapid key")
+        .open(sealed.strip_prefix("sealed:").expect("sealed"))
+        .unwrap();
+    assert!(!sealed.contains(&opened));
+    let err = vapid("another-secret-key-that-is-long-enough-0123").unwrap().key().await.unwrap_err().to_string();
+    assert!(err.contains("ECOM_SECRET_KEY"), "{err}");
+    // A key stored in the clear (before sealing) still works, and is sealed when read.
+    let txn = app.db.platform_txn().await.unwrap();
+    ecom_store::channels::replace_platform_key(&txn, "vapid_private_key", &opened).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(vapid(common::SECRET).unwrap().key().await.unwrap().public_key(), public_key);
+    let resealed = stored().await;
+    assert!(resealed.starts_with("sealed:") && resealed != sealed && !resealed.contains(&opened), "{resealed}");
 }
 backends!(web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_removes_the_subscription);
 
