@@ -7,17 +7,18 @@ use ecom_services::Outbound;
 use ecom_store::Db;
 use std::sync::Arc;
 
-/// The platform's VAPID key handle (configured, or kept in the database).
-pub fn vapid(config: &Config, db: &Db) -> anyhow::Result<Vapid> {
+/// The platform's VAPID key handle (configured, or kept in the database sealed under
+/// `secret`, the platform secret). One per process: the push channel and the
+/// subscription service share it, so the stored key is read once.
+pub fn vapid(config: &Config, db: &Db, secret: &str) -> anyhow::Result<Vapid> {
     let key = config.vapid_private_key.as_ref().map(|s| s.0.as_str());
-    let secret = crate::secret_key(config)?;
     Vapid::new(db.clone(), key, &config.vapid_subject(), secret.as_bytes())
         .map_err(|e| anyhow::anyhow!("ECOM_VAPID_PRIVATE_KEY: {e}"))
 }
 
 /// Adds SMS (Twilio, else the dev mailbox), WhatsApp (Cloud API, else the dev
 /// mailbox) and Web Push (through the webhooks' SSRF-guarded client) to `channels`.
-pub fn add(config: &Config, db: &Db, channels: Channels) -> anyhow::Result<Channels> {
+pub fn add(config: &Config, db: &Db, vapid: &Vapid, channels: Channels) -> anyhow::Result<Channels> {
     let sms: Arc<dyn Channel> = match config.twilio() {
         Some(settings) => Arc::new(ecom_notify::TwilioChannel::new(settings?).map_err(|e| anyhow::anyhow!(e))?),
         None => Arc::new(DevTextChannel::new(db.clone(), SMS)),
@@ -37,7 +38,7 @@ pub fn add(config: &Config, db: &Db, channels: Channels) -> anyhow::Result<Chann
         }
         guard.check_url(url).map_err(|e| e.to_string())
     });
-    let push = ecom_notify::WebPushChannel::new(db.clone(), vapid(config, db)?, outbound.client().clone(), check);
+    let push = ecom_notify::WebPushChannel::new(db.clone(), vapid.clone(), outbound.client().clone(), check);
     Ok(channels
         .with(sms, config.notify_sms_per_sec)
         .with(whatsapp, config.notify_whatsapp_per_sec)
@@ -49,9 +50,10 @@ pub fn services(
     config: &Config,
     db: &Db,
     outbound: &Outbound,
+    vapid: &Vapid,
 ) -> anyhow::Result<(ecom_services::channels::Phones, ecom_services::channels::PushSubscriptions)> {
     Ok((
         ecom_services::channels::Phones::new(db.clone(), config.twilio().is_some()),
-        ecom_services::channels::PushSubscriptions::new(db.clone(), outbound.clone(), vapid(config, db)?),
+        ecom_services::channels::PushSubscriptions::new(db.clone(), outbound.clone(), vapid.clone()),
     ))
 }

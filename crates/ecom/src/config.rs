@@ -489,11 +489,12 @@ impl Config {
         {
             return err("mail_from", "expected an address such as ECOM <no-reply@shops.example.com>");
         }
-        if let Some(Err(e)) = self.smtp() {
-            return Err(e);
-        }
-        if given(self.smtp_ca_file.as_deref()).is_some() && self.smtp().is_none() {
-            return err("smtp_ca_file", "is set but ECOM_SMTP_URL is not: there is no SMTP server to trust it for");
+        match self.smtp() {
+            Some(Err(e)) => return Err(e),
+            None if given(self.smtp_ca_file.as_deref()).is_some() => {
+                return err("smtp_ca_file", "is set but ECOM_SMTP_URL is not: there is no SMTP server to trust it for");
+            }
+            _ => {}
         }
         if !(1..=30 * 86_400).contains(&self.webhook_disable_after_secs) {
             return err("webhook_disable_after_secs", "expected 1 to 2592000 seconds (30 days)");

@@ -158,7 +158,8 @@ impl Application {
         );
         let amqp = config.amqp_settings();
         let broker = ecom_bus::BrokerStatus::default();
-        let (phones, push) = channels::services(config, &db, &outbound)?;
+        let vapid = channels::vapid(config, &db, &secret)?;
+        let (phones, push) = channels::services(config, &db, &outbound, &vapid)?;
         let domains = domain_service(config, &db, &directory, &outbound, &listener)?;
         let traffic = ecom_web::Traffic::new();
         let inbox = ecom_notify::InboxHub::new();
@@ -193,7 +194,7 @@ impl Application {
             },
         );
         let activity_db = db.clone();
-        let channels = notification_channels(config, &db, &inbox)?;
+        let channels = notification_channels(config, &db, &inbox, &vapid)?;
         for line in channels.describe() {
             tracing::info!(channel = %line, "notifications");
         }
@@ -347,6 +348,7 @@ pub fn notification_channels(
     config: &Config,
     db: &Db,
     inbox: &ecom_notify::InboxHub,
+    vapid: &ecom_notify::Vapid,
 ) -> anyhow::Result<ecom_notify::Channels> {
     use std::sync::Arc;
     let email: Arc<dyn ecom_notify::Channel> = match config.smtp() {
@@ -357,6 +359,7 @@ pub fn notification_channels(
     channels::add(
         config,
         db,
+        vapid,
         ecom_notify::Channels::default().with(email, config.notify_email_per_sec).with(inapp, 1000),
     )
 }
@@ -509,7 +512,12 @@ pub async fn create_store_cli(config: &Config, new: &ecom_services::directory::N
     // Send the invitation now rather than leave it for a running server.
     let dispatcher = ecom_notify::Dispatcher::new(
         db.clone(),
-        notification_channels(config, &db, &ecom_notify::InboxHub::new())?,
+        notification_channels(
+            config,
+            &db,
+            &ecom_notify::InboxHub::new(),
+            &channels::vapid(config, &db, &secret_key(config)?)?,
+        )?,
         config.dispatch_settings(),
     );
     if let Err(e) = dispatcher.drain(3).await {
