@@ -11,7 +11,7 @@
 
 use crate::{Channel, Outgoing, SendError};
 use chrono::{DateTime, Utc};
-use ecom_store::notifications::{self as repo, NotificationRow};
+use ecom_store::notifications::{self as repo, BodyRow, NotificationRow};
 use ecom_store::{Db, StoreError};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
@@ -154,7 +154,7 @@ impl Dispatcher {
     pub async fn run_once(&self) -> Result<Round, StoreError> {
         let mut round = Round::default();
         self.sample().await?;
-        let (claimed, until) = self.claim().await?;
+        let (claimed, mut bodies, until) = self.claim().await?;
         if claimed.is_empty() {
             return Ok(round);
         }
@@ -174,10 +174,11 @@ impl Dispatcher {
                     continue;
                 }
                 let from_name = row.tenant_id.and_then(|t| senders.get(&t).cloned());
+                let body = bodies.remove(&row.id);
                 let me = self.clone();
                 let limit = left.saturating_sub(self.settings.lease / 4);
                 tasks.spawn(async move {
-                    let result = me.send(&row, from_name, limit).await;
+                    let result = me.send(&row, body, from_name, limit).await;
                     (row, result)
                 });
             }
@@ -203,17 +204,19 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Leases a batch of due messages: `batch`, or fewer when the send-rate limit
-    /// could not get through them within half the lease.
-    async fn claim(&self) -> Result<(Vec<NotificationRow>, DateTime<Utc>), StoreError> {
+    /// Leases a batch of due messages (`batch`, or fewer when the send-rate limit
+    /// could not get through them within half the lease) and reads their bodies.
+    async fn claim(&self) -> Result<(Vec<NotificationRow>, HashMap<Uuid, BodyRow>, DateTime<Utc>), StoreError> {
         let now = Utc::now();
         let until = add(now, self.settings.lease);
         let by_rate = u64::from(self.settings.per_channel_per_sec.max(1)) * (self.settings.lease.as_secs() / 2).max(1);
         let limit = self.settings.batch.min(by_rate).max(self.settings.concurrency.max(1) as u64);
         let txn = self.db.platform_txn().await?;
         let claimed = repo::LEASE.claim(&txn, &self.id, now, until, limit).await?;
+        let ids: Vec<Uuid> = claimed.iter().map(|r| r.id).collect();
+        let bodies = repo::bodies(&txn, &ids).await?;
         txn.commit().await?;
-        Ok((claimed, until))
+        Ok((claimed, bodies, until))
     }
 
     /// Store mail is sent in the store's name, from the platform's address: the names
@@ -234,11 +237,15 @@ impl Dispatcher {
     async fn send(
         &self,
         row: &NotificationRow,
+        body: Option<BodyRow>,
         from_name: Option<String>,
         limit: Duration,
     ) -> Result<String, SendError> {
         let Some((channel, limiter)) = self.channels.by_kind.get(row.channel.as_str()) else {
             return Err(SendError::Transient(format!("no {} channel is configured on this node", row.channel)));
+        };
+        let Some(body) = body else {
+            return Err(SendError::Permanent("the message's body is missing".into()));
         };
         limiter.until_ready().await;
         let message = Outgoing {
@@ -247,9 +254,9 @@ impl Dispatcher {
             from_name,
             to: row.recipient.clone(),
             subject: row.subject.clone(),
-            text: row.body_text.clone(),
-            html: row.body_html.clone(),
-            headers: repo::headers_of(row),
+            headers: repo::headers_of(&body),
+            text: body.body_text,
+            html: body.body_html,
             link: row.link.clone(),
         };
         match tokio::time::timeout(limit, channel.send(&message)).await {

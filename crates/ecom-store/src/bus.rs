@@ -246,30 +246,33 @@ pub async fn publish_if_done(txn: &DatabaseTransaction, event_id: Uuid, now: Dat
 /// relays never wait on each other in a circle), so that two relays finishing the last
 /// deliveries of one event take turns: the second one's [`publish_done`] then sees the
 /// first one's delivery done. Without it, each would see the other's delivery still
-/// pending and neither would publish. (SQLite: a no-op update, which makes the
-/// transaction a writer from here on, as every writer takes turns there.)
+/// pending and neither would publish. (SQLite has one lock for the whole database:
+/// a no-op update of one of the events makes the transaction a writer from here on,
+/// and writers take turns.)
 pub async fn lock_events(txn: &DatabaseTransaction, event_ids: &[Uuid]) -> Result<()> {
     let mut ids = event_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    for chunk in ids.chunks(CHUNK) {
-        if txn.get_database_backend() == DbBackend::Postgres {
-            outbox_event::Entity::find()
-                .select_only()
-                .column(outbox_event::Column::Id)
-                .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
-                .order_by_asc(outbox_event::Column::Id)
-                .lock(LockType::Update)
-                .into_tuple::<Uuid>()
-                .all(txn)
-                .await?;
-        } else {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        if let Some(first) = ids.first() {
             outbox_event::Entity::update_many()
                 .col_expr(outbox_event::Column::PublishedAt, Expr::col(outbox_event::Column::PublishedAt))
-                .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+                .filter(outbox_event::Column::Id.eq(*first))
                 .exec(txn)
                 .await?;
         }
+        return Ok(());
+    }
+    for chunk in ids.chunks(CHUNK) {
+        outbox_event::Entity::find()
+            .select_only()
+            .column(outbox_event::Column::Id)
+            .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(outbox_event::Column::Id)
+            .lock(LockType::Update)
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?;
     }
     Ok(())
 }
@@ -335,9 +338,20 @@ pub async fn claim_due(
 
 /// Records successful attempts by the relay holding their leases; returns how many
 /// it recorded (a delivery whose lease was lost is left to its new holder).
+///
+/// A delivery done at its first attempt is deleted: the consumer's receipt already
+/// says the event was applied, and keeping it would grow the queue table and its
+/// indexes by three rows an event until retention came by. One that needed retries is
+/// kept as [`DELIVERED`], with its attempts and last error, until retention.
 pub async fn delivered(txn: &DatabaseTransaction, ids: &[Uuid], me: &str, now: DateTime<Utc>) -> Result<u64> {
     let mut done = 0;
     for chunk in ids.chunks(CHUNK) {
+        let res = delivery::Entity::delete_many()
+            .filter(LEASE.held(me, chunk.iter().copied()))
+            .filter(delivery::Column::Attempts.eq(0))
+            .exec(txn)
+            .await?;
+        done += res.rows_affected;
         let res = delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, Expr::value(DELIVERED))
             .col_expr(delivery::Column::DeliveredAt, Expr::value(now))

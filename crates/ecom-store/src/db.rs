@@ -143,6 +143,14 @@ impl Db {
         Ok(())
     }
 
+    /// Applies the migrations before `name` that are not applied yet, and stops there:
+    /// lets an upgrade test make the schema an older version left, write rows the way
+    /// that version did, then [`Db::migrate`]. An unknown name applies them all.
+    pub async fn migrate_until(&self, name: &str) -> Result<()> {
+        migration::run_until(&self.conn, name).await?;
+        Ok(())
+    }
+
     /// `SELECT 1`, for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         self.conn.ping().await?;

@@ -55,6 +55,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "back_in_stock_requests",
     "notification_templates",
     "staff_invitations",
+    "notification_bodies",
 ];
 
 /// The tenant tables each migration creates (and protects with row-level security).
@@ -89,10 +90,12 @@ const INBOX_TABLES: &[&str] =
     &["inbox_items", "notification_preferences", "marketing_consents", "back_in_stock_requests"];
 const NOTIFICATION_TEMPLATE_TABLES: &[&str] = &["notification_templates"];
 const STAFF_TABLES: &[&str] = &["staff_invitations"];
+const NOTIFICATION_BODY_TABLES: &[&str] = &["notification_bodies"];
 
 mod m0018_staff;
 mod m0021_node_traffic;
 mod m0022_queue_indexes;
+mod m0023_notification_bodies;
 
 pub(crate) struct Migrator;
 
@@ -121,6 +124,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0020DomainVerification),
             Box::new(m0021_node_traffic::M0021NodeTraffic),
             Box::new(m0022_queue_indexes::M0022QueueIndexes),
+            Box::new(m0023_notification_bodies::M0023NotificationBodies),
         ]
     }
 }
@@ -480,6 +484,18 @@ async fn enable_row_level_security(m: &SchemaManager<'_>, tables: &[&str]) -> Re
 
 pub(crate) async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// [`run`], stopping before the migration called `name`.
+pub(crate) async fn run_until(db: &sea_orm::DatabaseConnection, name: &str) -> Result<(), DbErr> {
+    let all = Migrator::migrations();
+    let Some(at) = all.iter().position(|m| m.name() == name) else { return run(db).await };
+    let applied = Migrator::get_applied_migrations(db).await?.len();
+    match <u32 as std::convert::TryFrom<usize>>::try_from(at.saturating_sub(applied)) {
+        Ok(0) => Ok(()),
+        Ok(steps) => Migrator::up(db, Some(steps)).await,
+        Err(_) => run(db).await,
+    }
 }
 
 struct M0003Media;
@@ -1678,6 +1694,7 @@ mod tests {
             .chain(INBOX_TABLES)
             .chain(NOTIFICATION_TEMPLATE_TABLES)
             .chain(STAFF_TABLES)
+            .chain(NOTIFICATION_BODY_TABLES)
             .copied()
             .collect();
         assert_eq!(protected, TENANT_TABLES);

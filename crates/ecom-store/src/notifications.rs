@@ -41,10 +41,6 @@ pub mod notification {
         pub template: String,
         pub event_id: Option<Uuid>,
         pub subject: String,
-        #[sea_orm(column_type = "Text")]
-        pub body_text: String,
-        #[sea_orm(column_type = "Text")]
-        pub body_html: String,
         pub status: String,
         pub attempts: i32,
         pub next_attempt_at: DateTimeUtc,
@@ -55,9 +51,6 @@ pub mod notification {
         pub last_error: String,
         pub sent_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
-        /// Extra mail headers as a JSON list of `[name, value]` pairs; empty for none.
-        #[sea_orm(column_type = "Text")]
-        pub headers: String,
         /// Where an in-app item points (a path on the store's host); empty for none.
         pub link: String,
     }
@@ -67,6 +60,35 @@ pub mod notification {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// What a message says, apart from its subject: written once with the message, under
+/// its id, and never updated, so the queue row's status changes stay small. Deleted
+/// with its message.
+pub mod body {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+    #[sea_orm(table_name = "notification_bodies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Option<Uuid>,
+        #[sea_orm(column_type = "Text")]
+        pub body_text: String,
+        #[sea_orm(column_type = "Text")]
+        pub body_html: String,
+        /// Extra mail headers as a JSON list of `[name, value]` pairs; empty for none.
+        #[sea_orm(column_type = "Text")]
+        pub headers: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub use body::Model as BodyRow;
 
 use notification::{Column as C, Entity as N};
 
@@ -106,6 +128,7 @@ pub async fn enqueue(txn: &DatabaseTransaction, new: NewNotification<'_>) -> Res
 #[derive(Debug, Default)]
 pub struct Batch {
     rows: Vec<notification::ActiveModel>,
+    bodies: Vec<body::ActiveModel>,
 }
 
 impl Batch {
@@ -121,8 +144,6 @@ impl Batch {
             template: Set(new.template.to_owned()),
             event_id: Set(new.event_id),
             subject: Set(new.subject.to_owned()),
-            body_text: Set(new.body_text.to_owned()),
-            body_html: Set(new.body_html.to_owned()),
             status: Set(PENDING.into()),
             attempts: Set(0),
             next_attempt_at: Set(now),
@@ -132,12 +153,18 @@ impl Batch {
             last_error: Set(String::new()),
             sent_at: Set(None),
             created_at: Set(now),
+            link: Set(new.link.to_owned()),
+        });
+        self.bodies.push(body::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(new.tenant.map(|t| t.0)),
+            body_text: Set(new.body_text.to_owned()),
+            body_html: Set(new.body_html.to_owned()),
             headers: Set(if new.headers.is_empty() {
                 String::new()
             } else {
                 serde_json::to_string(&new.headers).unwrap_or_default()
             }),
-            link: Set(new.link.to_owned()),
         });
         id
     }
@@ -153,11 +180,15 @@ impl Batch {
     /// Queues every message added, in the caller's transaction; returns how many.
     pub async fn write(self, txn: &DatabaseTransaction) -> Result<usize> {
         let n = self.rows.len();
+        // 18 columns a row: 200 rows keep a statement well under SQLite's and
+        // PostgreSQL's bind-parameter limits. Messages first: a body refers to its.
         let mut rows = self.rows.into_iter().peekable();
-        // 20 columns a row: 200 rows keep a statement well under SQLite's and
-        // PostgreSQL's bind-parameter limits.
         while rows.peek().is_some() {
             N::insert_many(rows.by_ref().take(200)).exec_without_returning(txn).await?;
+        }
+        let mut bodies = self.bodies.into_iter().peekable();
+        while bodies.peek().is_some() {
+            body::Entity::insert_many(bodies.by_ref().take(200)).exec_without_returning(txn).await?;
         }
         Ok(n)
     }
@@ -177,12 +208,18 @@ pub const LEASE: Lease<N> = Lease {
 const CHUNK: usize = 500;
 
 /// The extra headers stored with a message.
-pub fn headers_of(row: &NotificationRow) -> Vec<(String, String)> {
-    if row.headers.is_empty() { Vec::new() } else { serde_json::from_str(&row.headers).unwrap_or_default() }
+pub fn headers_of(body: &BodyRow) -> Vec<(String, String)> {
+    if body.headers.is_empty() { Vec::new() } else { serde_json::from_str(&body.headers).unwrap_or_default() }
 }
 
-pub async fn get(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<NotificationRow>> {
-    Ok(N::find_by_id(id).one(txn).await?)
+/// The bodies of messages, by id (a message without one is left out).
+pub async fn bodies(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, BodyRow>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows = body::Entity::find().filter(body::Column::Id.is_in(chunk.iter().copied())).all(txn).await?;
+        found.extend(rows.into_iter().map(|b| (b.id, b)));
+    }
+    Ok(found)
 }
 
 /// Records that the provider accepted messages — `(id, provider id)` — by the

@@ -99,13 +99,9 @@ async fn two_relays_drain_a_backlog_delivering_each_event_once(app: TestApp) {
     }
     for e in &updated {
         assert!(e.dispatched_at.is_some() && e.published_at.is_some(), "event {} published", e.id);
+        // Each delivered at its first attempt, which leaves only the receipts (above).
         let deliveries = ecom_store::bus::deliveries_of(&txn, e.id).await.unwrap();
-        let mut names: Vec<&str> = deliveries.iter().map(|d| d.consumer.as_str()).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["crm", "erp"], "one delivery per consumer for {}", e.id);
-        for d in &deliveries {
-            assert_eq!((d.status.as_str(), d.attempts), ("delivered", 1), "{} to {}", e.id, d.consumer);
-        }
+        assert!(deliveries.is_empty(), "{deliveries:?}");
     }
     txn.commit().await.unwrap();
 

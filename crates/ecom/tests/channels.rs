@@ -15,10 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use common::Logged;
 use common::{Browser, PASSWORD, TestApp, store_with_stock};
 use ecom_core::{Email, Realm, Tenant};
 use ecom_services::checkout::{CheckoutDetails, PaymentChoice, PlaceOutcome};
-use ecom_store::notifications::NotificationRow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,15 +56,12 @@ async fn serve(router: axum::Router) -> String {
     format!("http://{addr}")
 }
 
-async fn log(app: &TestApp) -> Vec<NotificationRow> {
-    let txn = app.db.platform_txn().await.unwrap();
-    let (rows, _) = ecom_store::notifications::list(&txn, None, 500).await.unwrap();
-    txn.commit().await.unwrap();
-    rows
+async fn log(app: &TestApp) -> Vec<Logged> {
+    common::notification_log(&app.db, 500).await
 }
 
 /// Waits until `done` holds for the notification log.
-async fn log_until(app: &TestApp, what: &str, done: impl Fn(&[NotificationRow]) -> bool) -> Vec<NotificationRow> {
+async fn log_until(app: &TestApp, what: &str, done: impl Fn(&[Logged]) -> bool) -> Vec<Logged> {
     let start = Instant::now();
     loop {
         let rows = log(app).await;
@@ -76,11 +73,11 @@ async fn log_until(app: &TestApp, what: &str, done: impl Fn(&[NotificationRow]) 
     }
 }
 
-fn row<'a>(rows: &'a [NotificationRow], to: &str) -> &'a NotificationRow {
+fn row<'a>(rows: &'a [Logged], to: &str) -> &'a Logged {
     rows.iter().find(|r| r.recipient == to).unwrap_or_else(|| panic!("no message to {to}: {rows:#?}"))
 }
 
-fn settled(rows: &[NotificationRow], n: usize) -> bool {
+fn settled(rows: &[Logged], n: usize) -> bool {
     rows.len() >= n && rows.iter().all(|r| r.status != "pending")
 }
 
@@ -668,11 +665,10 @@ async fn web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remove
         update["body"]
     );
 
-    let sent: Vec<&NotificationRow> = rows.iter().filter(|r| r.channel == "webpush" && r.status == "sent").collect();
+    let sent: Vec<&Logged> = rows.iter().filter(|r| r.channel == "webpush" && r.status == "sent").collect();
     assert_eq!(sent.len(), 2, "{rows:#?}");
     assert!(sent.iter().any(|r| r.provider_id == format!("{base}/m/staff-1")), "the Location is the provider id");
-    let failed: Vec<&NotificationRow> =
-        rows.iter().filter(|r| r.channel == "webpush" && r.status == "failed").collect();
+    let failed: Vec<&Logged> = rows.iter().filter(|r| r.channel == "webpush" && r.status == "failed").collect();
     assert_eq!(failed.len(), 1, "{rows:#?}");
     assert!(failed[0].last_error.contains("410") && failed[0].last_error.contains("removed"), "{:#?}", failed[0]);
     assert_eq!(failed[0].attempts, 1, "410 is not retried");
@@ -744,7 +740,7 @@ backends!(web_push_reaches_staff_and_shoppers_signed_and_encrypted_and_410_remov
 async fn latest_code(app: &TestApp, phone: &str) -> String {
     let rows =
         log_until(app, "the code", |r| r.iter().any(|m| m.recipient == phone && m.template == "phone_code")).await;
-    let text = &rows.iter().find(|m| m.recipient == phone && m.template == "phone_code").unwrap().body_text;
+    let text = &rows.iter().find(|m| m.recipient == phone && m.template == "phone_code").unwrap().body.body_text;
     text[..6].to_owned()
 }
 
@@ -814,10 +810,8 @@ async fn a_phone_is_verified_by_a_code_with_expiry_and_five_tries(backend: commo
     pat.submit(host, "/account", "/account/phone", &[("phone", "+447700900123")]).await;
     age_code(&app, &tenant, 11).await;
     let code = {
-        let txn = app.db.platform_txn().await.unwrap();
-        let (rows, _) = ecom_store::notifications::list(&txn, None, 50).await.unwrap();
-        txn.commit().await.unwrap();
-        rows.iter().find(|m| m.template == "phone_code").unwrap().body_text[..6].to_owned()
+        let rows = common::notification_log(&app.db, 50).await;
+        rows.iter().find(|m| m.template == "phone_code").unwrap().body.body_text[..6].to_owned()
     };
     let expired = pat.submit(host, "/account", "/account/phone/verify", &[("code", &code)]).await;
     assert!(expired.status == 422 && expired.body.contains("expired"), "{}", expired.body);
@@ -826,12 +820,10 @@ async fn a_phone_is_verified_by_a_code_with_expiry_and_five_tries(backend: commo
     let sent = pat.submit(host, "/account", "/account/phone", &[("phone", "+447700900123")]).await;
     assert_eq!(sent.status, 303);
     let code = {
-        let txn = app.db.platform_txn().await.unwrap();
-        let (rows, _) = ecom_store::notifications::list(&txn, None, 50).await.unwrap();
-        txn.commit().await.unwrap();
-        let codes: Vec<&NotificationRow> = rows.iter().filter(|m| m.template == "phone_code").collect();
+        let rows = common::notification_log(&app.db, 50).await;
+        let codes: Vec<&Logged> = rows.iter().filter(|m| m.template == "phone_code").collect();
         assert_eq!(codes.len(), 3);
-        codes.iter().max_by_key(|m| m.created_at).unwrap().body_text[..6].to_owned()
+        codes.iter().max_by_key(|m| m.created_at).unwrap().body.body_text[..6].to_owned()
     };
     let ok = pat
         .submit(host, "/account", "/account/phone/verify", &[("code", &format!("{} {}", &code[..3], &code[3..]))])
@@ -901,12 +893,11 @@ async fn place(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid, customer: Op
 
 /// The shopper's rows of one order's `order.placed` event (found by its email's
 /// subject), once there are `at_least` of them and the dispatcher settled them.
-async fn rows_for_order(app: &TestApp, number: i64, at_least: usize) -> Vec<NotificationRow> {
+async fn rows_for_order(app: &TestApp, number: i64, at_least: usize) -> Vec<Logged> {
     let mark = format!("#{number} ");
-    let event_of = |r: &[NotificationRow]| {
-        r.iter().find(|m| m.channel == "email" && m.subject.contains(&mark)).and_then(|m| m.event_id)
-    };
-    let mine = |r: &[NotificationRow], event| {
+    let event_of =
+        |r: &[Logged]| r.iter().find(|m| m.channel == "email" && m.subject.contains(&mark)).and_then(|m| m.event_id);
+    let mine = |r: &[Logged], event| {
         r.iter().filter(|m| m.event_id == Some(event) && m.template == "order_placed").cloned().collect::<Vec<_>>()
     };
     let rows = log_until(app, &format!("order {number}'s messages"), |r| {
@@ -919,7 +910,7 @@ async fn rows_for_order(app: &TestApp, number: i64, at_least: usize) -> Vec<Noti
     mine(&rows, event_of(&rows).unwrap())
 }
 
-fn channels_of(rows: &[NotificationRow]) -> Vec<&str> {
+fn channels_of(rows: &[Logged]) -> Vec<&str> {
     let mut c: Vec<&str> = rows.iter().filter(|m| m.template == "order_placed").map(|m| m.channel.as_str()).collect();
     c.sort_unstable();
     c
@@ -1061,7 +1052,7 @@ async fn order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopp
     let later = || chrono::Utc::now() + chrono::Duration::hours(5);
     common::ready_cart(&app, &tenant, variant, 1).await; // a guest's, with pat@example.com
     assert_eq!(job.run_once(later()).await.unwrap().reminded, 1);
-    let reminded = |rows: &[NotificationRow]| {
+    let reminded = |rows: &[Logged]| {
         let mut c: Vec<String> =
             rows.iter().filter(|m| m.template == "abandoned_cart").map(|m| m.channel.clone()).collect();
         c.sort();

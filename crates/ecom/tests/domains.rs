@@ -297,8 +297,8 @@ async fn the_primary_domain_is_used_in_links_and_the_platform_address_redirects(
     let placed = app.checkout.place_order(&demo, cart, None, &manual).await.unwrap();
     assert!(matches!(placed, ecom_services::checkout::PlaceOutcome::Placed { .. }));
     let mail = wait_for_mail(&app, "order_placed").await;
-    assert!(mail.body_text.contains(&format!("{primary}/orders/")), "{}", mail.body_text);
-    assert!(!mail.body_text.contains("demo.localhost"), "{}", mail.body_text);
+    assert!(mail.body.body_text.contains(&format!("{primary}/orders/")), "{}", mail.body.body_text);
+    assert!(!mail.body.body_text.contains("demo.localhost"), "{}", mail.body.body_text);
 
     // Back to the platform address: no redirect, links on the asked host again.
     let back = b.submit("demo.localhost", PAGE, &format!("{PAGE}/platform"), &[]).await;
@@ -312,12 +312,10 @@ async fn the_primary_domain_is_used_in_links_and_the_platform_address_redirects(
 }
 with_dns!(the_primary_domain_is_used_in_links_and_the_platform_address_redirects);
 
-async fn wait_for_mail(app: &TestApp, template: &str) -> ecom_store::notifications::NotificationRow {
+async fn wait_for_mail(app: &TestApp, template: &str) -> common::Logged {
     let start = std::time::Instant::now();
     loop {
-        let txn = app.db.platform_txn().await.unwrap();
-        let (rows, _) = ecom_store::notifications::list(&txn, None, 100).await.unwrap();
-        txn.commit().await.unwrap();
+        let rows = common::notification_log(&app.db, 100).await;
         if let Some(row) = rows.into_iter().find(|r| r.template == template) {
             return row;
         }

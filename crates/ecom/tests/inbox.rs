@@ -12,11 +12,11 @@ mod common;
 
 use common::smtp::Sink;
 
+use common::Logged;
 use common::{Backend, Browser, PASSWORD, TestApp, store_with_stock};
 use ecom_core::{AccountId, Realm, Tenant};
 use ecom_services::checkout::{PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
-use ecom_store::notifications::NotificationRow;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -58,11 +58,8 @@ async fn customer_id(app: &TestApp, tenant: &Tenant, email: &str) -> AccountId {
     found.id
 }
 
-async fn log(db: &Db) -> Vec<NotificationRow> {
-    let txn = db.platform_txn().await.unwrap();
-    let (rows, _) = ecom_store::notifications::list(&txn, None, 500).await.unwrap();
-    txn.commit().await.unwrap();
-    rows
+async fn log(db: &Db) -> Vec<Logged> {
+    common::notification_log(db, 500).await
 }
 
 /// An open `text/event-stream` response, read event by event.
@@ -464,7 +461,7 @@ async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     settled(&app).await;
     let rows = log(&app.db).await;
     let confirm = rows.iter().find(|n| n.template == "back_in_stock_confirm").expect("confirmation queued");
-    let link = link_in(&confirm.body_text, "/back-in-stock/");
+    let link = link_in(&confirm.body.body_text, "/back-in-stock/");
     let path = path_of(&link, app.addr.port()).to_owned();
 
     // Unconfirmed: stock comes back, nothing is sent.
@@ -491,7 +488,7 @@ async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].recipient, "gia@example.com");
     assert!(sent[0].subject.contains("Wool Hat is back in stock"), "{}", sent[0].subject);
-    let headers = ecom_store::notifications::headers_of(&sent[0]);
+    let headers = ecom_store::notifications::headers_of(&sent[0].body);
     assert!(headers.iter().any(|(k, v)| k == "List-Unsubscribe-Post" && v == "List-Unsubscribe=One-Click"));
 
     // A new request after selling out again gets its own one message.

@@ -10,12 +10,12 @@ mod common;
 
 use common::smtp::Sink;
 
+use common::Logged;
 use common::{TestApp, store_with_stock};
 use ecom_bus::{Consumer, Event};
 use ecom_core::Tenant;
 use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
-use ecom_store::notifications::NotificationRow;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -57,15 +57,12 @@ async fn place(app: &TestApp, tenant: &Tenant, variant: uuid::Uuid) -> i64 {
 }
 
 /// The email rows of the log (order events also file in-app items; `tests/inbox.rs`).
-async fn log(db: &Db) -> Vec<NotificationRow> {
-    let txn = db.platform_txn().await.unwrap();
-    let (rows, _) = ecom_store::notifications::list(&txn, None, 500).await.unwrap();
-    txn.commit().await.unwrap();
-    rows.into_iter().filter(|n| n.channel == "email").collect()
+async fn log(db: &Db) -> Vec<Logged> {
+    common::notification_log(db, 500).await.into_iter().filter(|n| n.channel == "email").collect()
 }
 
 /// Waits until `done` holds for the log.
-async fn log_until(db: &Db, what: &str, done: impl Fn(&[NotificationRow]) -> bool) -> Vec<NotificationRow> {
+async fn log_until(db: &Db, what: &str, done: impl Fn(&[Logged]) -> bool) -> Vec<Logged> {
     let start = Instant::now();
     loop {
         let rows = log(db).await;

@@ -463,6 +463,37 @@ pub async fn mail_settled(db: &Db) {
     }
 }
 
+/// A message in the notification log, with what it said.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub row: ecom_store::notifications::NotificationRow,
+    pub body: ecom_store::notifications::BodyRow,
+}
+
+impl std::ops::Deref for Logged {
+    type Target = ecom_store::notifications::NotificationRow;
+
+    fn deref(&self) -> &Self::Target {
+        &self.row
+    }
+}
+
+/// The notification log (every store's and the platform's), newest first, at most
+/// `limit` messages, each with its body.
+pub async fn notification_log(db: &Db, limit: u64) -> Vec<Logged> {
+    let txn = db.platform_txn().await.unwrap();
+    let (rows, _) = ecom_store::notifications::list(&txn, None, limit).await.unwrap();
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut bodies = ecom_store::notifications::bodies(&txn, &ids).await.unwrap();
+    txn.commit().await.unwrap();
+    rows.into_iter()
+        .map(|row| {
+            let body = bodies.remove(&row.id).unwrap_or_else(|| panic!("message {} has no body", row.id));
+            Logged { row, body }
+        })
+        .collect()
+}
+
 /// The marketing job (abandoned carts, back in stock) on this app's database, with its
 /// links and signatures, run by the tests with `run_once` at a time of their choosing.
 pub fn marketing_job(app: &TestApp) -> ecom_notify::MarketingJob {
