@@ -15,7 +15,8 @@
 #
 # Knobs: N (1000000 events per case), BACKENDS ("sqlite postgres"), MODES
 # ("embedded rabbitmq"), CHANNELS ("email email+sms"), PROFILE=debug for a debug build
-# (the report says so), BUILD=0 to measure the binaries as built.
+# (the report says so), BUILD=0 to measure the binaries as built, SERVER_LOG=path to
+# keep each case's server log (with RUST_LOG=warn,ecom_sql=trace: every statement timed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-1000000}"
@@ -97,6 +98,7 @@ print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {r['notifications']} |
       f"| {r['first_email_secs'] or 0:.1f} | {r['total_secs']:.1f} | **{r['per_sec']:.0f}** | {sys.argv[5]} | {sys.argv[6]} | {r['still_pending']} | {r['failed']} |")
 PY
   if [ "$mode" = rabbitmq ]; then drop_queues; fi
+  if [ -n "${SERVER_LOG:-}" ]; then cp "$data/server.log" "$SERVER_LOG.$backend.$mode.$channels.log"; fi
   rm -rf "$data"
 }
 
