@@ -145,7 +145,7 @@ impl Db {
 
     /// Applies the migrations before `name` that are not applied yet, and stops there:
     /// lets an upgrade test make the schema an older version left, write rows the way
-    /// that version did, then [`Db::migrate`]. An unknown name applies them all.
+    /// that version did, then [`Db::migrate`]. An unknown name is an error.
     pub async fn migrate_until(&self, name: &str) -> Result<()> {
         migration::run_until(&self.conn, name).await?;
         Ok(())

@@ -489,13 +489,15 @@ pub(crate) async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
 /// [`run`], stopping before the migration called `name`.
 pub(crate) async fn run_until(db: &sea_orm::DatabaseConnection, name: &str) -> Result<(), DbErr> {
     let all = Migrator::migrations();
-    let Some(at) = all.iter().position(|m| m.name() == name) else { return run(db).await };
+    let Some(at) = all.iter().position(|m| m.name() == name) else {
+        return Err(DbErr::Migration(format!("there is no migration called {name}")));
+    };
     let applied = Migrator::get_applied_migrations(db).await?.len();
-    match <u32 as std::convert::TryFrom<usize>>::try_from(at.saturating_sub(applied)) {
-        Ok(0) => Ok(()),
-        Ok(steps) => Migrator::up(db, Some(steps)).await,
-        Err(_) => run(db).await,
+    let steps = at.saturating_sub(applied);
+    if steps == 0 {
+        return Ok(());
     }
+    Migrator::up(db, Some(<u32 as std::convert::TryFrom<usize>>::try_from(steps).unwrap_or(u32::MAX))).await
 }
 
 struct M0003Media;

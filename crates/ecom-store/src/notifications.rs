@@ -1,6 +1,8 @@
 //! The notification queue and delivery log (`notifications`): one row per message to one
 //! recipient on one channel, written in the transaction of the change it tells about,
-//! then leased, sent and recorded by a dispatcher (`ecom_notify::Dispatcher`).
+//! then leased, sent and recorded by a dispatcher (`ecom_notify::Dispatcher`). What a
+//! message says (text, HTML, headers) is in `notification_bodies` under the same id
+//! ([`body`]), written once: the queue row stays small for the updates it gets.
 //!
 //! The dispatcher works across stores in [`crate::Db::platform_txn`]; a store's log page
 //! reads its own rows in [`crate::Db::tenant_txn`]. Rows of platform mail have no

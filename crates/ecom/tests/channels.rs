@@ -15,27 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
-use common::Logged;
-use common::{Browser, PASSWORD, TestApp, store_with_stock};
+use common::{Browser, Logged, PASSWORD, TestApp, store_with_stock};
 use ecom_core::{Email, Realm, Tenant};
 use ecom_services::checkout::{CheckoutDetails, PaymentChoice, PlaceOutcome};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-macro_rules! backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "twilio-auth-token-0123456789abcdef";

@@ -12,28 +12,12 @@ mod common;
 
 use common::smtp::Sink;
 
-use common::Logged;
-use common::{Backend, Browser, PASSWORD, TestApp, store_with_stock};
+use common::{Backend, Browser, Logged, PASSWORD, TestApp, store_with_stock};
 use ecom_core::{AccountId, Realm, Tenant};
 use ecom_services::checkout::{PaymentChoice, PlaceOutcome};
 use ecom_store::Db;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-macro_rules! backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
 
 use common::SECRET;
 

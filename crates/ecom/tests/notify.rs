@@ -10,8 +10,7 @@ mod common;
 
 use common::smtp::Sink;
 
-use common::Logged;
-use common::{TestApp, store_with_stock};
+use common::{Logged, TestApp, store_with_stock};
 use ecom_bus::{Consumer, Event};
 use ecom_core::Tenant;
 use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
@@ -21,21 +20,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `name_sqlite` and `name_postgres` for `async fn name(backend: Backend)`.
-macro_rules! backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// Fast polling and retries.
 fn fast(c: &mut ecom::config::Config) {
     c.bus_poll_ms = 10;

@@ -19,21 +19,6 @@ use ecom_services::checkout::{Actor, OrderCommand, PaymentChoice, PlaceOutcome};
 use serde_json::Value;
 use std::time::Duration;
 
-macro_rules! backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 fn fast(c: &mut ecom::config::Config) {
     c.bus_poll_ms = 10;
     c.bus_backoff_base_ms = 100;

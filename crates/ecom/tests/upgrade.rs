@@ -14,21 +14,6 @@ use sea_orm::{ConnectionTrait, Statement, Value};
 use std::time::Duration;
 use uuid::Uuid;
 
-macro_rules! backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 async fn open(backend: Backend, dir: &std::path::Path) -> Option<Db> {
     let url = common::fresh_database(backend, dir).await?;
     Some(Db::connect(&DbOptions { url, max_connections: 2, acquire_timeout: Duration::from_secs(10) }).await.unwrap())

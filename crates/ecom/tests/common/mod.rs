@@ -463,6 +463,24 @@ pub async fn mail_settled(db: &Db) {
     }
 }
 
+/// `backends!(scenario)` runs `async fn scenario(backend: Backend)` as two tests,
+/// `scenario::sqlite` and `scenario::postgres`.
+#[macro_export]
+macro_rules! backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// A message in the notification log, with what it said.
 #[derive(Debug, Clone)]
 pub struct Logged {
