@@ -192,7 +192,7 @@ pub async fn release_job(txn: &DatabaseTransaction, job: &str, me: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use crate::{Db, DbOptions};
-    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
     use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement};
     use std::time::Duration;
 
@@ -244,9 +244,9 @@ mod tests {
         }
         // The claim's own pick does use the status index (that is what it is for).
         let pick = Query::select()
-            .column(sea_orm::sea_query::Alias::new("id"))
-            .from(sea_orm::sea_query::Alias::new("bus_deliveries"))
-            .and_where(Expr::col(sea_orm::sea_query::Alias::new("status")).eq("pending"))
+            .column(Alias::new("id"))
+            .from(Alias::new("bus_deliveries"))
+            .and_where(Expr::col(Alias::new("status")).eq("pending"))
             .to_owned();
         let pick = DbBackend::Sqlite.build(&pick);
         assert!(plan(&db, pick).await.contains("ix_bus_deliveries_status"));

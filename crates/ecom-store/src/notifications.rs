@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -182,18 +182,24 @@ impl Batch {
     /// Queues every message added, in the caller's transaction; returns how many.
     pub async fn write(self, txn: &DatabaseTransaction) -> Result<usize> {
         let n = self.rows.len();
-        // 18 columns a row: 200 rows keep a statement well under SQLite's and
-        // PostgreSQL's bind-parameter limits. Messages first: a body refers to its.
-        let mut rows = self.rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            N::insert_many(rows.by_ref().take(200)).exec_without_returning(txn).await?;
-        }
-        let mut bodies = self.bodies.into_iter().peekable();
-        while bodies.peek().is_some() {
-            body::Entity::insert_many(bodies.by_ref().take(200)).exec_without_returning(txn).await?;
-        }
+        // Messages first: a body refers to its message.
+        insert_chunked(txn, self.rows).await?;
+        insert_chunked(txn, self.bodies).await?;
         Ok(n)
     }
+}
+
+/// Inserts rows 200 to a statement: with at most 18 columns a row, well under SQLite's
+/// and PostgreSQL's bind-parameter limits.
+async fn insert_chunked<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> Result<()>
+where
+    A: ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        A::Entity::insert_many(rows.by_ref().take(200)).exec_without_returning(txn).await?;
+    }
+    Ok(())
 }
 
 /// The lease columns of `notifications`.
