@@ -18,6 +18,7 @@ use ecom_store::bus::{self as repo, DeliveryRow, OutboxRow};
 use ecom_store::{Db, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -76,6 +77,9 @@ pub struct Round {
     pub delivered: usize,
     pub retried: usize,
     pub dead_lettered: usize,
+    /// The round left new events in the outbox because the deliveries queue was full
+    /// (see [`Relay::run_once`]); such a round is not idle.
+    pub held_back: bool,
 }
 
 impl Round {
@@ -107,7 +111,15 @@ pub struct Relay {
     consumers: Arc<Vec<Arc<dyn Consumer>>>,
     settings: Arc<RelaySettings>,
     id: Arc<str>,
+    /// Full claims in a row since the last fan-out; 0 when the last claim was short.
+    held_back: Arc<AtomicU32>,
 }
+
+/// At most this many rounds in a row hold the fan-out back, so new events still move
+/// (at a fraction of the rate) while a backlog of due deliveries is worked off. With
+/// up to one more consumer an event than this, the fan-out still adds no more
+/// deliveries than the rounds between take.
+const MAX_HELD_BACK: u32 = 8;
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,7 +130,13 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     pub fn new(db: Db, consumers: Vec<Arc<dyn Consumer>>, settings: RelaySettings) -> Self {
         let id = format!("relay-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-        Self { db, consumers: Arc::new(consumers), settings: Arc::new(settings), id: id.into() }
+        Self {
+            db,
+            consumers: Arc::new(consumers),
+            settings: Arc::new(settings),
+            id: id.into(),
+            held_back: Arc::new(AtomicU32::new(0)),
+        }
     }
 
     /// This relay's name in `claimed_by`.
@@ -153,11 +171,31 @@ impl Relay {
     /// One round: samples the lag, fans out a batch of new events (one transaction),
     /// leases a batch of due deliveries (one conditional update), hands them to their
     /// consumers, `concurrency` at a time, and records the outcomes (one transaction).
+    ///
+    /// Backpressure: while the last claim came back full, the fan-out waits (for at
+    /// most [`MAX_HELD_BACK`] rounds in a row). A round fans out a batch of events —
+    /// a delivery per consumer each, three for an order — but works off one batch of
+    /// deliveries, so without it a backlog in the outbox moves into the deliveries
+    /// queue at three times the rate it leaves, and every claim, outcome write and
+    /// publish check then pays for the pile. With it the due deliveries stay a few
+    /// batches deep, and the events wait in the outbox, where waiting costs nothing.
     pub async fn run_once(&self) -> Result<Round, BusError> {
         let mut round = Round::default();
         self.sample().await?;
-        round.dispatched = self.fan_out().await?;
+        let held = self.held_back.load(Ordering::Relaxed);
+        let fan_out = held == 0 || held > MAX_HELD_BACK;
+        if fan_out {
+            round.dispatched = self.fan_out().await?;
+        } else {
+            round.held_back = true;
+        }
         let (claimed, until, events) = self.claim().await?;
+        let held = match claimed.len() as u64 >= self.settings.batch.max(1) {
+            false => 0,
+            true if fan_out => 1,
+            true => held + 1,
+        };
+        self.held_back.store(held, Ordering::Relaxed);
         if claimed.is_empty() {
             return Ok(round);
         }

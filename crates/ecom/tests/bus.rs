@@ -435,3 +435,100 @@ async fn a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect_po
         a_relay_that_dies_mid_delivery_is_taken_over_without_a_second_effect(app).await;
     }
 }
+
+/// Counts what it is handed; never fails.
+struct Tally {
+    name: &'static str,
+    seen: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Consumer for Tally {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn topics(&self) -> &[Topic] {
+        &[Topic::InventoryLow]
+    }
+    async fn handle(&self, _event: &Event) -> Result<(), ConsumerError> {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+async fn pending_deliveries(db: &Db) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let txn = db.platform_txn().await.unwrap();
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            txn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM bus_deliveries WHERE status = 'pending'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    txn.commit().await.unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// Backpressure from the deliveries queue to the outbox: with a backlog of events, a
+/// round fans out only while the last claim came back short, so the pending deliveries
+/// stay about a fan-out deep instead of growing by (consumers − 1) batches a round;
+/// and with more consumers an event than the rounds held back can work off, the
+/// fan-out still runs every `MAX_HELD_BACK + 1` rounds. Every event is delivered to
+/// every consumer and published either way.
+async fn the_fan_out_waits_while_the_deliveries_queue_is_full(backend: common::Backend) {
+    const NAMES: [&str; 10] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9"];
+    const EVENTS: usize = 120;
+    const BATCH: u64 = 8;
+    let Some(app) = TestApp::spawn_with(backend, |c| c.bus_relay = false).await else { return };
+    let tenant = app.store("demo", "Demo").await;
+    for consumers in [3, 10] {
+        let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+        for _ in 0..EVENTS {
+            ecom_store::orders::outbox(&txn, tenant.id, "inventory.low", serde_json::json!({})).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        let tallies: Vec<Arc<Tally>> =
+            NAMES[..consumers].iter().map(|name| Arc::new(Tally { name, seen: AtomicU32::new(0) })).collect();
+        let relay = Relay::new(
+            app.db.clone(),
+            tallies.iter().map(|t| t.clone() as Arc<dyn Consumer>).collect(),
+            RelaySettings { batch: BATCH, ..RelaySettings::default() },
+        );
+        let (mut most_pending, mut held_in_a_row, mut most_held) = (0, 0, 0);
+        for _ in 0..2_000 {
+            let round = relay.run_once().await.unwrap();
+            if round == ecom_bus::Round::default() {
+                break;
+            }
+            held_in_a_row = if round.held_back { held_in_a_row + 1 } else { 0 };
+            most_held = most_held.max(held_in_a_row);
+            most_pending = most_pending.max(pending_deliveries(&app.db).await);
+        }
+        for t in &tallies {
+            assert_eq!(
+                t.seen.load(Ordering::SeqCst),
+                EVENTS as u32,
+                "{consumers} consumers: {} saw each event",
+                t.name
+            );
+        }
+        assert_eq!(pending_deliveries(&app.db).await, 0);
+        let txn = app.db.platform_txn().await.unwrap();
+        assert_eq!(ecom_store::bus::oldest_unpublished(&txn).await.unwrap(), None, "every event published");
+        txn.commit().await.unwrap();
+        let fanned = consumers as i64 * BATCH as i64;
+        if consumers == 3 {
+            // A fan-out's deliveries less the batch its round claimed; without the
+            // backpressure, 2 batches more every round: ~(3 − 1) × 120 at the peak.
+            assert!(most_pending <= fanned - BATCH as i64, "{most_pending} deliveries pending at the peak");
+            assert!(most_held < 8, "held back {most_held} rounds in a row: the claims ran dry first");
+        } else {
+            assert_eq!(most_held, 8, "the fan-out is held back 8 rounds in a row at most");
+            assert!(most_pending < EVENTS as i64 * consumers as i64 / 2, "{most_pending} pending at the peak");
+        }
+    }
+    app.stop().await;
+}
+backends!(the_fan_out_waits_while_the_deliveries_queue_is_full);
