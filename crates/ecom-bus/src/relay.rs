@@ -1,12 +1,16 @@
-//! The embedded relay: fans outbox events out to the in-process consumers and delivers
-//! them, at least once, with per-consumer retries, exponential backoff and dead letters.
+//! The embedded relay: hands outbox events to the in-process consumers, at least once,
+//! with per-consumer retries, exponential backoff and dead letters.
 //!
-//! Several processes may run it against one database. Fanning out is a conditional
-//! update of `outbox.dispatched_at` in the transaction that creates the deliveries;
-//! a delivery is leased to one relay (`claimed_by`, `claimed_until`) by a conditional
-//! update, so two relays never attempt the same delivery at once, and a relay that
-//! dies mid-attempt loses its lease and another picks the delivery up. Consumers'
-//! receipts turn the resulting at-least-once delivery into exactly-once effects.
+//! Several processes may run it against one database. A round leases a batch of new
+//! events (a conditional update of the outbox rows' `claimed_by`, `claimed_until`)
+//! and hands each to every consumer of its topic; an (event, consumer) pair gets a
+//! row in `bus_deliveries` only when its first attempt did not succeed (or was not
+//! made), written in the transaction that marks the events fanned out and records
+//! the round, so a success costs no delivery row at all. Rows are leased to one relay
+//! the same way when they are due again, so two relays never attempt the same
+//! delivery at once, and a relay that dies mid-round loses its leases and another
+//! takes the events or deliveries up. Consumers' receipts turn the resulting
+//! at-least-once delivery into exactly-once effects.
 //!
 //! Every node must run the same set of consumers (the same binary): an event is
 //! fanned out once, to the consumers of the node that does it.
@@ -16,9 +20,8 @@ use crate::events::{Event, Topic};
 use chrono::{DateTime, Utc};
 use ecom_store::bus::{self as repo, DeliveryRow, OutboxRow};
 use ecom_store::{Db, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -33,9 +36,9 @@ pub struct RelaySettings {
     pub backoff_max: Duration,
     /// How long to sleep when there was nothing to do.
     pub poll: Duration,
-    /// Events fanned out and deliveries attempted per round.
+    /// New events leased, and due deliveries claimed, per round.
     pub batch: u64,
-    /// How long a claimed batch stays with its relay. An attempt starts only while
+    /// How long a leased batch (events and deliveries) stays with its relay. An attempt starts only while
     /// half of it is left and is cut off (counted as failed) with a quarter left, so
     /// outcomes are recorded while the relay still holds them.
     pub lease: Duration,
@@ -77,9 +80,6 @@ pub struct Round {
     pub delivered: usize,
     pub retried: usize,
     pub dead_lettered: usize,
-    /// The round left new events in the outbox because the deliveries queue was full
-    /// (see [`Relay::run_once`]); such a round is not idle.
-    pub held_back: bool,
 }
 
 impl Round {
@@ -111,15 +111,7 @@ pub struct Relay {
     consumers: Arc<Vec<Arc<dyn Consumer>>>,
     settings: Arc<RelaySettings>,
     id: Arc<str>,
-    /// Full claims in a row since the last fan-out; 0 when the last claim was short.
-    held_back: Arc<AtomicU32>,
 }
-
-/// At most this many rounds in a row hold the fan-out back, so new events still move
-/// (at a fraction of the rate) while a backlog of due deliveries is worked off. With
-/// up to one more consumer an event than this, the fan-out still adds no more
-/// deliveries than the rounds between take.
-const MAX_HELD_BACK: u32 = 8;
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,13 +122,7 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     pub fn new(db: Db, consumers: Vec<Arc<dyn Consumer>>, settings: RelaySettings) -> Self {
         let id = format!("relay-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-        Self {
-            db,
-            consumers: Arc::new(consumers),
-            settings: Arc::new(settings),
-            id: id.into(),
-            held_back: Arc::new(AtomicU32::new(0)),
-        }
+        Self { db, consumers: Arc::new(consumers), settings: Arc::new(settings), id: id.into() }
     }
 
     /// This relay's name in `claimed_by`.
@@ -168,47 +154,28 @@ impl Relay {
         tokio::spawn(self.run())
     }
 
-    /// One round: samples the lag, fans out a batch of new events (one transaction),
-    /// leases a batch of due deliveries (one conditional update), hands them to their
-    /// consumers, `concurrency` at a time, and records the outcomes (one transaction).
-    ///
-    /// Backpressure: while the last claim came back full, the fan-out waits (for at
-    /// most [`MAX_HELD_BACK`] rounds in a row). A round fans out a batch of events —
-    /// a delivery per consumer each, three for an order — but works off one batch of
-    /// deliveries, so without it a backlog in the outbox moves into the deliveries
-    /// queue at three times the rate it leaves, and every claim, outcome write and
-    /// publish check then pays for the pile. With it the due deliveries stay a few
-    /// batches deep, and the events wait in the outbox, where waiting costs nothing.
+    /// One round: samples the lag, leases a batch of new events and a batch of due
+    /// deliveries (one transaction), hands them to their consumers — a batching
+    /// consumer its events together, the others one by one, `concurrency` at a time —
+    /// and records the outcomes (one transaction).
     pub async fn run_once(&self) -> Result<Round, BusError> {
         let mut round = Round::default();
         self.sample().await?;
-        let held = self.held_back.load(Ordering::Relaxed);
-        let fan_out = held == 0 || held > MAX_HELD_BACK;
-        if fan_out {
-            round.dispatched = self.fan_out().await?;
-        } else {
-            round.held_back = true;
-        }
-        let (claimed, until, events) = self.claim().await?;
-        let held = match claimed.len() as u64 >= self.settings.batch.max(1) {
-            false => 0,
-            true if fan_out => 1,
-            true => held + 1,
-        };
-        self.held_back.store(held, Ordering::Relaxed);
-        if claimed.is_empty() {
+        let Work { rows, fresh, dispatched, until, events } = self.claim().await?;
+        round.dispatched = dispatched;
+        if rows.is_empty() {
             return Ok(round);
         }
         let events = Arc::new(events);
-        let mut results = Vec::with_capacity(claimed.len());
+        let mut results = Vec::with_capacity(rows.len());
         let mut skipped = Vec::new();
         // A batching consumer gets its deliveries together, in one task; the others'
         // go one by one, `concurrency` at a time.
         let mut batches: Vec<(Arc<dyn Consumer>, Vec<DeliveryRow>)> = Vec::new();
         let mut singles = Vec::new();
-        for row in claimed {
+        for row in rows {
             if !events.contains_key(&row.event_id) {
-                skipped.push(row.id);
+                skipped.push(row);
                 continue;
             }
             match self.consumer(&row.consumer) {
@@ -222,7 +189,7 @@ impl Relay {
         let mut tasks = tokio::task::JoinSet::new();
         for (consumer, rows) in batches {
             let Some(limit) = self.time_left(until) else {
-                skipped.extend(rows.iter().map(|r| r.id));
+                skipped.extend(rows);
                 continue;
             };
             let (relay, events) = (self.clone(), events.clone());
@@ -233,7 +200,7 @@ impl Relay {
             while tasks.len() < self.settings.concurrency.max(1) {
                 let Some(row) = singles.next() else { break };
                 let Some(limit) = self.time_left(until) else {
-                    skipped.push(row.id);
+                    skipped.push(row);
                     continue;
                 };
                 let (relay, events) = (self.clone(), events.clone());
@@ -249,7 +216,7 @@ impl Relay {
                 Err(e) => tracing::warn!(error = %e, "a bus delivery task failed"),
             }
         }
-        let recorded = self.record(results, &skipped).await?;
+        let recorded = self.record(results, skipped, &fresh).await?;
         round.delivered = recorded.delivered;
         round.retried = recorded.retried;
         round.dead_lettered = recorded.dead_lettered;
@@ -269,52 +236,74 @@ impl Relay {
         Ok(())
     }
 
-    /// Fans a batch of new events out in one transaction: marks them dispatched, creates
-    /// every (event, consumer) delivery in multi-row inserts, and publishes at once the
-    /// events no consumer wants.
-    async fn fan_out(&self) -> Result<usize, BusError> {
-        let now = Utc::now();
-        let txn = self.db.platform_txn().await?;
-        let rows = repo::dispatch(&txn, now, self.settings.batch).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let mut pairs = Vec::new();
-        let mut unwanted = Vec::new();
-        for row in &rows {
-            let before = pairs.len();
-            match Topic::parse(&row.topic) {
-                Ok(topic) => {
-                    for c in self.consumers.iter().filter(|c| c.topics().contains(&topic)) {
-                        pairs.push((row, c.name()));
-                    }
-                }
-                Err(e) => tracing::warn!(event = %row.id, error = %e, "outbox event not routed"),
-            }
-            if pairs.len() == before {
-                unwanted.push(row.id);
-            }
-        }
-        repo::add_deliveries(&txn, &pairs, now).await?;
-        // Published at once when no consumer wants it.
-        repo::publish_done(&txn, &unwanted, now).await?;
-        txn.commit().await?;
-        Ok(rows.len())
-    }
-
-    /// Leases a batch of due deliveries of this relay's consumers and reads their events.
-    async fn claim(&self) -> Result<(Vec<DeliveryRow>, DateTime<Utc>, HashMap<Uuid, OutboxRow>), BusError> {
+    /// Leases a batch of new events and makes their deliveries — one per consumer of
+    /// the topic, in memory only; publishes at once the events no consumer wants —
+    /// and claims a batch of due deliveries of this relay's consumers, with their
+    /// events. One transaction.
+    async fn claim(&self) -> Result<Work, BusError> {
         let now = Utc::now();
         let until = now.add_std(self.settings.lease);
         let names: Vec<&str> = self.consumers.iter().map(|c| c.name()).collect();
         let txn = self.db.platform_txn().await?;
+        let leased = repo::claim_unpublished(&txn, &self.id, now, until, self.settings.batch).await?;
+        let dispatched = leased.len();
+        let mut rows = Vec::new();
+        let mut fresh = Fresh::default();
+        let mut unwanted = Vec::new();
+        for event in &leased {
+            let before = rows.len();
+            match Topic::parse(&event.topic) {
+                Ok(topic) => {
+                    for c in self.consumers.iter().filter(|c| c.topics().contains(&topic)) {
+                        rows.push(self.first_delivery(event, c.name(), now, until));
+                    }
+                }
+                Err(e) => tracing::warn!(event = %event.id, error = %e, "outbox event not routed"),
+            }
+            if rows.len() == before {
+                unwanted.push(event.id);
+            } else {
+                fresh.events.push(event.id);
+            }
+        }
+        fresh.rows = rows.iter().map(|r| r.id).collect();
+        repo::mark_published(&txn, &self.id, &unwanted, now).await?;
         let claimed = repo::claim_due(&txn, &names, &self.id, now, until, self.settings.batch).await?;
         let mut ids: Vec<Uuid> = claimed.iter().map(|r| r.event_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let events = repo::events(&txn, &ids).await?.into_iter().map(|e| (e.id, e)).collect();
+        let mut events: HashMap<Uuid, OutboxRow> = leased.into_iter().map(|e| (e.id, e)).collect();
+        ids.retain(|id| !events.contains_key(id));
+        events.extend(repo::events(&txn, &ids).await?.into_iter().map(|e| (e.id, e)));
         txn.commit().await?;
-        Ok((claimed, until, events))
+        rows.extend(claimed);
+        Ok(Work { rows, fresh, dispatched, until, events })
+    }
+
+    /// The first delivery of a leased event to a consumer, as its row would be if it
+    /// were written, held by this relay.
+    fn first_delivery(
+        &self,
+        event: &OutboxRow,
+        consumer: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DeliveryRow {
+        DeliveryRow {
+            id: Uuid::now_v7(),
+            tenant_id: event.tenant_id,
+            event_id: event.id,
+            consumer: consumer.to_owned(),
+            topic: event.topic.clone(),
+            status: repo::PENDING.to_owned(),
+            attempts: 0,
+            next_attempt_at: now,
+            claimed_by: self.id.to_string(),
+            claimed_until: Some(until),
+            last_error: String::new(),
+            delivered_at: None,
+            created_at: now,
+        }
     }
 
     /// How long an attempt may take, started now: `None` once less than half the lease
@@ -371,18 +360,34 @@ impl Relay {
         }
     }
 
-    /// Records a round's outcomes in one transaction: the events' locks, every success
-    /// in one update, each failure (retry or dead letter), leases given back for the
-    /// deliveries not attempted, and `published_at` for events now done.
-    async fn record(&self, results: Vec<Outcome>, skipped: &[Uuid]) -> Result<Round, BusError> {
+    /// Records a round's outcomes in one transaction. First the deliveries of the new
+    /// events that did not succeed (or were not attempted) are written, held by this
+    /// relay, so that from there they take the claimed ones' path: the events' locks,
+    /// every success in one update (a first-time success has no row to update), each
+    /// failure (retry or dead letter), leases given back for the deliveries not
+    /// attempted. Then the new events are marked fanned out — and published when all
+    /// their deliveries succeeded — and the claimed ones' events published if done.
+    async fn record(&self, results: Vec<Outcome>, skipped: Vec<DeliveryRow>, fresh: &Fresh) -> Result<Round, BusError> {
         let mut round = Round::default();
         let now = Utc::now();
-        let mut events: Vec<Uuid> = results.iter().map(|(row, _, _)| row.event_id).collect();
+        let is_fresh = |row: &DeliveryRow| fresh.rows.contains(&row.id);
+        let unfinished: Vec<&DeliveryRow> = results
+            .iter()
+            .filter(|(row, _, r)| r.is_err() && is_fresh(row))
+            .map(|(row, _, _)| row)
+            .chain(skipped.iter().filter(|row| is_fresh(row)))
+            .collect();
+        // Events with a delivery still to succeed.
+        let open: HashSet<Uuid> = unfinished.iter().map(|r| r.event_id).collect();
+        let mut events: Vec<Uuid> =
+            results.iter().map(|(row, _, _)| row).filter(|row| !is_fresh(row)).map(|row| row.event_id).collect();
         let txn = self.db.platform_txn().await?;
+        repo::add_held_deliveries(&txn, &unfinished).await?;
         repo::lock_events(&txn, &events).await?;
         let ok: Vec<&DeliveryRow> = results.iter().filter(|(_, _, r)| r.is_ok()).map(|(row, _, _)| row).collect();
-        let ok_ids: Vec<Uuid> = ok.iter().map(|r| r.id).collect();
-        round.delivered = usize::try_from(repo::delivered(&txn, &ok_ids, &self.id, now).await?).unwrap_or(0);
+        let ok_ids: Vec<Uuid> = ok.iter().filter(|row| !is_fresh(row)).map(|r| r.id).collect();
+        let firsts = ok.len() - ok_ids.len();
+        round.delivered = firsts + usize::try_from(repo::delivered(&txn, &ok_ids, &self.id, now).await?).unwrap_or(0);
         for row in ok {
             metrics::counter!("ecom_bus_delivered_total", "consumer" => row.consumer.clone()).increment(1);
         }
@@ -397,6 +402,10 @@ impl Relay {
                         attempts, error = %error, "bus delivery dead-lettered");
                     metrics::counter!("ecom_bus_dead_lettered_total", &labels).increment(1);
                     round.dead_lettered += 1;
+                    // A dead letter is done with: the event may be published.
+                    if is_fresh(&row) {
+                        events.push(row.event_id);
+                    }
                 }
             } else {
                 let next = now.add_std(self.settings.backoff(attempts));
@@ -408,13 +417,37 @@ impl Relay {
                 }
             }
         }
-        repo::LEASE.release(&txn, &self.id, skipped).await?;
+        let skipped: Vec<Uuid> = skipped.iter().map(|r| r.id).collect();
+        repo::LEASE.release(&txn, &self.id, &skipped).await?;
+        let (done, partly): (Vec<Uuid>, Vec<Uuid>) = fresh.events.iter().copied().partition(|id| !open.contains(id));
+        repo::mark_published(&txn, &self.id, &done, now).await?;
+        repo::mark_dispatched(&txn, &self.id, &partly, now).await?;
         events.sort_unstable();
         events.dedup();
         repo::publish_done(&txn, &events, now).await?;
         txn.commit().await?;
         Ok(round)
     }
+}
+
+/// What a round attempts.
+struct Work {
+    /// The deliveries: those of the new events (not yet rows) and the due ones claimed.
+    rows: Vec<DeliveryRow>,
+    fresh: Fresh,
+    /// New events leased, including those no consumer wants (already published).
+    dispatched: usize,
+    /// When the leases run out.
+    until: DateTime<Utc>,
+    /// The events of `rows`.
+    events: HashMap<Uuid, OutboxRow>,
+}
+
+/// The new events of a round that some consumer wants, and their deliveries' ids.
+#[derive(Default)]
+struct Fresh {
+    events: Vec<Uuid>,
+    rows: HashSet<Uuid>,
 }
 
 /// For tests: runs rounds until one does nothing, at most `max_rounds`.

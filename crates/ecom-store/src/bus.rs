@@ -10,7 +10,7 @@ use crate::entities::outbox_event;
 use crate::lease::Lease;
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -130,74 +130,27 @@ pub mod activity {
 /// limits of both backends (SQLite 32,766, PostgreSQL 65,535).
 const CHUNK: usize = 500;
 
-/// Outbox events not yet fanned out to consumers, oldest first.
-pub async fn undispatched(txn: &DatabaseTransaction, limit: u64) -> Result<Vec<OutboxRow>> {
-    Ok(outbox_event::Entity::find()
-        .filter(outbox_event::Column::DispatchedAt.is_null())
-        .order_by_asc(outbox_event::Column::CreatedAt)
-        .order_by_asc(outbox_event::Column::Id)
-        .limit(limit)
-        .all(txn)
-        .await?)
-}
-
-/// Takes up to `limit` events not yet fanned out, oldest first, and marks them fanned
-/// out at `now`; returns those this call marked. Call it in the transaction that
-/// creates their deliveries ([`add_deliveries`]). On PostgreSQL the rows are picked
-/// with `FOR UPDATE SKIP LOCKED`, so two relays take different events; on both
-/// backends the conditional update (`dispatched_at IS NULL`) marks each event once,
-/// and the deliveries' unique (event, consumer) key would absorb a second fan-out.
-pub async fn dispatch(txn: &DatabaseTransaction, now: DateTime<Utc>, limit: u64) -> Result<Vec<OutboxRow>> {
-    let mut pick = outbox_event::Entity::find()
-        .filter(outbox_event::Column::DispatchedAt.is_null())
-        .order_by_asc(outbox_event::Column::CreatedAt)
-        .order_by_asc(outbox_event::Column::Id)
-        .limit(limit);
-    if txn.get_database_backend() == DbBackend::Postgres {
-        pick = pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let rows = pick.all(txn).await?;
-    if rows.is_empty() {
-        return Ok(rows);
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let res = outbox_event::Entity::update_many()
-        .col_expr(outbox_event::Column::DispatchedAt, Expr::value(now))
-        .filter(outbox_event::Column::Id.is_in(ids.clone()))
-        .filter(outbox_event::Column::DispatchedAt.is_null())
-        .exec(txn)
-        .await?;
-    if res.rows_affected as usize == rows.len() {
-        return Ok(rows);
-    }
-    // Another relay (SQLite, another process) marked some in between: keep ours.
-    Ok(outbox_event::Entity::find()
-        .filter(outbox_event::Column::Id.is_in(ids))
-        .filter(outbox_event::Column::DispatchedAt.eq(now))
-        .order_by_asc(outbox_event::Column::CreatedAt)
-        .order_by_asc(outbox_event::Column::Id)
-        .all(txn)
-        .await?)
-}
-
-/// Creates the pending deliveries of events to consumers — `(event, consumer)` pairs —
-/// in multi-row inserts; a pair that already has one keeps it.
-pub async fn add_deliveries(txn: &DatabaseTransaction, pairs: &[(&OutboxRow, &str)], now: DateTime<Utc>) -> Result<()> {
-    for chunk in pairs.chunks(CHUNK) {
-        let models = chunk.iter().map(|(event, consumer)| delivery::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(event.tenant_id),
-            event_id: Set(event.id),
-            consumer: Set((*consumer).to_owned()),
-            topic: Set(event.topic.clone()),
-            status: Set(PENDING.into()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            claimed_by: Set(String::new()),
-            claimed_until: Set(None),
-            last_error: Set(String::new()),
-            delivered_at: Set(None),
-            created_at: Set(now),
+/// Writes deliveries the relay attempted (or meant to attempt) straight from a leased
+/// event without a row — those that did not succeed at the first attempt — held by
+/// their relay (`claimed_by`, `claimed_until` as given), so that its outcome is then
+/// recorded on them like on any claimed delivery. A pair that already has a
+/// delivery (the event's lease ran out and another relay wrote one) keeps it.
+pub async fn add_held_deliveries(txn: &DatabaseTransaction, rows: &[&DeliveryRow]) -> Result<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let models = chunk.iter().map(|row| delivery::ActiveModel {
+            id: Set(row.id),
+            tenant_id: Set(row.tenant_id),
+            event_id: Set(row.event_id),
+            consumer: Set(row.consumer.clone()),
+            topic: Set(row.topic.clone()),
+            status: Set(row.status.clone()),
+            attempts: Set(row.attempts),
+            next_attempt_at: Set(row.next_attempt_at),
+            claimed_by: Set(row.claimed_by.clone()),
+            claimed_until: Set(row.claimed_until),
+            last_error: Set(row.last_error.clone()),
+            delivered_at: Set(row.delivered_at),
+            created_at: Set(row.created_at),
         });
         delivery::Entity::insert_many(models)
             .on_conflict(
@@ -602,22 +555,20 @@ pub async fn activity(
         .await?)
 }
 
-// ---- RabbitMQ mode -------------------------------------------------------------------------
+// ---- leased events --------------------------------------------------------------------------
 //
-// The relay publishes outbox events to the broker instead of fanning them out here; the
-// broker's queues hold the per-consumer state. `bus_deliveries` rows then exist only for
-// what the panels need: a dead-lettered delivery, and one retried from the panel.
+// Both relays lease a batch of new events (`claimed_by`, `claimed_until` on the outbox
+// row), hand them on, and then mark them fanned out: the embedded one to its consumers,
+// writing a delivery only for what did not succeed at once; the RabbitMQ one to the
+// broker, marking them after the confirm.
 
-/// RabbitMQ mode: a delivery retried from the panel that the relay has handed back to
-/// the consumer's queue; the consumer marks it delivered, or dead again.
-pub const QUEUED: &str = "queued";
-
-/// Outbox rows nobody holds a publishing lease on.
+/// Outbox rows nobody holds a lease on.
 fn unleased(now: DateTime<Utc>) -> Condition {
     Condition::any().add(outbox_event::Column::ClaimedUntil.is_null()).add(outbox_event::Column::ClaimedUntil.lt(now))
 }
 
-/// Leases up to `limit` events not yet published to the broker, oldest first, to
+/// Leases up to `limit` events not yet fanned out (to the in-process consumers, or
+/// published to the broker in RabbitMQ mode), oldest first, to
 /// `token` until `until`, and returns those it got. The lease is a conditional update:
 /// on PostgreSQL a concurrent claimer waits for the row locks and re-checks the
 /// condition, so each event goes to one relay.
@@ -662,23 +613,43 @@ pub async fn claim_unpublished(
 
 /// Marks events the broker confirmed as published (by the holder of their lease).
 pub async fn mark_published(txn: &DatabaseTransaction, token: &str, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
-    if ids.is_empty() {
-        return Ok(0);
+    finish_leased(txn, token, ids, now, true).await
+}
+
+/// Marks leased events fanned out but not published: some of their deliveries are
+/// still to succeed ([`publish_done`] publishes them once they have).
+pub async fn mark_dispatched(txn: &DatabaseTransaction, token: &str, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64> {
+    finish_leased(txn, token, ids, now, false).await
+}
+
+async fn finish_leased(
+    txn: &DatabaseTransaction,
+    token: &str,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+    published: bool,
+) -> Result<u64> {
+    let mut done = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut update = outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::DispatchedAt, Expr::value(now))
+            .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None));
+        if published {
+            update = update.col_expr(outbox_event::Column::PublishedAt, Expr::value(now));
+        }
+        let res = update
+            .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+            .filter(outbox_event::Column::ClaimedBy.eq(token))
+            .filter(outbox_event::Column::DispatchedAt.is_null())
+            .exec(txn)
+            .await?;
+        done += res.rows_affected;
     }
-    let res = outbox_event::Entity::update_many()
-        .col_expr(outbox_event::Column::DispatchedAt, Expr::value(now))
-        .col_expr(outbox_event::Column::PublishedAt, Expr::value(now))
-        .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(outbox_event::Column::Id.is_in(ids.iter().copied()))
-        .filter(outbox_event::Column::ClaimedBy.eq(token))
-        .filter(outbox_event::Column::DispatchedAt.is_null())
-        .exec(txn)
-        .await?;
-    Ok(res.rows_affected)
+    Ok(done)
 }
 
 /// Gives back the leases `token` still holds (its publish failed), so that the next
-/// round, of this relay or another, publishes those events at once.
+/// round, of this relay or another, takes those events at once.
 pub async fn release_unpublished(txn: &DatabaseTransaction, token: &str) -> Result<()> {
     outbox_event::Entity::update_many()
         .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
@@ -688,6 +659,16 @@ pub async fn release_unpublished(txn: &DatabaseTransaction, token: &str) -> Resu
         .await?;
     Ok(())
 }
+
+// ---- RabbitMQ mode -------------------------------------------------------------------------
+//
+// The relay publishes outbox events to the broker instead of fanning them out here; the
+// broker's queues hold the per-consumer state. `bus_deliveries` rows then exist only for
+// what the panels need: a dead-lettered delivery, and one retried from the panel.
+
+/// RabbitMQ mode: a delivery retried from the panel that the relay has handed back to
+/// the consumer's queue; the consumer marks it delivered, or dead again.
+pub const QUEUED: &str = "queued";
 
 /// The delivery of an event to a consumer whose attempts ran out in the broker, with
 /// its last error: created, or updated when it was retried from the panel before. The
