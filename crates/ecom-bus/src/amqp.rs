@@ -173,6 +173,7 @@ pub struct AmqpBus {
     status: BrokerStatus,
     rounds: Arc<AtomicU64>,
     published: Arc<AtomicU64>,
+    gauges: crate::relay::Gauges,
 }
 
 impl std::fmt::Debug for AmqpBus {
@@ -195,6 +196,7 @@ impl AmqpBus {
     ) -> Self {
         let id = format!("amqp-{}-{}", std::process::id(), Uuid::now_v7().simple());
         Self {
+            gauges: crate::relay::Gauges::new(db.clone()),
             db,
             consumers: Arc::new(consumers),
             settings: Arc::new(settings),
@@ -291,7 +293,8 @@ impl AmqpBus {
 
     async fn publish_loop(self, ch: Channel) -> Result<(), AmqpError> {
         loop {
-            if let Err(e) = self.sample().await {
+            // The lag counts events not yet confirmed by the broker.
+            if let Err(e) = self.gauges.sample(false).await {
                 tracing::warn!(error = %e, "sampling the outbox lag failed");
             }
             let published = match self.publish_round(&ch).await {
@@ -311,22 +314,12 @@ impl AmqpBus {
                 Err(e) => return Err(e),
             };
             if published == 0 && redriven == 0 {
+                if let Err(e) = self.gauges.sample(true).await {
+                    tracing::warn!(error = %e, "sampling the outbox lag failed");
+                }
                 tokio::time::sleep(self.settings.relay.poll).await;
             }
         }
-    }
-
-    /// `ecom_outbox_lag_seconds` (age of the oldest event not yet confirmed by the
-    /// broker) and `ecom_bus_dead_letters`, as in embedded mode.
-    async fn sample(&self) -> Result<(), AmqpError> {
-        let txn = self.db.platform_txn().await?;
-        let oldest = repo::oldest_unpublished(&txn).await?;
-        let dead = repo::count_dead_letters(&txn, None).await?;
-        txn.commit().await?;
-        let lag = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
-        metrics::gauge!("ecom_outbox_lag_seconds").set(lag);
-        metrics::gauge!("ecom_bus_dead_letters").set(dead as f64);
-        Ok(())
     }
 
     /// Leases a batch of unpublished events, publishes them, waits for the broker's

@@ -38,9 +38,9 @@ pub struct RelaySettings {
     pub poll: Duration,
     /// New events leased, and due deliveries claimed, per round.
     pub batch: u64,
-    /// How long a leased batch (events and deliveries) stays with its relay. An attempt starts only while
-    /// half of it is left and is cut off (counted as failed) with a quarter left, so
-    /// outcomes are recorded while the relay still holds them.
+    /// How long a leased batch (events and deliveries) stays with its relay. An
+    /// attempt starts only while half of it is left and is cut off (counted as failed)
+    /// with a quarter left, so outcomes are recorded while the relay still holds them.
     pub lease: Duration,
     /// Deliveries handed to consumers at once (each consumer's transaction holds a
     /// database connection; on SQLite there is one, shared with the requests).
@@ -70,6 +70,45 @@ impl RelaySettings {
         let full = self.backoff_base.saturating_mul(1u32 << exp).min(self.backoff_max);
         let jitter: f64 = rand::random::<f64>() * 0.5;
         full.mul_f64(1.0 - jitter)
+    }
+}
+
+/// The bus gauges: `ecom_outbox_lag_seconds` (age of the oldest event not yet
+/// published) and `ecom_bus_dead_letters` (how many wait in the panel). Sampled at
+/// most every [`Gauges::EVERY`] while the relay is busy, and whenever it goes idle:
+/// with a backlog on PostgreSQL, the oldest-unpublished query walks the index
+/// entries of every event published since the last vacuum — 100–250 ms with a
+/// million events in flight, measured — which, once a round, held up the rounds.
+#[derive(Clone)]
+pub(crate) struct Gauges {
+    db: Db,
+    last: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+impl Gauges {
+    pub(crate) const EVERY: Duration = Duration::from_secs(5);
+
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db, last: Arc::new(std::sync::Mutex::new(None)) }
+    }
+
+    /// Samples both gauges if `idle` or the last sample is [`Self::EVERY`] old.
+    pub(crate) async fn sample(&self, idle: bool) -> Result<(), StoreError> {
+        {
+            let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !idle && last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let txn = self.db.platform_txn().await?;
+        let oldest = repo::oldest_unpublished(&txn).await?;
+        let dead = repo::count_dead_letters(&txn, None).await?;
+        txn.commit().await?;
+        let lag = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!("ecom_outbox_lag_seconds").set(lag);
+        metrics::gauge!("ecom_bus_dead_letters").set(dead as f64);
+        Ok(())
     }
 }
 
@@ -111,6 +150,7 @@ pub struct Relay {
     consumers: Arc<Vec<Arc<dyn Consumer>>>,
     settings: Arc<RelaySettings>,
     id: Arc<str>,
+    gauges: Gauges,
 }
 
 impl std::fmt::Debug for Relay {
@@ -122,7 +162,8 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     pub fn new(db: Db, consumers: Vec<Arc<dyn Consumer>>, settings: RelaySettings) -> Self {
         let id = format!("relay-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-        Self { db, consumers: Arc::new(consumers), settings: Arc::new(settings), id: id.into() }
+        let gauges = Gauges::new(db.clone());
+        Self { db, consumers: Arc::new(consumers), settings: Arc::new(settings), id: id.into(), gauges }
     }
 
     /// This relay's name in `claimed_by`.
@@ -145,6 +186,9 @@ impl Relay {
                 }
             };
             if idle {
+                if let Err(e) = self.gauges.sample(true).await {
+                    tracing::warn!(error = %e, "sampling the outbox lag failed");
+                }
                 tokio::time::sleep(self.settings.poll).await;
             }
         }
@@ -160,7 +204,7 @@ impl Relay {
     /// and records the outcomes (one transaction).
     pub async fn run_once(&self) -> Result<Round, BusError> {
         let mut round = Round::default();
-        self.sample().await?;
+        self.gauges.sample(false).await?;
         let Work { rows, fresh, dispatched, until, events } = self.claim().await?;
         round.dispatched = dispatched;
         if rows.is_empty() {
@@ -221,19 +265,6 @@ impl Relay {
         round.retried = recorded.retried;
         round.dead_lettered = recorded.dead_lettered;
         Ok(round)
-    }
-
-    /// Sets `ecom_outbox_lag_seconds` (age of the oldest unpublished event) and
-    /// `ecom_bus_dead_letters` (how many wait in the panel).
-    async fn sample(&self) -> Result<(), BusError> {
-        let txn = self.db.platform_txn().await?;
-        let oldest = repo::oldest_unpublished(&txn).await?;
-        let dead = repo::count_dead_letters(&txn, None).await?;
-        txn.commit().await?;
-        let lag = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
-        metrics::gauge!("ecom_outbox_lag_seconds").set(lag);
-        metrics::gauge!("ecom_bus_dead_letters").set(dead as f64);
-        Ok(())
     }
 
     /// Leases a batch of new events and makes their deliveries — one per consumer of
