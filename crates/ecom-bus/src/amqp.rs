@@ -174,6 +174,7 @@ pub struct AmqpBus {
     rounds: Arc<AtomicU64>,
     published: Arc<AtomicU64>,
     gauges: crate::relay::Gauges,
+    cursor: crate::relay::Cursor,
 }
 
 impl std::fmt::Debug for AmqpBus {
@@ -197,6 +198,7 @@ impl AmqpBus {
         let id = format!("amqp-{}-{}", std::process::id(), Uuid::now_v7().simple());
         Self {
             gauges: crate::relay::Gauges::new(db.clone()),
+            cursor: crate::relay::Cursor::new(),
             db,
             consumers: Arc::new(consumers),
             settings: Arc::new(settings),
@@ -329,7 +331,9 @@ impl AmqpBus {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(self.settings.relay.lease).unwrap_or(chrono::Duration::MAX);
         let txn = self.db.platform_txn().await?;
-        let rows = repo::claim_unpublished(&txn, &token, now, until, self.settings.relay.batch).await?;
+        let batch = self.settings.relay.batch;
+        let rows = repo::claim_unpublished(&txn, &token, now, until, batch, self.cursor.get()).await?;
+        self.cursor.advance(&rows, batch);
         txn.commit().await?;
         if rows.is_empty() {
             return Ok(0);
@@ -342,6 +346,9 @@ impl AmqpBus {
         let marked = repo::mark_published(&txn, &token, &confirmed, Utc::now()).await?;
         // Whatever was not confirmed goes back at once, to this relay or another.
         repo::release_unpublished(&txn, &token).await?;
+        if marked < rows.len() as u64 {
+            self.cursor.restart();
+        }
         txn.commit().await?;
         self.published.fetch_add(marked, Ordering::SeqCst);
         metrics::counter!("ecom_bus_published_total").increment(marked);

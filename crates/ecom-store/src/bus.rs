@@ -571,19 +571,28 @@ fn unleased(now: DateTime<Utc>) -> Condition {
 /// published to the broker in RabbitMQ mode), oldest first, to
 /// `token` until `until`, and returns those it got. The lease is a conditional update:
 /// on PostgreSQL a concurrent claimer waits for the row locks and re-checks the
-/// condition, so each event goes to one relay.
+/// condition, so each event goes to one relay. With `after`, only events after that
+/// (time, id) are taken (see the relays' cursor).
 pub async fn claim_unpublished(
     txn: &DatabaseTransaction,
     token: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
     limit: u64,
+    after: Option<(DateTime<Utc>, Uuid)>,
 ) -> Result<Vec<OutboxRow>> {
-    let ids: Vec<Uuid> = outbox_event::Entity::find()
+    let mut pick = outbox_event::Entity::find()
         .select_only()
         .column(outbox_event::Column::Id)
         .filter(outbox_event::Column::DispatchedAt.is_null())
-        .filter(unleased(now))
+        .filter(unleased(now));
+    if let Some((at, id)) = after {
+        // `>=` on the time gives the index scan its start; the id breaks ties.
+        pick = pick
+            .filter(outbox_event::Column::CreatedAt.gte(at))
+            .filter(Condition::any().add(outbox_event::Column::CreatedAt.gt(at)).add(outbox_event::Column::Id.gt(id)));
+    }
+    let ids: Vec<Uuid> = pick
         .order_by_asc(outbox_event::Column::CreatedAt)
         .order_by_asc(outbox_event::Column::Id)
         .limit(limit)

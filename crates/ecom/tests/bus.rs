@@ -555,3 +555,57 @@ async fn first_time_successes_write_no_delivery_rows(backend: common::Backend) {
     app.stop().await;
 }
 backends!(first_time_successes_write_no_delivery_rows);
+
+/// The relay's cursor: a pick of new events starts after the last event leased, and
+/// from the beginning again once a pick comes back short, so an event whose
+/// transaction committed after later ones (its time is older) is still taken — one
+/// round later than in time order, not never.
+async fn an_event_committed_late_is_still_taken(backend: common::Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |c| c.bus_relay = false).await else { return };
+    let tenant = app.store("demo", "Demo").await;
+    let write = |created_at: Option<chrono::DateTime<chrono::Utc>>| {
+        let (db, tenant) = (app.db.clone(), tenant.id);
+        async move {
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+            let txn = db.tenant_txn(tenant).await.unwrap();
+            let id = ecom_store::orders::outbox(&txn, tenant, "inventory.low", serde_json::json!({})).await.unwrap();
+            if let Some(at) = created_at {
+                ecom_store::entities::outbox_event::Entity::update_many()
+                    .col_expr(ecom_store::entities::outbox_event::Column::CreatedAt, Expr::value(at))
+                    .filter(ecom_store::entities::outbox_event::Column::Id.eq(id))
+                    .exec(&txn)
+                    .await
+                    .unwrap();
+            }
+            txn.commit().await.unwrap();
+            id
+        }
+    };
+    let tally = Tally::new("t0", 0);
+    let settings = RelaySettings { batch: 8, ..RelaySettings::default() };
+    let relay = Relay::new(app.db.clone(), vec![tally.clone() as Arc<dyn Consumer>], settings);
+    // The store's own events first.
+    while relay.run_once().await.unwrap().dispatched > 0 {}
+    for _ in 0..20 {
+        write(None).await;
+    }
+    assert_eq!(relay.run_once().await.unwrap().dispatched, 8);
+    let late = write(Some(chrono::Utc::now() - chrono::Duration::hours(1))).await;
+    let published = |id| {
+        let db = app.db.clone();
+        async move {
+            let txn = db.platform_txn().await.unwrap();
+            let row = ecom_store::bus::event(&txn, id).await.unwrap().unwrap();
+            txn.commit().await.unwrap();
+            row.published_at.is_some()
+        }
+    };
+    assert_eq!(relay.run_once().await.unwrap().dispatched, 8, "the next 8 after the cursor");
+    assert!(!published(late).await, "the cursor is past the late event's time");
+    assert_eq!(relay.run_once().await.unwrap().dispatched, 4, "the last 4: a short pick");
+    assert_eq!(relay.run_once().await.unwrap().dispatched, 1, "from the beginning again: the late one");
+    assert!(published(late).await);
+    assert_eq!(tally.seen.load(Ordering::SeqCst), 21);
+    app.stop().await;
+}
+backends!(an_event_committed_late_is_still_taken);
