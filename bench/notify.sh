@@ -16,7 +16,11 @@
 # Knobs: N (1000000 events per case), BACKENDS ("sqlite postgres"), MODES
 # ("embedded rabbitmq"), CHANNELS ("email email+sms"), PROFILE=debug for a debug build
 # (the report says so), BUILD=0 to measure the binaries as built, SERVER_LOG=path to
-# keep each case's server log (with RUST_LOG=warn,ecom_sql=trace: every statement timed).
+# keep each case's server log (with RUST_LOG=warn,ecom_sql=trace: every statement timed),
+# PG_AUTOVACUUM=off to leave PostgreSQL's autovacuum as the server has it (by default
+# the run turns it on if it is off — this machine's CI configuration turns it off, a
+# production server has it on, and queue tables without it bloat — and puts the
+# setting back at exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-1000000}"
@@ -44,7 +48,15 @@ SMS_COUNT=$(mktemp)
 SERVER=""
 SINK=""
 HTTP_SINK=""
-trap 'kill $SERVER $SINK $HTTP_SINK 2>/dev/null || true; rm -f "$RAW" "$RAW".* "$COUNT" "$COUNT".tmp "$SMS_COUNT" "$SMS_COUNT".tmp' EXIT
+AUTOVACUUM_NOTE=""
+restore_autovacuum() { :; }
+if [[ " $BACKENDS " == *" postgres "* ]] && [ "${PG_AUTOVACUUM:-on}" = on ] \
+  && [ "$(psql -h 127.0.0.1 -U postgres -Atc 'SHOW autovacuum' 2>/dev/null)" = off ]; then
+  psql -h 127.0.0.1 -U postgres -qc "ALTER SYSTEM SET autovacuum = on" -c "SELECT pg_reload_conf()" >/dev/null
+  restore_autovacuum() { psql -h 127.0.0.1 -U postgres -qc "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null || true; }
+  AUTOVACUUM_NOTE="PostgreSQL's autovacuum turned on for the run (off in this machine's configuration)."
+fi
+trap 'kill $SERVER $SINK $HTTP_SINK 2>/dev/null || true; restore_autovacuum; rm -f "$RAW" "$RAW".* "$COUNT" "$COUNT".tmp "$SMS_COUNT" "$SMS_COUNT".tmp' EXIT
 
 drop_queues() {
   local q
@@ -125,6 +137,7 @@ done
   echo
   echo "\`bench/notify.sh\`, $PROFILE build$([ "$PROFILE" = release ] || echo ' (DEBUG BUILD: not representative)'), N=$N per case. $(date -u +%Y-%m-%d)."
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); server, database, broker, SMTP sink and driver share them."
+  if [ -n "$AUTOVACUUM_NOTE" ]; then echo "$AUTOVACUUM_NOTE"; fi
   echo
   echo "- Each case: a fresh database with store \`outfitters\`, a few real paid checkouts over HTTP, then"
   echo "  \`ecom-bench notify-events\` writes N copies of those orders' \`order.placed\` / \`order.paid\` events into the"
