@@ -121,8 +121,12 @@ impl Gauges {
 /// all the same.
 #[derive(Clone)]
 pub(crate) struct Cursor {
-    at: Arc<std::sync::Mutex<(Option<(DateTime<Utc>, Uuid)>, std::time::Instant)>>,
+    /// The (time, id) to start after, and when the cursor last started from the beginning.
+    at: Arc<std::sync::Mutex<(Option<Position>, std::time::Instant)>>,
 }
+
+/// An outbox event's place in (time, id) order.
+type Position = (DateTime<Utc>, Uuid);
 
 impl Cursor {
     pub(crate) const RESTART: Duration = Duration::from_secs(30);
@@ -132,7 +136,7 @@ impl Cursor {
     }
 
     /// Where the next pick starts.
-    pub(crate) fn get(&self) -> Option<(DateTime<Utc>, Uuid)> {
+    pub(crate) fn get(&self) -> Option<Position> {
         let mut at = self.at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if at.1.elapsed() >= Self::RESTART {
             *at = (None, std::time::Instant::now());
