@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -137,21 +137,8 @@ const CHUNK: usize = 500;
 /// delivery (the event's lease ran out and another relay wrote one) keeps it.
 pub async fn add_held_deliveries(txn: &DatabaseTransaction, rows: &[&DeliveryRow]) -> Result<()> {
     for chunk in rows.chunks(CHUNK) {
-        let models = chunk.iter().map(|row| delivery::ActiveModel {
-            id: Set(row.id),
-            tenant_id: Set(row.tenant_id),
-            event_id: Set(row.event_id),
-            consumer: Set(row.consumer.clone()),
-            topic: Set(row.topic.clone()),
-            status: Set(row.status.clone()),
-            attempts: Set(row.attempts),
-            next_attempt_at: Set(row.next_attempt_at),
-            claimed_by: Set(row.claimed_by.clone()),
-            claimed_until: Set(row.claimed_until),
-            last_error: Set(row.last_error.clone()),
-            delivered_at: Set(row.delivered_at),
-            created_at: Set(row.created_at),
-        });
+        // Every column as the relay made it (`reset_all`: written, not left unchanged).
+        let models = chunk.iter().map(|row| (*row).clone().into_active_model().reset_all());
         delivery::Entity::insert_many(models)
             .on_conflict(
                 OnConflict::columns([delivery::Column::EventId, delivery::Column::Consumer]).do_nothing().to_owned(),
