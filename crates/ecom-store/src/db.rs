@@ -3,7 +3,10 @@
 use crate::migration::{self, APP_ROLE};
 use crate::{Result, StoreError};
 use ecom_core::TenantId;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use std::time::Duration;
 
 /// Which engine is behind the handle.
@@ -188,7 +191,7 @@ impl Db {
     /// drops to the plain application role and sets `ecom.tenant_id` for this
     /// transaction alone, so row-level security backs up the `tenant_id` filters.
     pub async fn tenant_txn(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
-        let txn = self.conn.begin().await?;
+        let txn = self.begin().await?;
         if self.backend == Backend::Postgres {
             // The id is a formatted UUID, never user text, so it is safe to inline;
             // one round trip sets both.
@@ -205,7 +208,7 @@ impl Db {
     /// the super-admin panel, platform accounts. Row-level security lets it through
     /// because it declares platform scope; tenant-facing code never calls it.
     pub async fn platform_txn(&self) -> Result<DatabaseTransaction> {
-        let txn = self.conn.begin().await?;
+        let txn = self.begin().await?;
         if self.backend == Backend::Postgres {
             txn.execute_unprepared(&format!(
                 "SET LOCAL ROLE {APP_ROLE}; SELECT set_config('ecom.scope', 'platform', true)"
@@ -214,8 +217,93 @@ impl Db {
         }
         Ok(txn)
     }
+
+    /// Whether PostgreSQL's autovacuum is off for this server (`false` on SQLite). The
+    /// outbox and queue tables update every row they hold several times: without vacuum
+    /// their indexes fill with dead entries and their statistics go stale, and the relay
+    /// slows down (bench/results/notify.md: a million notifications at ~1,540/s with it
+    /// off, 3,584/s with it on).
+    pub async fn autovacuum_off(&self) -> Result<bool> {
+        if self.backend != Backend::Postgres {
+            return Ok(false);
+        }
+        let row = self
+            .conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT current_setting('autovacuum')",
+            ))
+            .await?;
+        let setting = row.map(|r| r.try_get_by_index::<String>(0)).transpose().map_err(sea_orm::DbErr::from)?;
+        Ok(setting.as_deref() == Some("off"))
+    }
+
+    /// On SQLite a transaction takes the write lock when it begins (`BEGIN IMMEDIATE`).
+    /// One that read first and then wrote would be refused at once ("database is
+    /// locked", whatever the busy timeout) when another process — `ecom import` beside
+    /// `ecom serve`, a second node on the same file — committed in between: SQLite
+    /// cannot move a reader's snapshot forward into a write. Taken at `BEGIN`, the lock
+    /// is waited for (the busy timeout) instead. In one process the pool's one
+    /// connection runs transactions one at a time anyway, so this costs nothing there.
+    async fn begin(&self) -> Result<DatabaseTransaction> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                self.conn
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..Default::default()
+                    })
+                    .await?
+            }
+            Backend::Postgres => self.conn.begin().await?,
+        })
+    }
 }
 
 fn sqlx_err(e: sqlx::Error) -> StoreError {
     StoreError::Db(sea_orm::DbErr::Custom(format!("database: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Db, DbOptions};
+    use crate::StoreError;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use std::time::Duration;
+
+    async fn count(db: &impl ConnectionTrait) -> i64 {
+        let row = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT n FROM counter")).await.unwrap();
+        row.unwrap().try_get_by_index::<i64>(0).unwrap()
+    }
+
+    /// Two processes on one SQLite file (here two pools): a transaction that reads and
+    /// then writes while the other commits a write is not refused; the other waits.
+    #[tokio::test]
+    async fn a_transaction_that_reads_then_writes_is_not_refused_when_another_process_writes() {
+        let dir = std::env::temp_dir().join(format!("ecom-db-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("ecom.db").display());
+        let options = DbOptions { url, max_connections: 1, acquire_timeout: Duration::from_secs(5) };
+        let (a, b) = (Db::connect(&options).await.unwrap(), Db::connect(&options).await.unwrap());
+        a.connection().execute_unprepared("CREATE TABLE counter (n INTEGER NOT NULL)").await.unwrap();
+        a.connection().execute_unprepared("INSERT INTO counter VALUES (0)").await.unwrap();
+
+        let txn = a.platform_txn().await.unwrap();
+        assert_eq!(count(&txn).await, 0);
+        let other = tokio::spawn(async move {
+            let txn = b.platform_txn().await?;
+            txn.execute_unprepared("UPDATE counter SET n = n + 10").await?;
+            txn.commit().await?;
+            Ok::<_, StoreError>(())
+        });
+        // Time for the other to commit, had it not had to wait: a deferred transaction's
+        // write below would then fail with "database is locked".
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!other.is_finished(), "the other process waits for this transaction");
+        txn.execute_unprepared("UPDATE counter SET n = n + 1").await.expect("the write after a read is not refused");
+        txn.commit().await.unwrap();
+        other.await.unwrap().unwrap();
+        assert_eq!(count(a.connection()).await, 11);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -123,6 +123,12 @@ impl Application {
     /// database.
     pub async fn build(config: &Config, demo: bool) -> anyhow::Result<Self> {
         let db = open_database(config).await?;
+        if db.autovacuum_off().await? {
+            tracing::warn!(
+                "PostgreSQL's autovacuum is off: the outbox and notification queues slow down as their dead rows \
+                 pile up; turn it on (autovacuum = on) or vacuum those tables on a schedule"
+            );
+        }
         let secret = secret_key(config)?;
         let limits = RateLimits::new(config.rate_limits);
         // One cache of the stores' notification templates: the consumer, account

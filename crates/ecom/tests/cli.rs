@@ -248,3 +248,23 @@ async fn operators_open_list_suspend_and_resume_stores() {
     let out = run(&["store", "resume", "shoe-shed"]);
     assert!(out.status.success() && text(&out).contains("shoe-shed is now active"), "{}", text(&out));
 }
+
+/// On PostgreSQL, `ecom serve` warns at start when the server's autovacuum is off (the
+/// queue tables bloat without it), and says nothing of it when it is on.
+#[tokio::test]
+async fn serve_warns_when_postgres_autovacuum_is_off() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = common::fresh_database(common::Backend::Postgres, dir.path()).await else { return };
+    let (mut child, _addr, _stderr, before) =
+        common::spawn_server_logged(dir.path(), &[], &[("ECOM_DATABASE_URL", url.as_str())]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let warned = before.iter().any(|v| {
+        v["level"] == "WARN" && v["fields"]["message"].as_str().is_some_and(|m| m.contains("autovacuum is off"))
+    });
+    // The setting as the server has it, read apart from `ecom`.
+    let mut admin = sqlx::PgConnection::connect(common::PG_ADMIN_URL).await.unwrap();
+    let setting: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(&mut admin).await.unwrap();
+    assert_eq!(warned, setting == "off", "autovacuum = {setting}; the log before ready: {before:?}");
+}

@@ -129,6 +129,16 @@ pub fn spawn_server(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>) {
+    let (child, addr, stderr, _before) = spawn_server_logged(dir, args, env);
+    (child, addr, stderr)
+}
+
+/// [`spawn_server`], also returning the log lines it wrote before it was ready.
+pub fn spawn_server_logged(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>, Vec<serde_json::Value>) {
     use std::io::BufRead;
     let mut cmd = ecom_command();
     cmd.current_dir(dir)
@@ -141,13 +151,15 @@ pub fn spawn_server(
     let mut child = cmd.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
+    let mut before = Vec::new();
     while stderr.read_line(&mut line).unwrap() > 0 {
         let v: serde_json::Value =
             serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         if v["fields"]["message"] == "ready" {
             let addr = v["fields"]["addr"].as_str().unwrap().to_owned();
-            return (child, addr, stderr);
+            return (child, addr, stderr, before);
         }
+        before.push(v);
         line.clear();
     }
     let _ = child.kill();
