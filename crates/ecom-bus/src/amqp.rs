@@ -62,6 +62,11 @@ const TENANT: &str = "x-ecom-tenant";
 const REDRIVE: &str = "x-ecom-redrive";
 /// At most this many delay queues per consumer; later attempts wait in the last.
 const MAX_LEVELS: u32 = 16;
+/// The relay publishes no more while a consumer's queue holds more than this many
+/// relay batches of waiting messages ...
+const BACKLOG_BATCHES: u64 = 4;
+/// ... and looks again after this long.
+const BACKLOG_WAIT: Duration = Duration::from_millis(50);
 
 /// How the RabbitMQ mode connects and paces itself.
 #[derive(Clone)]
@@ -257,15 +262,17 @@ impl AmqpBus {
         publisher.confirm_select(ConfirmSelectOptions::default()).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for consumer in self.consumers.iter() {
-            let ch = conn.create_channel().await?;
-            // A batching consumer takes two batches of up to `prefetch` at once.
-            let prefetch =
-                if consumer.batches() { self.settings.prefetch.saturating_mul(2) } else { self.settings.prefetch };
-            ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
-            ch.confirm_select(ConfirmSelectOptions::default()).await?;
-            let bus = self.clone();
-            let worker = consumer.clone();
-            tasks.spawn(async move { bus.consume(ch, worker).await });
+            // A batching consumer reads its queue on two channels, each handling one
+            // batch at a time (so that a batch is acknowledged with one frame), so the
+            // broker refills one while the other's batch is handled.
+            for _ in 0..if consumer.batches() { 2 } else { 1 } {
+                let ch = conn.create_channel().await?;
+                ch.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+                ch.confirm_select(ConfirmSelectOptions::default()).await?;
+                let bus = self.clone();
+                let worker = consumer.clone();
+                tasks.spawn(async move { bus.consume(ch, worker).await });
+            }
             let ch = conn.create_channel().await?;
             ch.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
             let bus = self.clone();
@@ -299,6 +306,16 @@ impl AmqpBus {
             if let Err(e) = self.gauges.sample(false).await {
                 tracing::warn!(error = %e, "sampling the outbox lag failed");
             }
+            // While a consumer's queue is deep, the backlog waits in the outbox, where
+            // it costs a row, rather than in the broker: a classic queue's work per
+            // message grows with its depth (messages are written to disk, paged out and
+            // read back instead of handed on and forgotten). A million events at once
+            // (SQLite, bench/results/notify.md): ~1,500/s with the backlog in the
+            // broker, 1,903/s held back here.
+            if self.deepest_queue(&ch).await? > self.settings.relay.batch.saturating_mul(BACKLOG_BATCHES) {
+                tokio::time::sleep(BACKLOG_WAIT).await;
+                continue;
+            }
             let published = match self.publish_round(&ch).await {
                 Ok(n) => n,
                 Err(AmqpError::Store(e)) => {
@@ -322,6 +339,16 @@ impl AmqpBus {
                 tokio::time::sleep(self.settings.relay.poll).await;
             }
         }
+    }
+
+    /// The most messages waiting (ready, not yet handed to a consumer) in one of the
+    /// consumers' queues.
+    async fn deepest_queue(&self, ch: &Channel) -> Result<u64, AmqpError> {
+        let mut deepest = 0;
+        for consumer in self.consumers.iter() {
+            deepest = deepest.max(u64::from(ready_messages(ch, &self.settings.queue(consumer.name())).await?));
+        }
+        Ok(deepest)
     }
 
     /// Leases a batch of unpublished events, publishes them, waits for the broker's
@@ -446,13 +473,13 @@ impl AmqpBus {
             .await?;
         let limit = usize::from(self.settings.prefetch.max(1));
         if consumer.batches() {
-            // What has arrived, up to the prefetch, goes to the consumer together; two
-            // batches at once (the channel's prefetch is doubled for this), so the
-            // broker refills one while the other is handled.
+            // What has arrived, up to the prefetch, goes to the consumer together, one
+            // batch after the other on this channel: a batch's successes are then
+            // acknowledged together ([`AmqpBus::deliver_batch`]).
             stream
                 .ready_chunks(limit)
                 .map(|chunk| chunk.into_iter().collect::<Result<Vec<_>, _>>().map_err(AmqpError::from))
-                .try_for_each_concurrent(2, |deliveries| {
+                .try_for_each(|deliveries| {
                     let (bus, ch, consumer) = (self.clone(), ch.clone(), consumer.clone());
                     async move { bus.deliver_batch(&ch, consumer, deliveries).await }
                 })
@@ -541,8 +568,28 @@ impl AmqpBus {
         let worker = consumer.clone();
         let handled = self.guarded(async move { worker.handle_batch(&events).await }).await;
         let results = crate::consumer::batch_outcomes(consumer.name(), n, handled);
+        // Failures are settled one by one (republished for a retry, or dead-lettered);
+        // then one ack with `multiple` for the successes: it acknowledges every message
+        // of this channel up to the last success not yet settled, which — the channel
+        // handles one batch at a time, and everything before it has been settled — are
+        // exactly this batch's successes. One frame instead of one per message.
+        let mut last_success: Option<lapin::message::Delivery> = None;
+        let mut successes = 0;
         for ((delivery, event), result) in batch.into_iter().zip(results) {
-            self.settle(ch, &*consumer, delivery, &event, result).await?;
+            match result {
+                Ok(()) => {
+                    self.succeeded(&delivery, &event, consumer.name()).await;
+                    successes += 1;
+                    if last_success.as_ref().is_none_or(|last| last.delivery_tag < delivery.delivery_tag) {
+                        last_success = Some(delivery);
+                    }
+                }
+                Err(error) => self.settle_failure(ch, &*consumer, delivery, &event, error).await?,
+            }
+        }
+        if let Some(last) = last_success {
+            last.ack(BasicAckOptions { multiple: true }).await?;
+            metrics::counter!("ecom_bus_delivered_total", &[("consumer", consumer.name())]).increment(successes);
         }
         Ok(())
     }
@@ -558,54 +605,75 @@ impl AmqpBus {
         event: &Event,
         result: Result<(), String>,
     ) -> Result<(), AmqpError> {
+        match result {
+            Ok(()) => {
+                self.succeeded(&delivery, event, consumer.name()).await;
+                delivery.ack(BasicAckOptions::default()).await?;
+                metrics::counter!("ecom_bus_delivered_total", &[("consumer", consumer.name())]).increment(1);
+                Ok(())
+            }
+            Err(error) => self.settle_failure(ch, consumer, delivery, event, error).await,
+        }
+    }
+
+    /// What a success records besides its ack: a dead letter retried from the panel is
+    /// marked delivered there.
+    async fn succeeded(&self, delivery: &lapin::message::Delivery, event: &Event, consumer: &str) {
+        let headers = delivery.properties.headers().clone().unwrap_or_default();
+        if header_u32(&headers, REDRIVE).is_some_and(|v| v > 0)
+            && let Err(e) = self.mark_redriven_delivered(event, consumer).await
+        {
+            // The effect is in (receipts dedupe it); only the panel's row is stale.
+            tracing::warn!(event = %event.id, error = %e, "recording a retried delivery failed");
+        }
+    }
+
+    /// Settles a failed message: republished to the delay queue of its attempt and
+    /// acked, or, when its attempts ran out, recorded and rejected to the dead letters.
+    async fn settle_failure(
+        &self,
+        ch: &Channel,
+        consumer: &dyn Consumer,
+        delivery: lapin::message::Delivery,
+        event: &Event,
+        error: String,
+    ) -> Result<(), AmqpError> {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
         let attempt = header_u32(&headers, ATTEMPT).unwrap_or(1).max(1);
         let redriven = header_u32(&headers, REDRIVE).is_some_and(|v| v > 0);
         let labels = [("consumer", consumer.name())];
-        match result {
-            Ok(()) => {
-                if redriven && let Err(e) = self.mark_redriven_delivered(event, consumer.name()).await {
-                    // The effect is in (receipts dedupe it); only the panel's row is stale.
-                    tracing::warn!(event = %event.id, error = %e, "recording a retried delivery failed");
-                }
-                delivery.ack(BasicAckOptions::default()).await?;
-                metrics::counter!("ecom_bus_delivered_total", &labels).increment(1);
+        let error: String = error.chars().take(2000).collect();
+        if attempt >= self.settings.relay.max_attempts {
+            if let Err(e) = self.failed_for_good(event, consumer.name(), attempt, &error).await {
+                // Could not record it: let the broker give it back, later.
+                tracing::warn!(event = %event.id, error = %e, "recording a dead letter failed; requeued");
+                tokio::time::sleep(self.settings.relay.poll).await;
+                delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await?;
+                return Ok(());
             }
-            Err(error) => {
-                let error: String = error.chars().take(2000).collect();
-                if attempt >= self.settings.relay.max_attempts {
-                    if let Err(e) = self.failed_for_good(event, consumer.name(), attempt, &error).await {
-                        // Could not record it: let the broker give it back, later.
-                        tracing::warn!(event = %event.id, error = %e, "recording a dead letter failed; requeued");
-                        tokio::time::sleep(self.settings.relay.poll).await;
-                        delivery.nack(BasicNackOptions { multiple: false, requeue: true }).await?;
-                        return Ok(());
-                    }
-                    tracing::warn!(event = %event.id, topic = %event.topic, consumer = consumer.name(),
-                        attempts = attempt, error = %error, "bus delivery dead-lettered");
-                    delivery.reject(BasicRejectOptions { requeue: false }).await?;
-                    metrics::counter!("ecom_bus_dead_lettered_total", &labels).increment(1);
-                } else {
-                    let level = attempt.min(self.settings.levels()).max(1);
-                    let confirm = ch
-                        .basic_publish(
-                            "".into(),
-                            self.settings.delay_queue(consumer.name(), level).as_str().into(),
-                            BasicPublishOptions::default(),
-                            &delivery.data,
-                            properties(event, attempt + 1, redriven),
-                        )
-                        .await?
-                        .await?;
-                    if !confirm.is_ack() {
-                        return Err(AmqpError::Nacked);
-                    }
-                    tracing::info!(event = %event.id, topic = %event.topic, consumer = consumer.name(), attempts = attempt,
-                        error = %error, retry_in = ?self.settings.level_ttl(level), "bus delivery failed; will retry");
-                    delivery.ack(BasicAckOptions::default()).await?;
-                    metrics::counter!("ecom_bus_retried_total", &labels).increment(1);
-                }
+            tracing::warn!(event = %event.id, topic = %event.topic, consumer = consumer.name(),
+                attempts = attempt, error = %error, "bus delivery dead-lettered");
+            delivery.reject(BasicRejectOptions { requeue: false }).await?;
+            metrics::counter!("ecom_bus_dead_lettered_total", &labels).increment(1);
+        } else {
+            let level = attempt.min(self.settings.levels()).max(1);
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    self.settings.delay_queue(consumer.name(), level).as_str().into(),
+                    BasicPublishOptions::default(),
+                    &delivery.data,
+                    properties(event, attempt + 1, redriven),
+                )
+                .await?
+                .await?;
+            if !confirm.is_ack() {
+                return Err(AmqpError::Nacked);
             }
+            tracing::info!(event = %event.id, topic = %event.topic, consumer = consumer.name(), attempts = attempt,
+                error = %error, retry_in = ?self.settings.level_ttl(level), "bus delivery failed; will retry");
+            delivery.ack(BasicAckOptions::default()).await?;
+            metrics::counter!("ecom_bus_retried_total", &labels).increment(1);
         }
         Ok(())
     }
@@ -807,14 +875,21 @@ pub async fn queue_depth(settings: &AmqpSettings, consumer: &str, which: &str) -
         if which.is_empty() { settings.queue(consumer) } else { format!("{}.{which}", settings.queue(consumer)) };
     let conn = Connection::connect(&settings.url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
+    let ready = ready_messages(&ch, &name).await;
+    let _ = conn.close(200, "done".into()).await;
+    ready
+}
+
+/// How many messages wait in a queue that exists (a passive declare: one for a queue
+/// that does not closes the channel).
+async fn ready_messages(ch: &Channel, queue: &str) -> Result<u32, AmqpError> {
     let q = ch
         .queue_declare(
-            name.as_str().into(),
+            queue.into(),
             QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
             FieldTable::default(),
         )
         .await?;
-    let _ = conn.close(200, "done".into()).await;
     Ok(q.message_count())
 }
 

@@ -389,6 +389,102 @@ async fn two_nodes_share_the_work_without_double_sending_postgres() {
     two_nodes_share_the_work_without_double_sending(Backend::Postgres).await;
 }
 
+// ---- backpressure --------------------------------------------------------------------------------
+
+/// A consumer that takes no event until it is opened; then its effect is its receipt.
+struct Gate {
+    db: Db,
+    open: tokio::sync::watch::Sender<bool>,
+    effects: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Consumer for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+
+    fn topics(&self) -> &[ecom_bus::Topic] {
+        ecom_bus::Topic::ALL
+    }
+
+    async fn handle(&self, event: &ecom_bus::Event) -> Result<(), ecom_bus::ConsumerError> {
+        let _ = self.open.subscribe().wait_for(|open| *open).await;
+        let Some(txn) = self.begin_once(&self.db, event).await? else { return Ok(()) };
+        txn.commit().await.map_err(ecom_store::StoreError::from)?;
+        self.effects.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// While a consumer's queue holds four relay batches of waiting messages, the relay
+/// publishes no more: the backlog waits in the outbox. Once the consumer takes its
+/// messages, the rest follows, each event applied once.
+async fn the_relay_holds_back_while_a_consumer_queue_is_deep(backend: Backend) {
+    if !broker_available().await {
+        return;
+    }
+    // The app for its database and store only: its own bus is off.
+    let Some(app) = TestApp::spawn_with(backend, |c| c.bus_relay = false).await else { return };
+    let (tenant, _) = store_with_stock(&app, "demo", 5).await;
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    for n in 0..150 {
+        let payload = serde_json::json!({"product_id": uuid::Uuid::now_v7(), "handle": format!("p-{n}"), "title": "P"});
+        ecom_store::orders::outbox(&txn, tenant.id, "product.updated", payload).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    let events = outbox(&app.db, &tenant).await.len() as u64;
+
+    let settings = AmqpSettings {
+        url: AMQP_URL.into(),
+        prefix: format!("ecomtest-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+        prefetch: 4,
+        relay: ecom_bus::RelaySettings { batch: 8, poll: Duration::from_millis(10), ..Default::default() },
+    };
+    let gate = Arc::new(Gate {
+        db: app.db.clone(),
+        open: tokio::sync::watch::channel(false).0,
+        effects: std::sync::atomic::AtomicU32::new(0),
+    });
+    let bus = AmqpBus::new(app.db.clone(), vec![gate.clone() as Arc<dyn Consumer>], settings.clone());
+    let node = bus.clone().spawn();
+    // Four batches of 8 wait, the consumer holds its prefetch of 4.
+    wait_for("the consumer's queue to fill", Duration::from_secs(20), async || {
+        ecom_bus::amqp::queue_depth(&settings, "gate", "").await.unwrap_or(0) >= 32
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let depth = ecom_bus::amqp::queue_depth(&settings, "gate", "").await.unwrap();
+    assert!((32..=40).contains(&depth), "at most one batch past the limit waits in the broker: {depth}");
+    assert!(bus.published() <= 44, "published {} of {events} while the consumer took none", bus.published());
+    let unpublished = outbox(&app.db, &tenant).await.iter().filter(|r| r.published_at.is_none()).count() as u64;
+    assert_eq!(unpublished, events - bus.published(), "the rest waits in the outbox");
+
+    gate.open.send_replace(true);
+    wait_for("every event applied", Duration::from_secs(30), async || {
+        u64::from(gate.effects.load(Ordering::SeqCst)) == events && receipts(&app.db, &tenant, "gate").await == events
+    })
+    .await;
+    wait_for("every event marked published", Duration::from_secs(10), async || {
+        outbox(&app.db, &tenant).await.iter().all(|r| r.published_at.is_some())
+    })
+    .await;
+    assert_eq!(bus.published(), events);
+    node.abort();
+    app.stop().await;
+    ecom_bus::amqp::delete_topology(&settings, &["gate"]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_holds_back_while_a_consumer_queue_is_deep_sqlite() {
+    the_relay_holds_back_while_a_consumer_queue_is_deep(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_holds_back_while_a_consumer_queue_is_deep_postgres() {
+    the_relay_holds_back_while_a_consumer_queue_is_deep(Backend::Postgres).await;
+}
+
 // ---- broker restart -----------------------------------------------------------------------------
 
 /// Starts the broker's application again when dropped, so that a failing test does
