@@ -262,12 +262,19 @@ impl AmqpBus {
         publisher.confirm_select(ConfirmSelectOptions::default()).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for consumer in self.consumers.iter() {
-            // A batching consumer reads its queue on two channels, each handling one
-            // batch at a time (so that a batch is acknowledged with one frame), so the
-            // broker refills one while the other's batch is handled.
-            for _ in 0..if consumer.batches() { 2 } else { 1 } {
+            // A batching consumer reads its queue on two channels (two batches handled
+            // at once), each handling one batch at a time, so that a batch is
+            // acknowledged with one frame. Each channel may hold two batches: the next
+            // arrives while one is handled (with one, the broker would send more only
+            // after the ack, and the next batch would be the few that came in since).
+            let (channels, prefetch) = if consumer.batches() {
+                (2, self.settings.prefetch.saturating_mul(2))
+            } else {
+                (1, self.settings.prefetch)
+            };
+            for _ in 0..channels {
                 let ch = conn.create_channel().await?;
-                ch.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+                ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
                 ch.confirm_select(ConfirmSelectOptions::default()).await?;
                 let bus = self.clone();
                 let worker = consumer.clone();
@@ -372,7 +379,9 @@ impl AmqpBus {
         let txn = self.db.platform_txn().await?;
         let marked = repo::mark_published(&txn, &token, &confirmed, Utc::now()).await?;
         // Whatever was not confirmed goes back at once, to this relay or another.
-        repo::release_unpublished(&txn, &token).await?;
+        let confirmed_ids: std::collections::HashSet<Uuid> = confirmed.iter().copied().collect();
+        let unconfirmed: Vec<Uuid> = rows.iter().map(|r| r.id).filter(|id| !confirmed_ids.contains(id)).collect();
+        repo::release_unpublished(&txn, &token, &unconfirmed).await?;
         if marked < rows.len() as u64 {
             self.cursor.restart();
         }

@@ -644,15 +644,19 @@ async fn finish_leased(
     Ok(done)
 }
 
-/// Gives back the leases `token` still holds (its publish failed), so that the next
-/// round, of this relay or another, takes those events at once.
-pub async fn release_unpublished(txn: &DatabaseTransaction, token: &str) -> Result<()> {
-    outbox_event::Entity::update_many()
-        .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .filter(outbox_event::Column::ClaimedBy.eq(token))
-        .filter(outbox_event::Column::DispatchedAt.is_null())
-        .exec(txn)
-        .await?;
+/// Gives back the leases `token` holds on these events (their publish failed), so that
+/// the next round, of this relay or another, takes them at once. By id: no index
+/// leads with `claimed_by`, and a search by it walks every event not yet fanned out.
+pub async fn release_unpublished(txn: &DatabaseTransaction, token: &str, ids: &[Uuid]) -> Result<()> {
+    for chunk in ids.chunks(CHUNK) {
+        outbox_event::Entity::update_many()
+            .col_expr(outbox_event::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .filter(outbox_event::Column::Id.is_in(chunk.iter().copied()))
+            .filter(outbox_event::Column::ClaimedBy.eq(token))
+            .filter(outbox_event::Column::DispatchedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
     Ok(())
 }
 

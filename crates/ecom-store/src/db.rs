@@ -234,7 +234,7 @@ impl Db {
                 "SELECT current_setting('autovacuum')",
             ))
             .await?;
-        let setting = row.map(|r| r.try_get_by_index::<String>(0)).transpose().map_err(sea_orm::DbErr::from)?;
+        let setting = row.map(|r| r.try_get_by_index::<String>(0)).transpose()?;
         Ok(setting.as_deref() == Some("off"))
     }
 
