@@ -308,6 +308,9 @@ impl AmqpBus {
     // ---- publishing ------------------------------------------------------------------------
 
     async fn publish_loop(self, ch: Channel) -> Result<(), AmqpError> {
+        // Whether the last round published: only then can this relay have deepened a
+        // queue, so an idle relay does not ask the broker for its queues every poll.
+        let mut busy = false;
         loop {
             // The lag counts events not yet confirmed by the broker.
             if let Err(e) = self.gauges.sample(false).await {
@@ -319,7 +322,7 @@ impl AmqpBus {
             // read back instead of handed on and forgotten). A million events at once
             // (SQLite, bench/results/notify.md): ~1,500/s with the backlog in the
             // broker, 1,903/s held back here.
-            if self.deepest_queue(&ch).await? > self.settings.relay.batch.saturating_mul(BACKLOG_BATCHES) {
+            if busy && self.deepest_queue(&ch).await? > self.settings.relay.batch.saturating_mul(BACKLOG_BATCHES) {
                 tokio::time::sleep(BACKLOG_WAIT).await;
                 continue;
             }
@@ -339,7 +342,8 @@ impl AmqpBus {
                 }
                 Err(e) => return Err(e),
             };
-            if published == 0 && redriven == 0 {
+            busy = published > 0 || redriven > 0;
+            if !busy {
                 if let Err(e) = self.gauges.sample(true).await {
                     tracing::warn!(error = %e, "sampling the outbox lag failed");
                 }
