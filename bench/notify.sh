@@ -86,7 +86,7 @@ run_case() { # backend url pool mode channels
   "$TARGET/ecom-bench" seed-checkout --database-url "$url" --products 5 2>/dev/null
   env "${amqp_env[@]}" "${sms_env[@]}" ECOM_DATABASE_URL="$url" ECOM_DATABASE_MAX_CONNECTIONS="$pool" ECOM_RATE_LIMITS=false \
     ECOM_LOG_LEVEL=warn ECOM_SECRET_KEY=bench-secret-bench-secret-bench-secret \
-    ECOM_SMTP_URL="smtp://127.0.0.1:$SINK_PORT" ECOM_NOTIFY_EMAIL_PER_SEC=100000 ECOM_NOTIFY_SMS_PER_SEC=100000 \
+    ECOM_SMTP_URL="smtp://127.0.0.1:$SINK_PORT" ECOM_NOTIFY_EMAIL_PER_SEC=100000 ECOM_NOTIFY_SMS_PER_SEC=100000 ECOM_NOTIFY_INAPP_PER_SEC=100000 \
     "$TARGET/ecom" serve --listen "127.0.0.1:$PORT" --data-dir "$data" >"$data/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -150,7 +150,7 @@ done
   echo "  the orders belong to a customer with a verified phone who asked for SMS order updates)."
   echo "- messages/s counts what reached the sinks (emails + texts); in-app items are not counted."
   echo "- SMTP sink: \`ecom-bench smtp-sink\` (Rust, a thread per connection, counts messages)."
-  echo "- Server settings: defaults except \`ECOM_NOTIFY_EMAIL_PER_SEC=100000\` and \`ECOM_NOTIFY_SMS_PER_SEC=100000\` (no send-rate cap), \`ECOM_RATE_LIMITS=false\`."
+  echo "- Server settings: defaults except \`ECOM_NOTIFY_EMAIL_PER_SEC\`, \`ECOM_NOTIFY_SMS_PER_SEC\` and \`ECOM_NOTIFY_INAPP_PER_SEC\` at 100000 (no send-rate cap), \`ECOM_RATE_LIMITS=false\`."
   echo
   echo "| backend | mode | channels | events | emails at sink | texts at sink | insert s | first message s | total s | messages/s | server peak RSS MiB | server CPU s | left pending | failed |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -5,9 +5,16 @@
 //! leased to one by a conditional update (`claimed_by`, `claimed_until`), the same way
 //! the bus relay leases deliveries, so two never send a message at once; one that dies
 //! mid-send loses its lease and another picks the row up. No transaction is held while
-//! a message is on the wire. A round claims a batch in one conditional update, sends it
-//! `concurrency` at a time and records the outcomes in one transaction, so the database
-//! sees three transactions per batch, not per message.
+//! a message is on the wire.
+//!
+//! A dispatcher runs one lane per channel it has. A lane's round claims a batch of its
+//! own channel's due messages in one conditional update, sends them — `concurrency` at
+//! a time, or, for a channel that takes a batch at once (in-app, which files a few
+//! hundred items in one transaction), a chunk at a time — and records the outcomes in
+//! one transaction: three transactions per batch, not per message. Lanes run side by
+//! side, so a provider that is slow, down or held to a low send rate (texts at 10 a
+//! second) delays its own messages and nobody else's. A message for a channel this
+//! node does not have waits for a node that has it.
 
 use crate::{Channel, Outgoing, SendError};
 use chrono::{DateTime, Utc};
@@ -18,6 +25,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// How the dispatcher paces itself.
@@ -28,17 +36,15 @@ pub struct DispatchSettings {
     /// Retry waits: the bus relay's capped exponential backoff with jitter (only its
     /// `backoff_base` and `backoff_max` are used).
     pub backoff: ecom_bus::RelaySettings,
-    /// How long to sleep when there was nothing to do.
+    /// How long a lane sleeps when it had nothing to do.
     pub poll: Duration,
-    /// Messages claimed per round.
+    /// Messages a lane claims per round.
     pub batch: u64,
     /// How long a claimed message stays with its dispatcher; a send that takes longer
     /// is abandoned and counted as a failed attempt.
     pub lease: Duration,
-    /// Messages sent at once.
+    /// Messages a lane sends at once (channels that send one at a time).
     pub concurrency: usize,
-    /// Messages per second each channel may send from this process.
-    pub per_channel_per_sec: u32,
 }
 
 impl Default for DispatchSettings {
@@ -50,31 +56,48 @@ impl Default for DispatchSettings {
             batch: 1024,
             lease: Duration::from_secs(60),
             concurrency: 16,
-            per_channel_per_sec: 50,
         }
     }
+}
+
+/// Messages handed at once to a channel that takes batches ([`Channel::batches`]).
+const SEND_CHUNK: usize = 250;
+
+/// A channel with its send-rate limit.
+#[derive(Clone)]
+struct Lane {
+    channel: Arc<dyn Channel>,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    per_sec: NonZeroU32,
 }
 
 /// The channels messages go out on, by kind, each with its send-rate limit.
 #[derive(Clone, Default)]
 pub struct Channels {
-    by_kind: HashMap<&'static str, (Arc<dyn Channel>, Arc<DefaultDirectRateLimiter>)>,
+    by_kind: HashMap<&'static str, Lane>,
 }
 
 impl Channels {
     /// Adds (or replaces) the channel for its kind, limited to `per_sec` messages a second.
     pub fn with(mut self, channel: Arc<dyn Channel>, per_sec: u32) -> Self {
-        let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
-        let limiter = Arc::new(RateLimiter::direct(Quota::per_second(rate)));
-        self.by_kind.insert(channel.kind(), (channel, limiter));
+        let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let limiter = Arc::new(RateLimiter::direct(Quota::per_second(per_sec)));
+        self.by_kind.insert(channel.kind(), Lane { channel, limiter, per_sec });
         self
     }
 
     /// One line per channel, for the start-up log.
     pub fn describe(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.by_kind.iter().map(|(k, (c, _))| format!("{k}: {}", c.describe())).collect();
+        let mut lines: Vec<String> =
+            self.by_kind.iter().map(|(k, lane)| format!("{k}: {}", lane.channel.describe())).collect();
         lines.sort();
         lines
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = self.by_kind.keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
     }
 }
 
@@ -90,7 +113,17 @@ impl Round {
     fn idle(&self) -> bool {
         *self == Round::default()
     }
+
+    fn add(&mut self, other: Round) {
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.failed += other.failed;
+    }
 }
+
+/// What a lane's sending gave: an outcome per message attempted, and the messages it
+/// did not get to (their leases are given back).
+type Sent = (Vec<(NotificationRow, Result<String, SendError>)>, Vec<Uuid>);
 
 /// The dispatcher. Cheap to clone.
 #[derive(Clone)]
@@ -113,13 +146,41 @@ impl Dispatcher {
         Self { db, channels, settings: Arc::new(settings), id: id.into() }
     }
 
-    /// Runs rounds until the task is dropped or aborted; sleeps when idle.
+    /// Runs every lane, and the failed-message gauge, until the task is dropped or
+    /// aborted (which ends the lanes with it).
     pub async fn run(self) {
+        let mut lanes = JoinSet::new();
+        for kind in self.channels.kinds() {
+            let me = self.clone();
+            lanes.spawn(async move { me.run_lane(kind).await });
+        }
+        let me = self.clone();
+        lanes.spawn(async move {
+            loop {
+                if let Err(e) = me.sample().await {
+                    tracing::warn!(error = %e, "counting failed notifications failed");
+                }
+                tokio::time::sleep(me.settings.poll.max(Duration::from_secs(1))).await;
+            }
+        });
+        while let Some(ended) = lanes.join_next().await {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "a notification lane stopped");
+            }
+        }
+    }
+
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    /// One lane's rounds, for ever; sleeps when idle.
+    async fn run_lane(&self, kind: &'static str) {
         loop {
-            let idle = match self.run_once().await {
+            let idle = match self.lane_round(kind).await {
                 Ok(round) => round.idle(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "notification round failed");
+                    tracing::warn!(error = %e, channel = kind, "notification round failed");
                     true
                 }
             };
@@ -127,10 +188,6 @@ impl Dispatcher {
                 tokio::time::sleep(self.settings.poll).await;
             }
         }
-    }
-
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run())
     }
 
     /// Runs rounds until one finds nothing due (at most `max_rounds`): for one-off
@@ -142,57 +199,46 @@ impl Dispatcher {
             if r.idle() {
                 break;
             }
-            total.sent += r.sent;
-            total.retried += r.retried;
-            total.failed += r.failed;
+            total.add(r);
         }
         Ok(total)
     }
 
-    /// One round: claims a batch of due messages (one conditional update), sends them,
-    /// `concurrency` at a time, and records the outcomes (one transaction).
+    /// One round of every lane, side by side.
     pub async fn run_once(&self) -> Result<Round, StoreError> {
-        let mut round = Round::default();
         self.sample().await?;
-        let (claimed, mut bodies, until) = self.claim().await?;
+        let mut lanes = JoinSet::new();
+        for kind in self.channels.kinds() {
+            let me = self.clone();
+            lanes.spawn(async move { me.lane_round(kind).await });
+        }
+        let mut total = Round::default();
+        let mut failure = None;
+        while let Some(done) = lanes.join_next().await {
+            match done {
+                Ok(Ok(round)) => total.add(round),
+                Ok(Err(e)) => failure = Some(e),
+                Err(e) => tracing::error!(error = %e, "a notification round stopped"),
+            }
+        }
+        failure.map_or(Ok(total), Err)
+    }
+
+    /// One round of the `kind` lane: claims a batch of its due messages (one
+    /// conditional update), sends them and records the outcomes (one transaction).
+    async fn lane_round(&self, kind: &'static str) -> Result<Round, StoreError> {
+        let Some(lane) = self.channels.by_kind.get(kind) else { return Ok(Round::default()) };
+        let (claimed, bodies, until) = self.claim(kind, lane).await?;
         if claimed.is_empty() {
-            return Ok(round);
+            return Ok(Round::default());
         }
         let senders = self.senders(&claimed).await?;
-        let mut claimed = claimed.into_iter();
-        let mut results = Vec::with_capacity(claimed.len());
-        let mut skipped = Vec::new();
-        let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            while tasks.len() < self.settings.concurrency.max(1) {
-                let Some(row) = claimed.next() else { break };
-                // Started only with half the lease left, and cut off before it ends,
-                // so that the outcome is recorded while this dispatcher holds it.
-                let left = (until - Utc::now()).to_std().unwrap_or_default();
-                if left < self.settings.lease / 2 {
-                    skipped.push(row.id);
-                    continue;
-                }
-                let from_name = row.tenant_id.and_then(|t| senders.get(&t).cloned());
-                let body = bodies.remove(&row.id);
-                let me = self.clone();
-                let limit = left.saturating_sub(self.settings.lease / 4);
-                tasks.spawn(async move {
-                    let result = me.send(&row, body, from_name, limit).await;
-                    (row, result)
-                });
-            }
-            let Some(done) = tasks.join_next().await else { break };
-            match done {
-                Ok(r) => results.push(r),
-                Err(e) => tracing::warn!(error = %e, "a notification task failed"),
-            }
-        }
-        let recorded = self.record(results, &skipped).await?;
-        round.sent = recorded.sent;
-        round.retried = recorded.retried;
-        round.failed = recorded.failed;
-        Ok(round)
+        let (results, skipped) = if lane.channel.batches() {
+            self.send_batches(lane, claimed, bodies, &senders, until).await
+        } else {
+            self.send_each(lane, claimed, bodies, &senders, until).await
+        };
+        self.record(results, &skipped).await
     }
 
     /// `ecom_notifications_failed`: messages that failed for good, waiting in the logs.
@@ -204,15 +250,19 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Leases a batch of due messages (`batch`, or fewer when the send-rate limit
-    /// could not get through them within half the lease) and reads their bodies.
-    async fn claim(&self) -> Result<(Vec<NotificationRow>, HashMap<Uuid, BodyRow>, DateTime<Utc>), StoreError> {
+    /// Leases a batch of the lane's due messages (`batch`, or fewer when its send-rate
+    /// limit could not get through them within half the lease) and reads their bodies.
+    async fn claim(
+        &self,
+        kind: &str,
+        lane: &Lane,
+    ) -> Result<(Vec<NotificationRow>, HashMap<Uuid, BodyRow>, DateTime<Utc>), StoreError> {
         let now = Utc::now();
         let until = add(now, self.settings.lease);
-        let by_rate = u64::from(self.settings.per_channel_per_sec.max(1)) * (self.settings.lease.as_secs() / 2).max(1);
+        let by_rate = u64::from(lane.per_sec.get()) * (self.settings.lease.as_secs() / 2).max(1);
         let limit = self.settings.batch.min(by_rate).max(self.settings.concurrency.max(1) as u64);
         let txn = self.db.platform_txn().await?;
-        let claimed = repo::LEASE.claim(&txn, &self.id, now, until, limit).await?;
+        let claimed = repo::claim(&txn, kind, &self.id, now, until, limit).await?;
         let ids: Vec<Uuid> = claimed.iter().map(|r| r.id).collect();
         let bodies = repo::bodies(&txn, &ids).await?;
         txn.commit().await?;
@@ -233,36 +283,101 @@ impl Dispatcher {
         Ok(names)
     }
 
-    /// Sends one message through its channel; the provider's id, or why not.
-    async fn send(
+    /// How long a send may still take, or `None` when the lease has less than half
+    /// left: a send starts only with half the lease left and is cut off before it
+    /// ends, so that its outcome is recorded while this dispatcher holds the message.
+    fn time_left(&self, until: DateTime<Utc>) -> Option<Duration> {
+        let left = (until - Utc::now()).to_std().unwrap_or_default();
+        (left >= self.settings.lease / 2).then(|| left.saturating_sub(self.settings.lease / 4))
+    }
+
+    /// Sends a lane's messages one by one, `concurrency` at a time.
+    async fn send_each(
         &self,
-        row: &NotificationRow,
-        body: Option<BodyRow>,
-        from_name: Option<String>,
-        limit: Duration,
-    ) -> Result<String, SendError> {
-        let Some((channel, limiter)) = self.channels.by_kind.get(row.channel.as_str()) else {
-            return Err(SendError::Transient(format!("no {} channel is configured on this node", row.channel)));
-        };
-        let Some(body) = body else {
-            return Err(SendError::Permanent("the message's body is missing".into()));
-        };
-        limiter.until_ready().await;
-        let message = Outgoing {
-            id: row.id,
-            tenant: row.tenant_id.map(ecom_core::TenantId),
-            from_name,
-            to: row.recipient.clone(),
-            subject: row.subject.clone(),
-            headers: repo::headers_of(&body),
-            text: body.body_text,
-            html: body.body_html,
-            link: row.link.clone(),
-        };
-        match tokio::time::timeout(limit, channel.send(&message)).await {
-            Ok(r) => r,
-            Err(_) => Err(SendError::Transient(format!("timed out after {limit:?}"))),
+        lane: &Lane,
+        claimed: Vec<NotificationRow>,
+        mut bodies: HashMap<Uuid, BodyRow>,
+        senders: &HashMap<Uuid, String>,
+        until: DateTime<Utc>,
+    ) -> Sent {
+        let mut claimed = claimed.into_iter();
+        let mut results = Vec::with_capacity(claimed.len());
+        let mut skipped = Vec::new();
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.len() < self.settings.concurrency.max(1) {
+                let Some(row) = claimed.next() else { break };
+                let Some(limit) = self.time_left(until) else {
+                    skipped.push(row.id);
+                    continue;
+                };
+                let message = outgoing(&row, bodies.remove(&row.id), senders);
+                let lane = lane.clone();
+                tasks.spawn(async move {
+                    let result = match message {
+                        Ok(m) => {
+                            lane.limiter.until_ready().await;
+                            within(limit, lane.channel.send(&m)).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (row, result)
+                });
+            }
+            let Some(done) = tasks.join_next().await else { break };
+            match done {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::warn!(error = %e, "a notification task failed"),
+            }
         }
+        (results, skipped)
+    }
+
+    /// Sends a lane's messages a chunk at a time, for a channel that takes batches.
+    async fn send_batches(
+        &self,
+        lane: &Lane,
+        claimed: Vec<NotificationRow>,
+        mut bodies: HashMap<Uuid, BodyRow>,
+        senders: &HashMap<Uuid, String>,
+        until: DateTime<Utc>,
+    ) -> Sent {
+        let chunk = SEND_CHUNK.min(lane.per_sec.get() as usize);
+        let mut results = Vec::with_capacity(claimed.len());
+        let mut skipped = Vec::new();
+        let mut claimed = claimed.into_iter().peekable();
+        while claimed.peek().is_some() {
+            let rows: Vec<NotificationRow> = claimed.by_ref().take(chunk).collect();
+            let Some(limit) = self.time_left(until) else {
+                skipped.extend(rows.iter().map(|r| r.id));
+                continue;
+            };
+            let mut ready = Vec::with_capacity(rows.len());
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in rows {
+                match outgoing(&row, bodies.remove(&row.id), senders) {
+                    Ok(m) => {
+                        ready.push(row);
+                        messages.push(m);
+                    }
+                    Err(e) => results.push((row, Err(e))),
+                }
+            }
+            let Some(n) = u32::try_from(messages.len()).ok().and_then(NonZeroU32::new) else { continue };
+            // Never more than the limiter's burst (`chunk` is at most the rate).
+            let _ = lane.limiter.until_n_ready(n).await;
+            let mut outcomes = match tokio::time::timeout(limit, lane.channel.send_many(&messages)).await {
+                Ok(outcomes) => outcomes.into_iter(),
+                Err(_) => Vec::new().into_iter(),
+            };
+            for row in ready {
+                let outcome = outcomes
+                    .next()
+                    .unwrap_or_else(|| Err(SendError::Transient(format!("no outcome within {limit:?}"))));
+                results.push((row, outcome));
+            }
+        }
+        (results, skipped)
     }
 
     /// Records a round's outcomes in one transaction: every success in one update per
@@ -312,6 +427,39 @@ impl Dispatcher {
         repo::LEASE.release(&txn, &self.id, skipped).await?;
         txn.commit().await?;
         Ok(round)
+    }
+}
+
+/// The message a queue row asks for, or why it cannot be sent.
+fn outgoing(
+    row: &NotificationRow,
+    body: Option<BodyRow>,
+    senders: &HashMap<Uuid, String>,
+) -> Result<Outgoing, SendError> {
+    let Some(body) = body else {
+        return Err(SendError::Permanent("the message's body is missing".into()));
+    };
+    Ok(Outgoing {
+        id: row.id,
+        tenant: row.tenant_id.map(ecom_core::TenantId),
+        from_name: row.tenant_id.and_then(|t| senders.get(&t).cloned()),
+        to: row.recipient.clone(),
+        subject: row.subject.clone(),
+        headers: repo::headers_of(&body),
+        text: body.body_text,
+        html: body.body_html,
+        link: row.link.clone(),
+    })
+}
+
+/// A send cut off after `limit`.
+async fn within(
+    limit: Duration,
+    send: impl std::future::Future<Output = Result<String, SendError>>,
+) -> Result<String, SendError> {
+    match tokio::time::timeout(limit, send).await {
+        Ok(r) => r,
+        Err(_) => Err(SendError::Transient(format!("timed out after {limit:?}"))),
     }
 }
 

@@ -155,40 +155,103 @@ impl Channel for InAppChannel {
     }
 
     async fn send(&self, m: &Outgoing) -> Result<String, SendError> {
-        let Some(tenant) = m.tenant else {
-            return Err(SendError::Permanent("in-app messages belong to a store".into()));
-        };
-        let Some(recipient) = Recipient::parse(&m.to) else {
-            return Err(SendError::Permanent(format!("{:?} is not an inbox (customer:<id> or staff:<id>)", m.to)));
-        };
-        let wake = Wake { tenant: tenant.0, recipient };
-        let filed = async {
-            let txn = self.db.tenant_txn(tenant).await?;
-            let item =
-                NewItem { recipient, notification_id: Some(m.id), title: &m.subject, body: &m.text, link: &m.link };
+        self.send_many(std::slice::from_ref(m))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(SendError::Transient("inbox: no outcome".into())))
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// Files the items one transaction per store, and wakes each inbox once.
+    async fn send_many(&self, messages: &[Outgoing]) -> Vec<Result<String, SendError>> {
+        let mut outcomes: Vec<Result<String, SendError>> = Vec::with_capacity(messages.len());
+        let mut by_store: Vec<(ecom_core::TenantId, Vec<(usize, Recipient)>)> = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            let addressed = match (m.tenant, Recipient::parse(&m.to)) {
+                (None, _) => Err(SendError::Permanent("in-app messages belong to a store".into())),
+                (Some(_), None) => {
+                    Err(SendError::Permanent(format!("{:?} is not an inbox (customer:<id> or staff:<id>)", m.to)))
+                }
+                (Some(tenant), Some(recipient)) => {
+                    match by_store.iter_mut().find(|(t, _)| *t == tenant) {
+                        Some((_, items)) => items.push((i, recipient)),
+                        None => by_store.push((tenant, vec![(i, recipient)])),
+                    }
+                    // Replaced below by the filing's outcome.
+                    Err(SendError::Transient("inbox: not filed".into()))
+                }
+            };
+            outcomes.push(addressed);
+        }
+        for (tenant, items) in by_store {
+            match self.file(tenant, messages, &items).await {
+                Ok((filed, wakes)) => {
+                    if self.db.backend() != Backend::Postgres {
+                        for w in wakes {
+                            self.hub.wake(w);
+                        }
+                    }
+                    for ((i, _), id) in items.iter().zip(filed) {
+                        // Filed before by an attempt whose outcome was lost: the same item.
+                        outcomes[*i] =
+                            Ok(id.map_or_else(|| format!("inbox:{}", messages[*i].id), |id| format!("inbox:{id}")));
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in &items {
+                        outcomes[*i] = Err(SendError::Transient(format!("inbox: {e}")));
+                    }
+                }
+            }
+        }
+        outcomes
+    }
+}
+
+impl InAppChannel {
+    /// Files one store's items in one transaction; on PostgreSQL announces each inbox
+    /// that got one (delivered at commit). The new items' ids (`None`: filed before),
+    /// and the inboxes to wake.
+    async fn file(
+        &self,
+        tenant: ecom_core::TenantId,
+        messages: &[Outgoing],
+        items: &[(usize, Recipient)],
+    ) -> Result<(Vec<Option<Uuid>>, Vec<Wake>), ecom_store::StoreError> {
+        let txn = self.db.tenant_txn(tenant).await?;
+        let mut filed = Vec::with_capacity(items.len());
+        let mut wakes: Vec<Wake> = Vec::new();
+        for (i, recipient) in items {
+            let m = &messages[*i];
+            let item = NewItem {
+                recipient: *recipient,
+                notification_id: Some(m.id),
+                title: &m.subject,
+                body: &m.text,
+                link: &m.link,
+            };
             let id = inbox::insert(&txn, tenant, &item).await?;
-            if id.is_some() && self.db.backend() == Backend::Postgres {
+            let wake = Wake { tenant: tenant.0, recipient: *recipient };
+            if id.is_some() && !wakes.contains(&wake) {
+                wakes.push(wake);
+            }
+            filed.push(id);
+        }
+        if self.db.backend() == Backend::Postgres {
+            for wake in &wakes {
                 txn.execute_raw(Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
                     "SELECT pg_notify($1, $2)",
                     [PG_CHANNEL.into(), wake.payload().into()],
                 ))
-                .await
-                .map_err(ecom_store::StoreError::from)?;
+                .await?;
             }
-            txn.commit().await.map_err(ecom_store::StoreError::from)?;
-            Ok::<_, ecom_store::StoreError>(id)
-        };
-        match filed.await {
-            Ok(id) => {
-                if self.db.backend() != Backend::Postgres {
-                    self.hub.wake(wake);
-                }
-                // Filed before by an attempt whose outcome was lost: the same item.
-                Ok(id.map_or_else(|| format!("inbox:{}", m.id), |id| format!("inbox:{id}")))
-            }
-            Err(e) => Err(SendError::Transient(format!("inbox: {e}"))),
         }
+        txn.commit().await?;
+        Ok((filed, wakes))
     }
 }
 

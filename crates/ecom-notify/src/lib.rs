@@ -102,6 +102,20 @@ pub trait Channel: Send + Sync + 'static {
     /// For logs and the start-up banner: where messages go (never with credentials).
     fn describe(&self) -> String;
     async fn send(&self, message: &Outgoing) -> Result<String, SendError>;
+    /// Whether the channel sends a batch at once ([`Channel::send_many`]) rather than
+    /// one message at a time: in-app, which files a few hundred items in one
+    /// transaction. The dispatcher hands such a channel chunks of its lane's round.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Sends `messages`; an outcome for each, in order. By default one after another.
+    async fn send_many(&self, messages: &[Outgoing]) -> Vec<Result<String, SendError>> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            outcomes.push(self.send(m).await);
+        }
+        outcomes
+    }
 }
 
 /// An email to queue.

@@ -96,6 +96,7 @@ mod m0018_staff;
 mod m0021_node_traffic;
 mod m0022_queue_indexes;
 mod m0023_notification_bodies;
+mod m0024_notification_lanes;
 
 pub(crate) struct Migrator;
 
@@ -125,6 +126,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0021_node_traffic::M0021NodeTraffic),
             Box::new(m0022_queue_indexes::M0022QueueIndexes),
             Box::new(m0023_notification_bodies::M0023NotificationBodies),
+            Box::new(m0024_notification_lanes::M0024NotificationLanes),
         ]
     }
 }

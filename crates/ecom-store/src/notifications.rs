@@ -212,6 +212,19 @@ pub const LEASE: Lease<N> = Lease {
     claimed_until: C::ClaimedUntil,
 };
 
+/// Leases up to `limit` due messages of one channel to dispatcher `me` until `until`
+/// (a dispatcher's lane for that channel; see m0024 for the index it takes).
+pub async fn claim(
+    txn: &DatabaseTransaction,
+    channel: &str,
+    me: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<NotificationRow>> {
+    LEASE.claim_where(txn, Condition::all().add(C::Channel.eq(channel)), me, now, until, limit).await
+}
+
 /// How many rows one `IN (…)` list or `CASE` carries.
 const CHUNK: usize = 500;
 

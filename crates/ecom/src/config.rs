@@ -143,6 +143,10 @@ pub struct Config {
     /// Web Push messages per second one node may send (push services throttle abuse,
     /// not volume).
     pub notify_push_per_sec: u32,
+    /// In-app items per second one node may file in the inboxes (a database write,
+    /// a few hundred to a transaction; the cap keeps a flood from crowding out
+    /// checkouts on a small database).
+    pub notify_inapp_per_sec: u32,
     /// Days to keep what is done with (delivered bus and webhook deliveries, consumer
     /// receipts, sent notifications, the dev mailbox); 0 keeps them forever. Nothing
     /// waiting, failed or dead-lettered is pruned; idempotency keys go after 24 h.
@@ -249,6 +253,7 @@ impl Default for Config {
             notify_sms_per_sec: 10,
             notify_whatsapp_per_sec: 80,
             notify_push_per_sec: 500,
+            notify_inapp_per_sec: 5000,
             retention_days: 30,
             webhook_sender: true,
             webhook_disable_after_secs: 86_400,
@@ -470,6 +475,7 @@ impl Config {
             ("notify_sms_per_sec", self.notify_sms_per_sec),
             ("notify_whatsapp_per_sec", self.notify_whatsapp_per_sec),
             ("notify_push_per_sec", self.notify_push_per_sec),
+            ("notify_inapp_per_sec", self.notify_inapp_per_sec),
         ] {
             if !(1..=100_000).contains(&rate) {
                 return err(key, "expected 1 to 100000");
@@ -559,7 +565,6 @@ impl Config {
             max_attempts: self.notify_max_attempts,
             backoff: self.relay_settings(),
             poll: std::time::Duration::from_millis(self.bus_poll_ms),
-            per_channel_per_sec: self.notify_email_per_sec,
             ..ecom_notify::DispatchSettings::default()
         }
     }

@@ -366,7 +366,9 @@ pub fn notification_channels(
         config,
         db,
         vapid,
-        ecom_notify::Channels::default().with(email, config.notify_email_per_sec).with(inapp, 1000),
+        ecom_notify::Channels::default()
+            .with(email, config.notify_email_per_sec)
+            .with(inapp, config.notify_inapp_per_sec),
     )
 }
 

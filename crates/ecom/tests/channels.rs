@@ -93,6 +93,8 @@ struct Twilio {
     received: Mutex<Vec<(String, String, String)>>,
     /// Requests that broke the documented shape, and why.
     malformed: Mutex<Vec<String>>,
+    /// Until set, a text to +15005550700 gets no answer: a provider sitting on a request.
+    released: std::sync::atomic::AtomicBool,
 }
 
 /// `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` as Twilio documents it.
@@ -142,6 +144,11 @@ async fn twilio_messages(
         r.push((to.clone(), from, text));
         r.iter().filter(|(t2, _, _)| *t2 == to).count()
     };
+    if to == "+15005550700" {
+        while !t.released.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     match to.as_str() {
         // Twilio's own answer for a number that cannot receive messages.
         "+15005550009" => (
@@ -214,6 +221,52 @@ async fn twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed(backe
     assert_eq!(received.iter().filter(|(to, _, _)| to == "+15005550429").count(), 2);
 }
 backends!(twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed);
+
+/// Each channel is sent from its own lane: while Twilio sits on a text, email keeps
+/// going out and is recorded sent, and the text is sent once Twilio answers.
+async fn a_provider_sitting_on_a_text_does_not_hold_up_email(backend: common::Backend) {
+    let (twilio, base) = twilio_server().await;
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        fast(c);
+        c.twilio_account_sid = Some(SID.into());
+        c.twilio_auth_token = Some(ecom::config::Secret(TOKEN.into()));
+        c.twilio_from = Some("+15005550006".into());
+        c.twilio_api_url = base;
+    })
+    .await
+    else {
+        return;
+    };
+    let tenant = app.store("demo", "Demo").await;
+    queue(&app, &tenant, ecom_notify::SMS, "+15005550700", "Held by the provider").await;
+    let start = Instant::now();
+    while !twilio.received.lock().unwrap().iter().any(|(to, _, _)| to == "+15005550700") {
+        assert!(start.elapsed() < Duration::from_secs(30), "the text was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    let email = ecom_notify::Email {
+        to: "pat@example.com",
+        template: "plain",
+        subject: "Meanwhile",
+        text: "Email does not wait for texts.",
+        html: "",
+        event_id: None,
+    };
+    ecom_notify::enqueue_email(&txn, Some(tenant.id), &email).await.unwrap();
+    txn.commit().await.unwrap();
+    let queued = Instant::now();
+    let rows =
+        log_until(&app, "the email sent", |r| r.iter().any(|n| n.channel == "email" && n.status == "sent")).await;
+    assert!(queued.elapsed() < Duration::from_secs(10), "the email waited {:?}", queued.elapsed());
+    let text = row(&rows, "+15005550700");
+    assert_eq!((text.status.as_str(), text.attempts), ("pending", 0), "still with Twilio: {text:#?}");
+
+    twilio.released.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rows = log_until(&app, "the text sent", |r| row(r, "+15005550700").status == "sent").await;
+    assert_eq!(row(&rows, "+15005550700").attempts, 1, "sent once, when Twilio answered");
+}
+backends!(a_provider_sitting_on_a_text_does_not_hold_up_email);
 
 // ---- WhatsApp ----
 

@@ -502,3 +502,82 @@ async fn back_in_stock_is_answered_once_per_request(backend: Backend) {
     app.stop().await;
 }
 backends!(back_in_stock_is_answered_once_per_request);
+
+/// In-app items go out a batch at a time, one transaction per store: items for two
+/// stores queued together each reach their own inbox, one addressed to no inbox fails
+/// alone, and filing the batch again (an attempt whose outcome was lost) files nothing
+/// twice.
+async fn in_app_items_of_two_stores_are_filed_each_once_in_their_own_inbox(backend: Backend) {
+    use ecom_store::inbox::Recipient;
+    let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
+    let (a, b) = (app.store("north", "North").await, app.store("south", "South").await);
+    let (pat, sam) = (Recipient::Customer(uuid::Uuid::now_v7()), Recipient::Customer(uuid::Uuid::now_v7()));
+    let queued = [(&a, pat.address(), "North 1"), (&a, pat.address(), "North 2"), (&a, "robot:7".to_owned(), "Nobody")]
+        .into_iter()
+        .chain([(&b, sam.address(), "South 1"), (&a, pat.address(), "North 3"), (&b, sam.address(), "South 2")]);
+    for (store, to, title) in queued {
+        let txn = app.db.tenant_txn(store.id).await.unwrap();
+        let item = ecom_store::notifications::NewNotification {
+            tenant: Some(store.id),
+            channel: ecom_notify::INAPP,
+            recipient: &to,
+            template: "test",
+            subject: title,
+            body_text: "Something happened.",
+            link: "/account",
+            ..Default::default()
+        };
+        ecom_store::notifications::enqueue(&txn, item).await.unwrap();
+        txn.commit().await.unwrap();
+    }
+    let start = Instant::now();
+    let rows = loop {
+        let rows = log(&app.db).await;
+        if rows.len() == 6 && rows.iter().all(|r| r.status != "pending") {
+            break rows;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "not all filed: {rows:#?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    let nobody = rows.iter().find(|r| r.subject == "Nobody").unwrap();
+    assert_eq!((nobody.status.as_str(), nobody.attempts), ("failed", 1), "{nobody:#?}");
+    assert!(nobody.last_error.contains("is not an inbox"), "{nobody:#?}");
+    let filed: Vec<&Logged> = rows.iter().filter(|r| r.subject != "Nobody").collect();
+    assert!(filed.iter().all(|r| r.status == "sent" && r.provider_id.starts_with("inbox:")), "{filed:#?}");
+
+    let titles = |store: &Tenant, who: Recipient| {
+        let db = app.db.clone();
+        let id = store.id;
+        async move {
+            let txn = db.tenant_txn(id).await.unwrap();
+            let items = ecom_store::inbox::list(&txn, id, who, 50).await.unwrap();
+            txn.commit().await.unwrap();
+            let mut titles: Vec<String> = items.into_iter().map(|i| i.title).collect();
+            titles.sort();
+            titles
+        }
+    };
+    assert_eq!(titles(&a, pat).await, ["North 1", "North 2", "North 3"]);
+    assert_eq!(titles(&b, sam).await, ["South 1", "South 2"]);
+    assert!(titles(&b, pat).await.is_empty(), "one store's items stay in it");
+
+    let again: Vec<ecom_notify::Outgoing> = filed
+        .iter()
+        .map(|r| ecom_notify::Outgoing {
+            id: r.id,
+            tenant: r.tenant_id.map(ecom_core::TenantId),
+            to: r.recipient.clone(),
+            subject: r.subject.clone(),
+            text: r.body.body_text.clone(),
+            link: r.link.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let channel = ecom_notify::InAppChannel::new(app.db.clone(), ecom_notify::InboxHub::new());
+    let outcomes = ecom_notify::Channel::send_many(&channel, &again).await;
+    assert!(outcomes.iter().all(|o| o.as_ref().is_ok_and(|id| id.starts_with("inbox:"))), "{outcomes:?}");
+    assert_eq!(titles(&a, pat).await.len(), 3, "nothing filed twice");
+    assert_eq!(titles(&b, sam).await.len(), 2, "nothing filed twice");
+    app.stop().await;
+}
+backends!(in_app_items_of_two_stores_are_filed_each_once_in_their_own_inbox);
