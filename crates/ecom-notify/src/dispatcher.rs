@@ -61,7 +61,7 @@ impl Default for DispatchSettings {
 }
 
 /// Messages handed at once to a channel that takes batches ([`Channel::batches`]).
-const SEND_CHUNK: usize = 250;
+const SEND_CHUNK: usize = 500;
 
 /// A channel with its send-rate limit.
 #[derive(Clone)]

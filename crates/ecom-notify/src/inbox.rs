@@ -212,7 +212,7 @@ impl Channel for InAppChannel {
 }
 
 impl InAppChannel {
-    /// Files one store's items in one transaction; on PostgreSQL announces each inbox
+    /// Files one store's items in one transaction (a statement per hundred); on PostgreSQL announces each inbox
     /// that got one (delivered at commit). The new items' ids (`None`: filed before),
     /// and the inboxes to wake.
     async fn file(
@@ -221,24 +221,27 @@ impl InAppChannel {
         messages: &[Outgoing],
         items: &[(usize, Recipient)],
     ) -> Result<(Vec<Option<Uuid>>, Vec<Wake>), ecom_store::StoreError> {
+        let new: Vec<NewItem<'_>> = items
+            .iter()
+            .map(|(i, recipient)| {
+                let m = &messages[*i];
+                NewItem {
+                    recipient: *recipient,
+                    notification_id: Some(m.id),
+                    title: &m.subject,
+                    body: &m.text,
+                    link: &m.link,
+                }
+            })
+            .collect();
         let txn = self.db.tenant_txn(tenant).await?;
-        let mut filed = Vec::with_capacity(items.len());
+        let filed = inbox::insert_many(&txn, tenant, &new).await?;
         let mut wakes: Vec<Wake> = Vec::new();
-        for (i, recipient) in items {
-            let m = &messages[*i];
-            let item = NewItem {
-                recipient: *recipient,
-                notification_id: Some(m.id),
-                title: &m.subject,
-                body: &m.text,
-                link: &m.link,
-            };
-            let id = inbox::insert(&txn, tenant, &item).await?;
-            let wake = Wake { tenant: tenant.0, recipient: *recipient };
+        for (item, id) in new.iter().zip(&filed) {
+            let wake = Wake { tenant: tenant.0, recipient: item.recipient };
             if id.is_some() && !wakes.contains(&wake) {
                 wakes.push(wake);
             }
-            filed.push(id);
         }
         if self.db.backend() == Backend::Postgres {
             for wake in &wakes {

@@ -5,9 +5,9 @@
 use crate::Result;
 use chrono::{DateTime, Utc};
 use ecom_core::TenantId;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use uuid::Uuid;
@@ -93,25 +93,59 @@ pub struct NewItem<'a> {
 
 /// Files an item; returns its id, or `None` when the notification was filed already.
 pub async fn insert(txn: &DatabaseTransaction, tenant: TenantId, new: &NewItem<'_>) -> Result<Option<Uuid>> {
-    let id = Uuid::now_v7();
-    let title: String = new.title.chars().take(500).collect();
-    let link: String = new.link.chars().take(1000).collect();
-    let res = I::insert(item::ActiveModel {
-        id: Set(id),
-        tenant_id: Set(tenant.0),
-        recipient_kind: Set(new.recipient.kind().into()),
-        recipient_id: Set(new.recipient.id()),
-        notification_id: Set(new.notification_id),
-        title: Set(title),
-        body: Set(new.body.to_owned()),
-        link: Set(link),
-        read_at: Set(None),
-        created_at: Set(Utc::now()),
-    })
-    .on_conflict(OnConflict::column(C::NotificationId).do_nothing().to_owned())
-    .exec_without_returning(txn)
-    .await?;
-    Ok((res == 1).then_some(id))
+    Ok(insert_many(txn, tenant, std::slice::from_ref(new)).await?.pop().flatten())
+}
+
+/// Items filed per statement (ten values each, under SQLite's and PostgreSQL's
+/// parameter limits).
+const INSERT_CHUNK: usize = 100;
+
+/// Files items in one statement per hundred; for each, in order, its id, or `None`
+/// when its notification was filed already (an attempt whose outcome was lost).
+pub async fn insert_many(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    new: &[NewItem<'_>],
+) -> Result<Vec<Option<Uuid>>> {
+    let now = Utc::now();
+    let ids: Vec<Uuid> = new.iter().map(|_| Uuid::now_v7()).collect();
+    let mut filed = std::collections::HashSet::with_capacity(new.len());
+    for (items, ids) in new.chunks(INSERT_CHUNK).zip(ids.chunks(INSERT_CHUNK)) {
+        let mut insert = Query::insert();
+        insert.into_table(I).columns([
+            C::Id,
+            C::TenantId,
+            C::RecipientKind,
+            C::RecipientId,
+            C::NotificationId,
+            C::Title,
+            C::Body,
+            C::Link,
+            C::ReadAt,
+            C::CreatedAt,
+        ]);
+        for (item, id) in items.iter().zip(ids) {
+            let title: String = item.title.chars().take(500).collect();
+            let link: String = item.link.chars().take(1000).collect();
+            insert.values_panic([
+                (*id).into(),
+                tenant.0.into(),
+                item.recipient.kind().into(),
+                item.recipient.id().into(),
+                item.notification_id.into(),
+                title.into(),
+                item.body.into(),
+                link.into(),
+                Option::<DateTime<Utc>>::None.into(),
+                now.into(),
+            ]);
+        }
+        insert.on_conflict(OnConflict::column(C::NotificationId).do_nothing().to_owned()).returning_col(C::Id);
+        for row in txn.query_all(&insert).await? {
+            filed.insert(row.try_get::<Uuid>("", "id")?);
+        }
+    }
+    Ok(ids.into_iter().map(|id| filed.contains(&id).then_some(id)).collect())
 }
 
 fn mine(tenant: TenantId, who: Recipient) -> sea_orm::Condition {
