@@ -121,6 +121,15 @@ impl Round {
     }
 }
 
+/// A lane's claimed messages, their bodies, the names of their stores, and when the
+/// lease on them ends.
+struct Claimed {
+    rows: Vec<NotificationRow>,
+    bodies: HashMap<Uuid, BodyRow>,
+    senders: HashMap<Uuid, String>,
+    until: DateTime<Utc>,
+}
+
 /// What a lane's sending gave: an outcome per message attempted, and the messages it
 /// did not get to (their leases are given back).
 type Sent = (Vec<(NotificationRow, Result<String, SendError>)>, Vec<Uuid>);
@@ -228,15 +237,16 @@ impl Dispatcher {
     /// conditional update), sends them and records the outcomes (one transaction).
     async fn lane_round(&self, kind: &'static str) -> Result<Round, StoreError> {
         let Some(lane) = self.channels.by_kind.get(kind) else { return Ok(Round::default()) };
-        let (claimed, bodies, until) = self.claim(kind, lane).await?;
-        if claimed.is_empty() {
+        let (rows, bodies, until) = self.claim(kind, lane).await?;
+        if rows.is_empty() {
             return Ok(Round::default());
         }
-        let senders = self.senders(&claimed).await?;
+        let senders = self.senders(&rows).await?;
+        let batch = Claimed { rows, bodies, senders, until };
         let (results, skipped) = if lane.channel.batches() {
-            self.send_batches(lane, claimed, bodies, &senders, until).await
+            self.send_batches(lane, batch).await
         } else {
-            self.send_each(lane, claimed, bodies, &senders, until).await
+            self.send_each(lane, batch).await
         };
         self.record(results, &skipped).await
     }
@@ -292,15 +302,9 @@ impl Dispatcher {
     }
 
     /// Sends a lane's messages one by one, `concurrency` at a time.
-    async fn send_each(
-        &self,
-        lane: &Lane,
-        claimed: Vec<NotificationRow>,
-        mut bodies: HashMap<Uuid, BodyRow>,
-        senders: &HashMap<Uuid, String>,
-        until: DateTime<Utc>,
-    ) -> Sent {
-        let mut claimed = claimed.into_iter();
+    async fn send_each(&self, lane: &Lane, batch: Claimed) -> Sent {
+        let Claimed { rows, mut bodies, senders, until } = batch;
+        let mut claimed = rows.into_iter();
         let mut results = Vec::with_capacity(claimed.len());
         let mut skipped = Vec::new();
         let mut tasks = JoinSet::new();
@@ -311,7 +315,7 @@ impl Dispatcher {
                     skipped.push(row.id);
                     continue;
                 };
-                let message = outgoing(&row, bodies.remove(&row.id), senders);
+                let message = outgoing(&row, bodies.remove(&row.id), &senders);
                 let lane = lane.clone();
                 tasks.spawn(async move {
                     let result = match message {
@@ -334,18 +338,12 @@ impl Dispatcher {
     }
 
     /// Sends a lane's messages a chunk at a time, for a channel that takes batches.
-    async fn send_batches(
-        &self,
-        lane: &Lane,
-        claimed: Vec<NotificationRow>,
-        mut bodies: HashMap<Uuid, BodyRow>,
-        senders: &HashMap<Uuid, String>,
-        until: DateTime<Utc>,
-    ) -> Sent {
+    async fn send_batches(&self, lane: &Lane, batch: Claimed) -> Sent {
+        let Claimed { rows, mut bodies, senders, until } = batch;
         let chunk = SEND_CHUNK.min(lane.per_sec.get() as usize);
-        let mut results = Vec::with_capacity(claimed.len());
+        let mut results = Vec::with_capacity(rows.len());
         let mut skipped = Vec::new();
-        let mut claimed = claimed.into_iter().peekable();
+        let mut claimed = rows.into_iter().peekable();
         while claimed.peek().is_some() {
             let rows: Vec<NotificationRow> = claimed.by_ref().take(chunk).collect();
             let Some(limit) = self.time_left(until) else {
@@ -355,7 +353,7 @@ impl Dispatcher {
             let mut ready = Vec::with_capacity(rows.len());
             let mut messages = Vec::with_capacity(rows.len());
             for row in rows {
-                match outgoing(&row, bodies.remove(&row.id), senders) {
+                match outgoing(&row, bodies.remove(&row.id), &senders) {
                     Ok(m) => {
                         ready.push(row);
                         messages.push(m);

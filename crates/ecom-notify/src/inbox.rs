@@ -212,9 +212,9 @@ impl Channel for InAppChannel {
 }
 
 impl InAppChannel {
-    /// Files one store's items in one transaction (a statement per hundred); on PostgreSQL announces each inbox
-    /// that got one (delivered at commit). The new items' ids (`None`: filed before),
-    /// and the inboxes to wake.
+    /// Files one store's items in one transaction (a statement per hundred); on
+    /// PostgreSQL announces each inbox that got one (delivered at commit). The new
+    /// items' ids (`None`: filed before), and the inboxes to wake.
     async fn file(
         &self,
         tenant: ecom_core::TenantId,

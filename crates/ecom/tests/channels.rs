@@ -185,14 +185,19 @@ async fn twilio_server() -> (Arc<Twilio>, String) {
     (twilio, serve(router).await)
 }
 
+/// Texts go through Twilio at `base` (a [`twilio_server`]), from +15005550006.
+fn twilio_at(c: &mut ecom::config::Config, base: String) {
+    c.twilio_account_sid = Some(SID.into());
+    c.twilio_auth_token = Some(ecom::config::Secret(TOKEN.into()));
+    c.twilio_from = Some("+15005550006".into());
+    c.twilio_api_url = base;
+}
+
 async fn twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed(backend: common::Backend) {
     let (twilio, base) = twilio_server().await;
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
-        c.twilio_account_sid = Some(SID.into());
-        c.twilio_auth_token = Some(ecom::config::Secret(TOKEN.into()));
-        c.twilio_from = Some("+15005550006".into());
-        c.twilio_api_url = base;
+        twilio_at(c, base);
     })
     .await
     else {
@@ -228,10 +233,7 @@ async fn a_provider_sitting_on_a_text_does_not_hold_up_email(backend: common::Ba
     let (twilio, base) = twilio_server().await;
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
-        c.twilio_account_sid = Some(SID.into());
-        c.twilio_auth_token = Some(ecom::config::Secret(TOKEN.into()));
-        c.twilio_from = Some("+15005550006".into());
-        c.twilio_api_url = base;
+        twilio_at(c, base);
     })
     .await
     else {
@@ -958,10 +960,7 @@ async fn order_updates_reach_a_verified_phone_by_sms_and_whatsapp_when_the_shopp
     let (graph, graph_url) = graph_server().await;
     let Some(app) = TestApp::spawn_with(backend, |c| {
         fast(c);
-        c.twilio_account_sid = Some(SID.into());
-        c.twilio_auth_token = Some(ecom::config::Secret(TOKEN.into()));
-        c.twilio_from = Some("+15005550006".into());
-        c.twilio_api_url = twilio_url;
+        twilio_at(c, twilio_url);
         c.whatsapp_token = Some(ecom::config::Secret(WA_TOKEN.into()));
         c.whatsapp_phone_number_id = Some(WA_NUMBER_ID.into());
         c.whatsapp_api_url = format!("{graph_url}/v21.0");
