@@ -156,12 +156,14 @@ impl Dispatcher {
     }
 
     /// Runs every lane, and the failed-message gauge, until the task is dropped or
-    /// aborted (which ends the lanes with it).
+    /// aborted (which ends the lanes with it). A lane that panics is started again;
+    /// the messages it held go out once their lease runs out.
     pub async fn run(self) {
         let mut lanes = JoinSet::new();
+        let mut kinds = HashMap::new();
         for kind in self.channels.kinds() {
             let me = self.clone();
-            lanes.spawn(async move { me.run_lane(kind).await });
+            kinds.insert(lanes.spawn(async move { me.run_lane(kind).await }).id(), kind);
         }
         let me = self.clone();
         lanes.spawn(async move {
@@ -172,10 +174,15 @@ impl Dispatcher {
                 tokio::time::sleep(me.settings.poll.max(Duration::from_secs(1))).await;
             }
         });
-        while let Some(ended) = lanes.join_next().await {
-            if let Err(e) = ended {
-                tracing::error!(error = %e, "a notification lane stopped");
-            }
+        while let Some(ended) = lanes.join_next_with_id().await {
+            let Err(e) = ended else { continue };
+            let Some(kind) = kinds.remove(&e.id()) else {
+                tracing::error!(error = %e, "the notification gauge stopped");
+                continue;
+            };
+            tracing::error!(error = %e, channel = kind, "a notification lane stopped; starting it again");
+            let me = self.clone();
+            kinds.insert(lanes.spawn(async move { me.run_lane(kind).await }).id(), kind);
         }
     }
 

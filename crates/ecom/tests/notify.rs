@@ -415,3 +415,80 @@ fn a_bad_smtp_url_stops_start_up_naming_the_key_without_the_password() {
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(stdout.contains("smtp_url") && !stdout.contains("hunter2"), "hidden by ecom config: {stdout}");
 }
+
+/// A channel that takes batches and panics on its first one.
+struct PanicsOnce {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ecom_notify::Channel for PanicsOnce {
+    fn kind(&self) -> &'static str {
+        "panics-once"
+    }
+
+    fn describe(&self) -> String {
+        "a test channel".into()
+    }
+
+    async fn send(&self, m: &ecom_notify::Outgoing) -> Result<String, ecom_notify::SendError> {
+        Ok(format!("ok:{}", m.id))
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    async fn send_many(&self, messages: &[ecom_notify::Outgoing]) -> Vec<Result<String, ecom_notify::SendError>> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            panic!("a bug in a channel");
+        }
+        messages.iter().map(|m| Ok(format!("ok:{}", m.id))).collect()
+    }
+}
+
+/// A lane whose task panics is started again, and the message it held goes out once
+/// its lease has run out.
+async fn a_lane_that_panics_is_started_again(backend: common::Backend) {
+    let Some(app) = TestApp::spawn_with(backend, fast).await else { return };
+    let tenant = app.store("demo", "Demo").await;
+    let txn = app.db.tenant_txn(tenant.id).await.unwrap();
+    let row = ecom_store::notifications::NewNotification {
+        tenant: Some(tenant.id),
+        channel: "panics-once",
+        recipient: "anyone",
+        template: "test",
+        subject: "Hello",
+        body_text: "Hello.",
+        ..Default::default()
+    };
+    let id = ecom_store::notifications::enqueue(&txn, row).await.unwrap();
+    txn.commit().await.unwrap();
+    let channel = std::sync::Arc::new(PanicsOnce { calls: Default::default() });
+    let settings = ecom_notify::DispatchSettings {
+        poll: Duration::from_millis(10),
+        lease: Duration::from_secs(4),
+        ..ecom_notify::DispatchSettings::default()
+    };
+    let dispatcher = ecom_notify::Dispatcher::new(
+        app.db.clone(),
+        ecom_notify::Channels::default().with(channel.clone(), 100),
+        settings,
+    )
+    .spawn();
+    let start = Instant::now();
+    let sent = loop {
+        let rows = common::notification_log(&app.db, 50).await;
+        if let Some(r) = rows.into_iter().find(|r| r.id == id && r.status == "sent") {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the message was never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sent.provider_id, format!("ok:{id}"));
+    assert_eq!(channel.calls.load(std::sync::atomic::Ordering::SeqCst), 2, "the panic, then the send");
+    assert!(start.elapsed() >= Duration::from_secs(3), "taken again only after the lease: {:?}", start.elapsed());
+    dispatcher.abort();
+    app.stop().await;
+}
+backends!(a_lane_that_panics_is_started_again);
