@@ -161,9 +161,12 @@ impl Dispatcher {
     pub async fn run(self) {
         let mut lanes = JoinSet::new();
         let mut kinds = HashMap::new();
-        for kind in self.channels.kinds() {
+        let start = |lanes: &mut JoinSet<()>, kinds: &mut HashMap<tokio::task::Id, &'static str>, kind| {
             let me = self.clone();
             kinds.insert(lanes.spawn(async move { me.run_lane(kind).await }).id(), kind);
+        };
+        for kind in self.channels.kinds() {
+            start(&mut lanes, &mut kinds, kind);
         }
         let me = self.clone();
         lanes.spawn(async move {
@@ -181,8 +184,7 @@ impl Dispatcher {
                 continue;
             };
             tracing::error!(error = %e, channel = kind, "a notification lane stopped; starting it again");
-            let me = self.clone();
-            kinds.insert(lanes.spawn(async move { me.run_lane(kind).await }).id(), kind);
+            start(&mut lanes, &mut kinds, kind);
         }
     }
 

@@ -91,11 +91,6 @@ pub struct NewItem<'a> {
     pub link: &'a str,
 }
 
-/// Files an item; returns its id, or `None` when the notification was filed already.
-pub async fn insert(txn: &DatabaseTransaction, tenant: TenantId, new: &NewItem<'_>) -> Result<Option<Uuid>> {
-    Ok(insert_many(txn, tenant, std::slice::from_ref(new)).await?.pop().flatten())
-}
-
 /// Items filed per statement (ten values each, under SQLite's and PostgreSQL's
 /// parameter limits).
 const INSERT_CHUNK: usize = 100;

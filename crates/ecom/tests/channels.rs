@@ -193,16 +193,19 @@ fn twilio_at(c: &mut ecom::config::Config, base: String) {
     c.twilio_api_url = base;
 }
 
-async fn twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed(backend: common::Backend) {
+/// An app whose texts go to a new [`twilio_server`].
+async fn twilio_app(backend: common::Backend) -> Option<(Arc<Twilio>, TestApp)> {
     let (twilio, base) = twilio_server().await;
-    let Some(app) = TestApp::spawn_with(backend, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         fast(c);
         twilio_at(c, base);
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
+    Some((twilio, app))
+}
+
+async fn twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed(backend: common::Backend) {
+    let Some((twilio, app)) = twilio_app(backend).await else { return };
     let tenant = app.store("demo", "Demo").await;
     queue(&app, &tenant, ecom_notify::SMS, "+14155550100", "Your order has shipped").await;
     queue(&app, &tenant, ecom_notify::SMS, "+15005550429", "Busy once").await;
@@ -230,15 +233,7 @@ backends!(twilio_sms_is_sent_as_documented_and_errors_are_retried_or_failed);
 /// Each channel is sent from its own lane: while Twilio sits on a text, email keeps
 /// going out and is recorded sent, and the text is sent once Twilio answers.
 async fn a_provider_sitting_on_a_text_does_not_hold_up_email(backend: common::Backend) {
-    let (twilio, base) = twilio_server().await;
-    let Some(app) = TestApp::spawn_with(backend, |c| {
-        fast(c);
-        twilio_at(c, base);
-    })
-    .await
-    else {
-        return;
-    };
+    let Some((twilio, app)) = twilio_app(backend).await else { return };
     let tenant = app.store("demo", "Demo").await;
     queue(&app, &tenant, ecom_notify::SMS, "+15005550700", "Held by the provider").await;
     let start = Instant::now();
